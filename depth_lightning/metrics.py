@@ -1,0 +1,145 @@
+"""The field's depth metrics and evaluation crops (BTS / AdaBins / ZoeDepth conventions)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import Metric
+
+METRIC_NAMES = ("d1", "d2", "d3", "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog")
+CROPS = ("none", "eigen_nyu", "garg", "eigen")
+MODES = ("per_image", "pooled")
+
+# Pixel sums accumulated per image; every metric is a function of these.
+_SUMS = ("n", "t1", "t2", "t3", "abs_rel", "sq_rel", "sq", "sq_log", "abs_log10", "e", "e2")
+
+
+def crop_mask(crop: str, height: int, width: int, device: torch.device | None = None) -> Tensor:
+    """Boolean ``(height, width)`` mask of an evaluation crop.
+
+    ``eigen_nyu``: rows 45:471, cols 41:601 of a 480x640 frame (scaled for other sizes);
+    ``garg`` / ``eigen``: the KITTI crops as fractions of the frame, as peers compute them.
+    """
+    if crop not in CROPS:
+        raise ValueError(f"evaluation crop {crop!r} is unknown; allowed: {', '.join(CROPS)}")
+    mask = torch.zeros(height, width, dtype=torch.bool, device=device)
+    if crop == "none":
+        mask[:] = True
+    elif crop == "eigen_nyu":
+        sy, sx = height / 480, width / 640
+        mask[round(45 * sy) : round(471 * sy), round(41 * sx) : round(601 * sx)] = True
+    else:
+        top, bottom = (0.40810811, 0.99189189) if crop == "garg" else (0.3324324, 0.91351351)
+        mask[int(top * height) : int(bottom * height), int(0.03594771 * width) : int(0.96405229 * width)] = True
+    return mask
+
+
+def _per_image_sums(pred: Tensor, gt: Tensor, valid: Tensor) -> Tensor:
+    """``(B, len(_SUMS))`` float64 sums over each image's valid pixels."""
+    p, g, m = pred.double(), gt.double(), valid.double()
+    g = torch.where(valid, g, torch.ones_like(g))  # keep logs finite off the mask
+    p = torch.where(valid, p, torch.ones_like(p))
+    ratio = torch.maximum(p / g, g / p)
+    e = torch.log(p) - torch.log(g)
+    terms = (
+        m,
+        (ratio < 1.25).double() * m,
+        (ratio < 1.25**2).double() * m,
+        (ratio < 1.25**3).double() * m,
+        (p - g).abs() / g * m,
+        (p - g).square() / g * m,
+        (p - g).square() * m,
+        e.square() * m,
+        (torch.log10(p) - torch.log10(g)).abs() * m,
+        e * m,
+        e.square() * m,
+    )
+    return torch.stack([t.flatten(1).sum(1) for t in terms], dim=1)
+
+
+def metrics_from_sums(s: Tensor) -> Tensor:
+    """Metrics ``(..., len(METRIC_NAMES))`` from pixel sums ``(..., len(_SUMS))``."""
+    n = s[..., 0]
+    mean = {k: s[..., i] / n for i, k in enumerate(_SUMS)}
+    silog_var = (mean["e2"] - mean["e"].square()).clamp_min(0)
+    return torch.stack(
+        [
+            mean["t1"],
+            mean["t2"],
+            mean["t3"],
+            mean["abs_rel"],
+            mean["sq_rel"],
+            mean["sq"].sqrt(),
+            mean["sq_log"].sqrt(),
+            mean["abs_log10"],
+            100 * silog_var.sqrt(),
+        ],
+        dim=-1,
+    )
+
+
+class DepthMetrics(Metric):
+    """δ<1.25^{1,2,3}, abs rel, sq rel, rmse, rmse log, log10 and silog.
+
+    Ground truth is valid where ``min_depth < g < max_depth``; predictions are upsampled bilinearly
+    to the ground truth's size, clipped to ``[min_depth, max_depth]`` (inf -> max, NaN -> min), then
+    the crop is applied. ``per_image`` (the field's convention) averages each image's metrics;
+    ``pooled`` averages over all valid pixels of all images. State is float64 sums reduced with
+    ``sum``, so evaluation split across processes equals evaluation in one process.
+    """
+
+    full_state_update = False
+    higher_is_better = None
+
+    def __init__(
+        self,
+        min_depth: float = 1e-3,
+        max_depth: float = 10.0,
+        crop: str = "none",
+        mode: str = "per_image",
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not 0 <= min_depth < max_depth:
+            raise ValueError(f"metrics need 0 <= min_depth < max_depth, got {min_depth}, {max_depth}")
+        if mode not in MODES:
+            raise ValueError(f"metrics mode {mode!r} is unknown; allowed: {', '.join(MODES)}")
+        crop_mask(crop, 8, 8)  # validates the name
+        self.min_depth, self.max_depth, self.crop, self.mode = min_depth, max_depth, crop, mode
+        n = len(METRIC_NAMES) if mode == "per_image" else len(_SUMS)
+        self.add_state("totals", torch.zeros(n, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("images", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("empty_images", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, pred: Tensor, target: Tensor) -> None:
+        """``pred`` and ``target``: ``(B,H,W)`` or ``(B,1,H,W)`` depth in metres."""
+        pred = pred.reshape(-1, *pred.shape[-2:]).float()
+        target = target.reshape(-1, *target.shape[-2:]).float()
+        if pred.shape[0] != target.shape[0]:
+            raise ValueError(f"batch sizes differ: prediction {pred.shape[0]}, ground truth {target.shape[0]}")
+        pred = torch.nan_to_num(pred, nan=self.min_depth, posinf=self.max_depth, neginf=self.min_depth)
+        if pred.shape[-2:] != target.shape[-2:]:
+            pred = F.interpolate(pred[:, None], size=target.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        pred = pred.clamp(self.min_depth, self.max_depth)
+        valid = torch.isfinite(target) & (target > self.min_depth) & (target < self.max_depth)
+        valid &= crop_mask(self.crop, *target.shape[-2:], device=target.device)
+        sums = _per_image_sums(pred, target, valid)
+        has_pixels = sums[:, 0] > 0
+        self.empty_images += (~has_pixels).sum()
+        sums = sums[has_pixels]
+        if self.mode == "per_image":
+            self.totals += metrics_from_sums(sums).sum(0)
+        else:
+            self.totals += sums.sum(0)
+        self.images += has_pixels.sum()
+
+    def compute(self) -> dict[str, Tensor]:
+        if self.images == 0:
+            warnings.warn("DepthMetrics.compute() called with no image holding a valid pixel: NaN", stacklevel=2)
+            return {k: torch.tensor(math.nan, dtype=torch.float64) for k in METRIC_NAMES}
+        values = self.totals / self.images if self.mode == "per_image" else metrics_from_sums(self.totals)
+        return dict(zip(METRIC_NAMES, values.unbind(), strict=True))

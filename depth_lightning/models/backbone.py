@@ -1,0 +1,169 @@
+"""ImageNet ResNets without pooling and fc, stages 3 and 4 kept at 1/8 resolution (Sec. 3.1)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import Tensor, nn
+from torchvision.models.resnet import BasicBlock
+
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+STAGES = ("layer2", "layer3", "layer4")  # the stages whose outputs are at 1/8 of the input
+MIN_INPUT = 32  # below this the 1/8 feature map is < 4 pixels and BatchNorm statistics degenerate
+
+
+def _set_dilation(block: nn.Module, dilation: int) -> None:
+    """Give every 3x3 convolution of a residual block stride 1 and the given dilation."""
+    convs = [block.conv1, block.conv2] if isinstance(block, BasicBlock) else [block.conv2]
+    for conv in convs:
+        conv.stride, conv.dilation, conv.padding = (1, 1), (dilation, dilation), (dilation, dilation)
+    if block.downsample is not None:
+        block.downsample[0].stride = (1, 1)
+
+
+class ResNetBackbone(nn.Module):
+    """A torchvision ResNet trunk returning the maps named in ``taps``.
+
+    Args:
+        name: one of ``resnet18|34|50|101|152``.
+        dilated: stages 3 and 4 use dilation 2 and 4 (the paper); ``False`` is Table 3's
+            "no dilation" ablation: same 1/8 feature size, 1-dilated 3x3 convolutions.
+        taps: feature maps to return, e.g. ``["layer2", "layer3.mid", "layer3", "layer4"]``;
+            ``layerN`` is the end of stage N, ``layerN.i`` the output of its block ``i``
+            (negative counts from the end), ``layerN.mid`` its middle block.
+        output_stride: 8 (the paper); 32 restores torchvision's strides (only with ``dilated=False``).
+        pretrained: ``none``, ``imagenet`` (torchvision's weights through its cache), or the path
+            of a torchvision ResNet ``state_dict`` file.
+
+    The parameter names are torchvision's, so its ``state_dict`` (less ``fc.*``) loads key for key.
+    """
+
+    def __init__(
+        self,
+        name: str = "resnet152",
+        dilated: bool = True,
+        taps: Sequence[str] = ("layer2", "layer3.mid", "layer3", "layer4"),
+        output_stride: int = 8,
+        pretrained: str = "none",
+    ) -> None:
+        super().__init__()
+        if name not in BACKBONES:
+            raise ValueError(f"model.backbone={name!r} is unknown; allowed: {', '.join(BACKBONES)}")
+        if output_stride not in (8, 32):
+            raise ValueError(f"output_stride must be 8 or 32, got {output_stride}")
+        if output_stride == 32 and dilated:
+            raise ValueError("output_stride=32 restores torchvision's strides and needs dilated=False")
+        net = getattr(torchvision.models, name)(weights=None)
+        self.name, self.dilated, self.output_stride = name, dilated, output_stride
+        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
+        if output_stride == 8:
+            # torchvision's replace_stride_with_dilation convention (DeepLab): the first block of a
+            # dilated stage keeps the previous dilation, the following blocks use the new one.
+            for stage, (first, rest) in ((self.layer3, (1, 2)), (self.layer4, (2, 4))):
+                if not dilated:
+                    first, rest = 1, 1
+                for i, block in enumerate(stage):
+                    _set_dilation(block, first if i == 0 else rest)
+        self.taps = list(taps)
+        self._tap_index = [self._parse_tap(t) for t in self.taps]
+        if len(set(self._tap_index)) != len(self._tap_index):
+            raise ValueError(f"model.taps has duplicates after resolution: {self.taps}")
+        self._tap_index_order = sorted(range(len(self.taps)), key=lambda i: self._tap_index[i])
+        self.stage_channels = {
+            "layer2": self.layer2[-1].conv1.in_channels,
+            "layer3": self.layer3[-1].conv1.in_channels,
+            "layer4": self.layer4[-1].conv1.in_channels,
+        }
+        self.out_channels = [self.stage_channels[f"layer{s}"] for s, _ in self._tap_index]
+        if pretrained and pretrained != "none":
+            self.load_torchvision_state_dict(_pretrained_state_dict(name, pretrained))
+
+    def _parse_tap(self, tap: str) -> tuple[int, int]:
+        allowed = "layer2, layer3, layer4, layerN.<block index>, layerN.mid (N in 2..4)"
+        stage_name, _, block = str(tap).partition(".")
+        if stage_name not in STAGES:
+            raise ValueError(f"model.taps: unknown tap {tap!r}; allowed: {allowed} (all at 1/8 resolution)")
+        if self.output_stride != 8:
+            raise ValueError("model.taps needs output_stride=8: the fused maps must have the same size")
+        n = len(getattr(self, stage_name))
+        if block == "":
+            index = n - 1
+        elif block == "mid":
+            index = (n - 1) // 2
+        else:
+            try:
+                index = int(block)
+            except ValueError:
+                raise ValueError(f"model.taps: unknown tap {tap!r}; allowed: {allowed}") from None
+            if not -n <= index < n:
+                raise ValueError(f"model.taps: {tap!r} is out of range, {stage_name} of {self.name} has {n} blocks")
+            index %= n
+        return int(stage_name[-1]), index
+
+    def load_torchvision_state_dict(self, state_dict: dict[str, Tensor]) -> None:
+        """Load a torchvision ResNet ``state_dict`` strictly, ignoring only the classifier ``fc.*``."""
+        trunk = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
+        missing, unexpected = self.load_state_dict(trunk, strict=False)
+        if missing or unexpected:
+            raise ValueError(
+                f"not a torchvision {self.name} state_dict: missing keys {missing[:5]}..., "
+                f"unexpected keys {unexpected[:5]}... (model.pretrained)"
+            )
+
+    def stem(self, x: Tensor) -> Tensor:
+        return self.layer1(self.maxpool(self.relu(self.bn1(self.conv1(x)))))
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """Return the tapped maps in the order of ``taps``."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"the network takes (B, 3, H, W) RGB images, got shape {tuple(x.shape)}")
+        if min(x.shape[-2:]) < MIN_INPUT:
+            raise ValueError(f"input {tuple(x.shape[-2:])} is too small: height and width must be >= {MIN_INPUT}")
+        wanted = {idx: i for i, idx in enumerate(self._tap_index)}
+        last = max(self._tap_index)
+        out: list[Tensor | None] = [None] * len(self.taps)
+        x = self.stem(x)
+        for s in (2, 3, 4):
+            for b, block in enumerate(getattr(self, f"layer{s}")):
+                x = block(x)
+                if (s, b) in wanted:
+                    out[wanted[(s, b)]] = x
+                if (s, b) == last:
+                    return out  # type: ignore[return-value]
+        return out  # type: ignore[return-value]
+
+    def forward_torchvision(self, x: Tensor) -> Tensor:
+        """The trunk end to end (``layer4`` output), as torchvision computes it."""
+        x = self.stem(x)
+        return self.layer4(self.layer3(self.layer2(x)))
+
+
+def _pretrained_state_dict(name: str, pretrained: str) -> dict[str, Tensor]:
+    if pretrained == "imagenet":
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+        cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+        try:
+            return weights.get_state_dict(progress=False, check_hash=True)
+        except (OSError, RuntimeError) as err:  # URLError is an OSError
+            raise RuntimeError(
+                f"model.pretrained=imagenet: could not load {name} ImageNet weights ({err}). "
+                f"torchvision looks for them in its cache at {cache}; with no network, copy "
+                f"{weights.url} there (or set TORCH_HOME), or use model.pretrained=<path to a state_dict>."
+            ) from err
+    path = Path(pretrained)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"model.pretrained={pretrained!r}: no such file; use 'none', 'imagenet' or a state_dict path"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"model.pretrained={pretrained!r}: cannot read a state_dict from it ({err})") from err
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    return state

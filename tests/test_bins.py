@@ -1,0 +1,88 @@
+import math
+
+import pytest
+import torch
+
+from depth_lightning.models import IGNORE_INDEX, LogDepthBins, bin_cross_entropy
+
+
+@pytest.fixture
+def bins() -> LogDepthBins:
+    return LogDepthBins(0.5, 10.0, 200, valid_min=0.1, valid_max=12.0)
+
+
+def test_bin_geometry(bins):
+    assert bins.q == pytest.approx((math.log(10) - math.log(0.5)) / 199)
+    assert bins.log_centres[0].item() == pytest.approx(math.log(0.5), abs=1e-6)
+    assert bins.log_centres[-1].item() == pytest.approx(math.log(10.0), abs=1e-6)
+
+
+def test_labels_round_trip_within_half_a_bin(bins):
+    depth = torch.exp(torch.empty(4, 30, 40).uniform_(math.log(0.5), math.log(10.0)))
+    labels = bins.labels(depth)
+    onehot = torch.nn.functional.one_hot(labels, bins.num_bins).permute(0, 3, 1, 2).float() * 50
+    err = (torch.log(bins.hard(onehot)) - torch.log(depth)).abs()
+    assert err.max().item() <= bins.q / 2 + 1e-5
+
+
+def test_labels_of_invalid_pixels_are_ignored(bins):
+    depth = torch.tensor([[[0.0, -1.0, math.nan, math.inf, 0.05, 13.0, 0.2, 11.0]]])
+    labels = bins.labels(depth)[0, 0].tolist()
+    assert labels[:6] == [IGNORE_INDEX] * 6
+    assert labels[6] == 0 and labels[7] == bins.num_bins - 1  # valid but outside the bins: clamped
+
+
+def test_soft_of_two_bin_mixture_is_geometric_mean(bins):
+    logits = torch.full((1, bins.num_bins, 1, 1), -1e4)
+    logits[0, 10] = logits[0, 30] = 0.0
+    d10, d30 = torch.exp(bins.log_centres[[10, 30]])
+    assert bins.soft(logits).item() == pytest.approx(math.sqrt(d10 * d30), rel=1e-5)
+    # std of log depth of a 50/50 mixture is half the distance of the centres
+    assert bins.uncertainty(logits).item() == pytest.approx(10 * bins.q, rel=1e-4)
+
+
+def test_decoders_stay_float32_under_bf16_autocast(bins):
+    logits = torch.randn(2, bins.num_bins, 5, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = bins.decode(logits.bfloat16())
+        soft = bins.soft(logits.bfloat16())
+    assert out["soft"].dtype == torch.float32 and soft.dtype == torch.float32
+    torch.testing.assert_close(soft, bins.soft(logits.bfloat16().float()))
+
+
+def test_pixel_accuracy(bins):
+    depth = torch.exp(torch.empty(1, 4, 4).uniform_(math.log(0.5), math.log(10.0)))
+    depth[0, 0, 0] = 0  # invalid, never counted
+    labels = bins.labels(depth).clamp_min(0)
+    logits = torch.nn.functional.one_hot(labels, bins.num_bins).permute(0, 3, 1, 2).float()
+    assert bins.pixel_accuracy(logits, depth).item() == 1.0
+    logits[0, :, 1, 1] = logits[0, :, 1, 1].roll(1)
+    assert bins.pixel_accuracy(logits, depth).item() == pytest.approx(14 / 15)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"num_bins": 1}, "num_bins"), ({"d_min": 5.0, "d_max": 2.0}, "d_min"), ({"d_min": 0.0}, "d_min")],
+)
+def test_bad_settings(kwargs, name):
+    args = {"d_min": 0.5, "d_max": 10.0, "num_bins": 10} | kwargs
+    with pytest.raises(ValueError, match=name):
+        LogDepthBins(**args)
+
+
+def test_loss_with_no_valid_pixel_is_zero_with_gradient():
+    logits = torch.randn(2, 7, 3, 4, requires_grad=True)
+    labels = torch.full((2, 3, 4), IGNORE_INDEX)
+    loss = bin_cross_entropy(logits, labels)
+    loss.backward()
+    assert loss.item() == 0.0 and torch.isfinite(logits.grad).all()
+
+
+def test_loss_averages_over_valid_pixels_only():
+    logits = torch.randn(1, 5, 2, 2)
+    labels = torch.tensor([[[1, IGNORE_INDEX], [4, IGNORE_INDEX]]])
+    logp = torch.log_softmax(logits, 1)
+    expected = -(logp[0, 1, 0, 0] + logp[0, 4, 1, 0]) / 2
+    assert bin_cross_entropy(logits, labels).item() == pytest.approx(expected.item(), rel=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert bin_cross_entropy(logits.bfloat16(), labels).dtype == torch.float32

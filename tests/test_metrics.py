@@ -1,0 +1,130 @@
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from depth_lightning.metrics import METRIC_NAMES, DepthMetrics, crop_mask
+
+MIN, MAX = 1e-3, 10.0
+
+
+def numpy_reference(pred: np.ndarray, gt: np.ndarray, mode: str = "per_image") -> dict[str, float]:
+    """The formulas as BTS/AdaBins write them, one image at a time, in NumPy float64."""
+    pred = np.nan_to_num(pred.astype(np.float64), nan=MIN, posinf=MAX, neginf=MIN).clip(MIN, MAX)
+    gt = gt.astype(np.float64)
+
+    def one(p, g):
+        thresh = np.maximum(g / p, p / g)
+        e = np.log(p) - np.log(g)
+        return {
+            "d1": (thresh < 1.25).mean(),
+            "d2": (thresh < 1.25**2).mean(),
+            "d3": (thresh < 1.25**3).mean(),
+            "abs_rel": np.mean(np.abs(g - p) / g),
+            "sq_rel": np.mean((g - p) ** 2 / g),
+            "rmse": np.sqrt(np.mean((g - p) ** 2)),
+            "rmse_log": np.sqrt(np.mean(e**2)),
+            "log10": np.mean(np.abs(np.log10(g) - np.log10(p))),
+            "silog": np.sqrt(np.mean(e**2) - np.mean(e) ** 2) * 100,
+        }
+
+    with np.errstate(invalid="ignore"):
+        masks = [np.isfinite(g) & (g > MIN) & (g < MAX) for g in gt]
+    if mode == "pooled":
+        return one(
+            np.concatenate([p[m] for p, m in zip(pred, masks)]), np.concatenate([g[m] for g, m in zip(gt, masks)])
+        )
+    per = [one(p[m], g[m]) for p, g, m in zip(pred, gt, masks) if m.any()]
+    return {k: float(np.mean([r[k] for r in per])) for k in METRIC_NAMES}
+
+
+def random_maps(n: int = 6, h: int = 24, w: int = 32, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    gt = rng.uniform(0.2, 12.0, (n, h, w))
+    gt[rng.random((n, h, w)) < 0.2] = 0.0  # holes
+    gt[0, 0, :5] = np.nan
+    gt[1, 1, :5] = np.inf
+    pred = gt * rng.uniform(0.7, 1.4, (n, h, w))
+    pred[np.isnan(pred) | (pred == 0)] = 3.0
+    pred[2, :2] = np.nan
+    pred[3, :2] = np.inf
+    pred[4, :1] = -1.0
+    return pred.astype(np.float32), gt.astype(np.float32)
+
+
+@pytest.mark.parametrize("mode", ["per_image", "pooled"])
+def test_metrics_match_independent_numpy(mode):
+    pred, gt = random_maps()
+    metric = DepthMetrics(MIN, MAX, mode=mode)
+    metric.update(torch.from_numpy(pred[:4]), torch.from_numpy(gt[:4]))
+    metric.update(torch.from_numpy(pred[4:]), torch.from_numpy(gt[4:]))
+    ours = {k: v.item() for k, v in metric.compute().items()}
+    ref = numpy_reference(pred, gt, mode)
+    for k in METRIC_NAMES:
+        assert ours[k] == pytest.approx(ref[k], rel=1e-6), k
+
+
+def test_per_image_and_pooled_differ_as_they_should():
+    # image 0: 4 valid pixels, perfect; image 1: 1 valid pixel, off by 100 %
+    gt = torch.zeros(2, 2, 2)
+    gt[0] = 2.0
+    gt[1, 0, 0] = 2.0
+    pred = torch.full((2, 2, 2), 2.0)
+    pred[1, 0, 0] = 4.0
+    per, pooled = DepthMetrics(MIN, MAX), DepthMetrics(MIN, MAX, mode="pooled")
+    per.update(pred, gt)
+    pooled.update(pred, gt)
+    assert per.compute()["abs_rel"].item() == pytest.approx(0.5)  # mean of (0, 1)
+    assert pooled.compute()["abs_rel"].item() == pytest.approx(0.2)  # 1 / 5 pixels
+    assert per.compute()["d1"].item() == pytest.approx(0.5)
+    assert pooled.compute()["d1"].item() == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("mode", ["per_image", "pooled"])
+def test_merging_halves_equals_one_pass(mode):
+    pred, gt = (torch.from_numpy(a) for a in random_maps(7, seed=3))
+    whole, a, b = (DepthMetrics(MIN, MAX, mode=mode) for _ in range(3))
+    whole.update(pred, gt)
+    a.update(pred[:3], gt[:3])
+    b.update(pred[3:], gt[3:])
+    a.merge_state(b)
+    for k, v in whole.compute().items():
+        assert a.compute()[k].item() == pytest.approx(v.item(), rel=1e-12), k
+
+
+def test_no_images_gives_nan_with_a_warning():
+    metric = DepthMetrics(MIN, MAX)
+    with pytest.warns(UserWarning, match="no image"):
+        out = metric.compute()
+    assert all(math.isnan(v.item()) for v in out.values())
+    metric.update(torch.ones(1, 4, 4), torch.zeros(1, 4, 4))  # an image with no valid pixel
+    with warnings.catch_warnings(record=True):
+        assert math.isnan(metric.compute()["rmse"].item())
+    assert metric.empty_images.item() == 1
+
+
+def test_predictions_are_upsampled_to_ground_truth_then_cropped():
+    gt = torch.full((1, 480, 640), 2.0)
+    metric = DepthMetrics(MIN, MAX, crop="eigen_nyu")
+    pred = torch.full((1, 120, 160), 2.0)
+    pred[..., :5, :] = 9.0  # the top rows fall outside the Eigen crop after upsampling
+    metric.update(pred, gt)
+    assert metric.compute()["abs_rel"].item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_crops():
+    nyu = crop_mask("eigen_nyu", 480, 640)
+    assert nyu.sum().item() == (471 - 45) * (601 - 41)
+    assert nyu[45, 41] and not nyu[44, 41] and not nyu[471, 600] and nyu[470, 600]
+    h, w = 375, 1242
+    garg = crop_mask("garg", h, w)
+    rows = garg.any(1).nonzero()
+    cols = garg.any(0).nonzero()
+    assert rows.min().item() == int(0.40810811 * h) and rows.max().item() == int(0.99189189 * h) - 1
+    assert cols.min().item() == int(0.03594771 * w) and cols.max().item() == int(0.96405229 * w) - 1
+    eigen = crop_mask("eigen", h, w)
+    assert eigen.any(1).nonzero().min().item() == int(0.3324324 * h)
+    with pytest.raises(ValueError, match="garg"):
+        crop_mask("kitti", h, w)

@@ -1,0 +1,144 @@
+import pytest
+import torch
+import torchvision
+
+from depth_lightning.models import DepthNet, ResNetBackbone, count_parameters
+from depth_lightning.models.head import Upsample4x
+
+
+@pytest.mark.parametrize("size", [(240, 320), (188, 620)])
+@pytest.mark.parametrize("bins", [50, 200, 1000])
+def test_output_shapes(size, bins):
+    net = DepthNet("resnet18", bins, upsample="bilinear").eval()
+    with torch.no_grad():
+        out = net(torch.randn(1, 3, *size))
+    assert out.shape == (1, bins, size[0] // 2, size[1] // 2)
+
+
+@pytest.mark.parametrize("size", [(243, 327), (33, 47), (64, 64)])
+def test_odd_sizes_forward_and_backward(size):
+    net = DepthNet("resnet18", 20)
+    out = net(torch.randn(2, 3, *size))
+    assert out.shape == (2, 20, size[0] // 2, size[1] // 2)
+    out.mean().backward()
+    assert all(p.grad is not None for p in net.head.parameters())
+
+
+def test_paper_backbone_shape_resnet152():
+    net = DepthNet("resnet152", 200).eval()
+    with torch.no_grad():
+        assert net(torch.randn(1, 3, 240, 320)).shape == (1, 200, 120, 160)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_features_stay_at_one_eighth(name):
+    bb = ResNetBackbone(name, taps=["layer2", "layer3.mid", "layer3", "layer4"]).eval()
+    with torch.no_grad():
+        maps = bb(torch.randn(1, 3, 240, 320))
+    assert [m.shape[-2:] for m in maps] == [(30, 40)] * 4
+    assert [m.shape[1] for m in maps] == bb.out_channels
+
+
+def test_dilated_bottleneck_equals_torchvision_replace_stride_with_dilation():
+    ours = ResNetBackbone("resnet50", dilated=True).eval()
+    tv = torchvision.models.resnet50(weights=None, replace_stride_with_dilation=[False, True, True]).eval()
+    ours.load_torchvision_state_dict(tv.state_dict())
+    x = torch.randn(1, 3, 96, 128)
+    with torch.no_grad():
+        ref = tv.layer4(tv.layer3(tv.layer2(tv.layer1(tv.maxpool(tv.relu(tv.bn1(tv.conv1(x))))))))
+        torch.testing.assert_close(ours.forward_torchvision(x), ref)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_undilated_with_strides_restored_equals_torchvision(name):
+    tv = getattr(torchvision.models, name)(weights=None).eval()
+    ours = ResNetBackbone(name, dilated=False, output_stride=32, taps=[]).eval()
+    ours.load_torchvision_state_dict(tv.state_dict())
+    x = torch.randn(2, 3, 128, 160)
+    with torch.no_grad():
+        feats = tv.layer4(tv.layer3(tv.layer2(tv.layer1(tv.maxpool(tv.relu(tv.bn1(tv.conv1(x))))))))
+        torch.testing.assert_close(ours.forward_torchvision(x), feats)
+        # and the classifier on top of our trunk reproduces torchvision's logits
+        logits = tv.fc(torch.flatten(tv.avgpool(ours.forward_torchvision(x)), 1))
+        torch.testing.assert_close(logits, tv(x))
+
+
+def test_state_dict_path_is_loaded_strictly(tmp_path):
+    tv = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "r18.pth"
+    torch.save(tv.state_dict(), path)
+    bb = ResNetBackbone("resnet18", pretrained=str(path))
+    for k, v in bb.state_dict().items():
+        torch.testing.assert_close(v, tv.state_dict()[k])
+    torch.save({k: v for k, v in tv.state_dict().items() if k != "layer1.0.conv1.weight"}, path)
+    with pytest.raises(ValueError, match="missing keys"):
+        ResNetBackbone("resnet18", pretrained=str(path))
+    with pytest.raises(FileNotFoundError, match="model.pretrained"):
+        ResNetBackbone("resnet18", pretrained=str(tmp_path / "absent.pth"))
+
+
+def test_imagenet_weights_come_from_torchvisions_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    weights = torchvision.models.ResNet18_Weights.DEFAULT
+    cached = tmp_path / "hub" / "checkpoints" / weights.url.rsplit("/", 1)[-1]
+    # no network here: an empty cache is a clear error naming where the file is expected
+    with pytest.raises(RuntimeError, match=str(cached.parent)):
+        ResNetBackbone("resnet18", pretrained="imagenet")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tv = torchvision.models.resnet18(weights=None)
+    torch.save(tv.state_dict(), cached)
+    bb = ResNetBackbone("resnet18", pretrained="imagenet")
+    torch.testing.assert_close(bb.conv1.weight, tv.conv1.weight)
+
+
+def _counts(**kw):
+    net = DepthNet("resnet18", 100, **kw)
+    return count_parameters(net.backbone), count_parameters(net.head)
+
+
+def test_ablation_switches_change_only_what_they_should(capsys):
+    full = _counts()
+    no_dil = _counts(dilated=False)
+    no_cat = _counts(fusion=False)
+    bil = _counts(upsample="bilinear")
+    with capsys.disabled():
+        print(f"\nparams (backbone, head) full={full} no_dilation={no_dil} no_concat={no_cat} bilinear={bil}")
+    assert no_dil == full  # dilation changes the receptive field, not the weights
+    assert no_cat[0] == full[0] and no_cat[1] < full[1]
+    assert bil[0] == full[0] and full[1] - bil[1] == 100 * 100 * 64
+    dil, plain = DepthNet("resnet18", 10), DepthNet("resnet18", 10, dilated=False)
+    assert dil.backbone.layer4[1].conv1.dilation == (4, 4)
+    assert plain.backbone.layer4[1].conv1.dilation == (1, 1)
+    assert plain.backbone.layer4[0].conv1.stride == (1, 1)
+    assert DepthNet("resnet18", 10, fusion=False).head.classifier[0].in_channels == 512
+
+
+def test_bilinear_and_learned_upsampling_agree_at_init():
+    x = torch.randn(1, 6, 5, 7)
+    a, b = Upsample4x(6, "learned"), Upsample4x(6, "bilinear")
+    torch.testing.assert_close(a(x, (20, 28)), b(x, (20, 28)))
+    const = a(torch.ones(1, 6, 5, 7), (20, 28))
+    assert torch.allclose(const[..., 2:-2, 2:-2], torch.ones(()))  # interior of a constant stays constant
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"backbone": "resnet9"}, "resnet18"),
+        ({"taps": ["layer1"]}, "layer2"),
+        ({"taps": ["layer3.7"]}, "out of range"),
+        ({"upsample": "nearest"}, "learned"),
+        ({"num_bins": 1}, "num_bins"),
+    ],
+)
+def test_bad_configuration_names_the_setting(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DepthNet(**({"backbone": "resnet18", "num_bins": 10} | kwargs))
+
+
+def test_bad_inputs():
+    net = DepthNet("resnet18", 10).eval()
+    with pytest.raises(ValueError, match="3, H, W"):
+        net(torch.randn(1, 1, 64, 64))
+    with pytest.raises(ValueError, match="too small"):
+        net(torch.randn(1, 3, 16, 64))

@@ -1,0 +1,66 @@
+"""Loading depth_lightning checkpoints safely (``weights_only``) with clear errors."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from depth_lightning.module import CHECKPOINT_MARK, DepthModule
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, or not a depth_lightning checkpoint."""
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"ckpt_path={str(path)!r}: no such file (give the path of a .ckpt written by training)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"ckpt_path={str(path)!r}: cannot be read as a PyTorch checkpoint ({err})") from None
+    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not isinstance(hp, dict) or not hp.get(CHECKPOINT_MARK) or "state_dict" not in ckpt:
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} is not a depth_lightning checkpoint (it lacks the run config in its "
+            "hyper_parameters); use a .ckpt written by python -m depth_lightning.train"
+        )
+    return ckpt
+
+
+def load_module(path: str | Path, overrides: dict[str, Any] | None = None) -> DepthModule:
+    """Rebuild the model from the config inside the checkpoint and load its weights strictly.
+
+    ``overrides`` replaces top-level config sections (e.g. a different ``data`` to evaluate on).
+    """
+    ckpt = read_checkpoint(path)
+    config = copy.deepcopy(ckpt["hyper_parameters"]["config"])
+    config["model"]["pretrained"] = "none"  # the weights come from the checkpoint
+    for key, value in (overrides or {}).items():
+        config[key] = value
+    module = DepthModule(config)
+    missing, unexpected = module.load_state_dict(ckpt["state_dict"], strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} does not match its own config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    return module.eval()
+
+
+def check_compatible(path: str | Path, module: DepthModule) -> None:
+    """Raise naming the mismatching keys if ``path`` was trained with another model configuration."""
+    ckpt = read_checkpoint(path)
+    ours = module.state_dict()
+    theirs = ckpt["state_dict"]
+    missing = sorted(set(ours) - set(theirs))
+    unexpected = sorted(set(theirs) - set(ours))
+    shapes = sorted(k for k in set(ours) & set(theirs) if tuple(ours[k].shape) != tuple(theirs[k].shape))
+    if missing or unexpected or shapes:
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} was trained with a different model configuration: "
+            f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}, shape mismatches {shapes[:5]}"
+        )

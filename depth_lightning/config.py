@@ -1,0 +1,163 @@
+"""Config schemas: a misspelt key or an impossible value fails at start-up, naming it.
+
+Hydra composes ``conf/``; :func:`validate` then merges each section into its dataclass schema
+(unknown keys and wrong types raise) and checks the values no type can express.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from depth_lightning.metrics import CROPS, MODES
+from depth_lightning.models.backbone import BACKBONES
+from depth_lightning.models.head import UPSAMPLE_MODES
+
+DECODERS = ("soft", "hard")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the key."""
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "sgd"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 4e-4
+    nesterov: bool = False
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+
+
+@dataclass
+class SchedulerConfig:
+    name: str = "multistep"  # multistep | cosine | constant
+    milestones: list[int] = field(default_factory=lambda: [30000, 40000])
+    gamma: float = 0.1
+    warmup_steps: int = 0
+    total_steps: int = 50000  # for cosine
+    min_lr_ratio: float = 0.0
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet152"
+    pretrained: str = "imagenet"
+    dilated: bool = True
+    fusion: bool = True
+    taps: list[str] = field(default_factory=lambda: ["layer2", "layer3.mid", "layer3", "layer4"])
+    reduce_channels: int | None = None
+    dropout: float = 0.5
+    num_bins: int = 200
+    d_min: float = 0.5
+    d_max: float = 10.0
+    upsample: str = "learned"
+    decoder: str = "soft"
+    sync_bn: bool = False
+    compile: bool = False
+    channels_last: bool = False
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+
+
+@dataclass
+class EvalConfig:
+    min_depth: float = 1e-3
+    max_depth: float = 10.0
+    crop: str = "none"
+    mode: str = "per_image"
+
+
+@dataclass
+class DataConfig:
+    name: str = "synthetic"
+    scene: str = "indoor"
+    root: str | None = None
+    height: int = 120
+    width: int = 160
+    depth_min: float = 0.5
+    depth_max: float = 10.0
+    train_length: int = 2000
+    val_length: int = 64
+    test_length: int = 64
+    batch_size: int = 8
+    eval_batch_size: int = 8
+    num_workers: int = 1
+    seed: int = 0
+    cache: bool = True
+    flip: bool = True
+    baseline_frames: int = 256
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+SCHEMAS: dict[str, type] = {"model": ModelConfig, "data": DataConfig}
+
+
+def _check(ok: bool, key: str, msg: str) -> None:
+    if not ok:
+        raise ConfigError(f"config error: {key}: {msg}")
+
+
+def _choice(value: Any, key: str, allowed: tuple[str, ...]) -> None:
+    _check(value in allowed, key, f"{value!r} is not one of: {', '.join(allowed)}")
+
+
+def validate(cfg: DictConfig) -> DictConfig:
+    """Check ``cfg`` against the schemas and return it with the schema defaults filled in."""
+    for section, schema in SCHEMAS.items():
+        if section not in cfg:
+            raise ConfigError(f"config error: the '{section}' section is missing (pick one, e.g. {section}=...)")
+        try:
+            merged = OmegaConf.merge(OmegaConf.structured(schema), cfg[section])
+        except OmegaConfBaseException as err:
+            key = getattr(err, "full_key", None) or ""
+            raise ConfigError(f"config error: {section}.{key}: {err.msg if hasattr(err, 'msg') else err}") from None
+        with open_dict(cfg):
+            cfg[section] = merged
+    m, d = cfg.model, cfg.data
+    _choice(m.backbone, "model.backbone", BACKBONES)
+    _choice(m.upsample, "model.upsample", UPSAMPLE_MODES)
+    _choice(m.decoder, "model.decoder", DECODERS)
+    _check(m.num_bins >= 2, "model.num_bins", f"needs at least 2 bins, got {m.num_bins}")
+    _check(0 < m.d_min < m.d_max, "model.d_min/d_max", f"need 0 < d_min < d_max, got {m.d_min}, {m.d_max}")
+    _check(0 <= m.dropout < 1, "model.dropout", f"must be in [0, 1), got {m.dropout}")
+    _choice(m.optimizer.name, "model.optimizer.name", ("sgd", "adamw"))
+    _check(m.optimizer.lr > 0, "model.optimizer.lr", f"must be > 0, got {m.optimizer.lr}")
+    _choice(m.scheduler.name, "model.scheduler.name", ("multistep", "cosine", "constant"))
+    _check(
+        list(m.scheduler.milestones) == sorted(m.scheduler.milestones),
+        "model.scheduler.milestones",
+        "must be increasing",
+    )
+    _check(d.height >= 32 and d.width >= 32, "data.height/width", f"must be >= 32, got {d.height}x{d.width}")
+    _check(d.batch_size >= 1 and d.eval_batch_size >= 1, "data.batch_size", "must be >= 1")
+    _check(d.num_workers >= 0, "data.num_workers", "must be >= 0")
+    _choice(d.eval.crop, "data.eval.crop", CROPS)
+    _choice(d.eval.mode, "data.eval.mode", MODES)
+    _check(0 <= d.eval.min_depth < d.eval.max_depth, "data.eval", "need 0 <= min_depth < max_depth")
+    return cfg
+
+
+def auto_precision() -> str:
+    """``bf16-mixed`` where the hardware computes bf16 natively (CUDA, or a CPU with AVX512-BF16/AMX), else 32."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    return "bf16-mixed" if native else "32-true"
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("auto_precision"):
+        OmegaConf.register_new_resolver("auto_precision", auto_precision)
+
+
+register_resolvers()

@@ -1,0 +1,79 @@
+"""The LightningDataModule: builds the configured dataset's splits and their loaders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from depth_lightning.data.synthetic import SyntheticScenes
+
+
+def _worker_init(worker_id: int) -> None:
+    # Workers share the machine with the training process: one thread each.
+    torch.set_num_threads(1)
+
+
+def build_dataset(cfg: Any, split: str) -> Dataset:
+    """The ``split`` (train | val | test) of the dataset named by ``cfg.name``."""
+    if cfg.name in ("synthetic", "synthetic_outdoor"):
+        # Disjoint seeds per split: validation scenes are never training scenes.
+        offset = {"train": 0, "val": 1_000_003, "test": 2_000_003}[split]
+        return SyntheticScenes(
+            length=cfg[f"{split}_length"],
+            height=cfg.height,
+            width=cfg.width,
+            seed=cfg.seed + offset,
+            scene=cfg.scene,
+            flip=cfg.flip and split == "train",
+            cache=cfg.cache,
+        )
+    raise ValueError(f"data.name={cfg.name!r} is unknown; allowed: synthetic, synthetic_outdoor")
+
+
+class DepthDataModule(L.LightningDataModule):
+    def __init__(self, cfg: Any) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.datasets: dict[str, Dataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage or "", ())
+        for split in wanted or ("train", "val", "test"):
+            if split not in self.datasets:
+                self.datasets[split] = build_dataset(self.cfg, split)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if split not in self.datasets:
+            self.datasets[split] = build_dataset(self.cfg, split)
+        workers = self.cfg.num_workers
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.cfg.batch_size if split == "train" else self.cfg.eval_batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            worker_init_fn=_worker_init if workers > 0 else None,
+            drop_last=split == "train" and len(self.datasets[split]) >= self.cfg.batch_size,
+            generator=torch.Generator().manual_seed(self.cfg.seed) if shuffle else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def training_depth_sample(self, frames: int) -> np.ndarray:
+        """Depth maps of the first ``frames`` training frames, unaugmented, for the baselines."""
+        ds = build_dataset(self.cfg, "train")
+        if hasattr(ds, "flip"):
+            ds.flip = False
+        n = min(frames, len(ds))
+        return np.stack([ds[i]["depth"].numpy() for i in range(n)])

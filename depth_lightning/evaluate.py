@@ -1,0 +1,58 @@
+"""``python -m depth_lightning.evaluate ckpt_path=...``: test-split metrics of both decoders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from depth_lightning.train import CONF_DIR, write_results
+
+KEYS = ("d1", "d2", "d3", "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog")
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    """A table with one row per decoder."""
+    lines = ["decoder " + "".join(f"{k:>10s}" for k in KEYS)]
+    for dec in ("soft", "hard"):
+        lines.append(f"{dec:8s}" + "".join(f"{metrics.get(f'{dec}/{k}', float('nan')):10.4f}" for k in KEYS))
+    lines.append(f"pixel accuracy of the bin labels: {metrics.get('pixel_acc', float('nan')):.4f}")
+    return "\n".join(lines)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    from depth_lightning.checkpoint import load_module
+    from depth_lightning.config import validate
+    from depth_lightning.data import DepthDataModule
+
+    overrides = {}
+    if cfg.get("data") is not None:
+        overrides["data"] = OmegaConf.to_container(cfg.data, resolve=True)
+    module = load_module(cfg.ckpt_path, overrides)
+    run_cfg = validate(module.cfg)
+    trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer), logger=False, enable_checkpointing=False)
+    trainer.test(module, datamodule=DepthDataModule(run_cfg.data), verbose=False)
+    metrics = {k[len("test/") :]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    if trainer.is_global_zero:
+        print(f"\nTest split of data={run_cfg.data.name}, checkpoint {cfg.ckpt_path}:")
+        print(format_metrics(metrics))
+        out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "eval_metrics.json"
+        write_results(out, {"ckpt_path": str(cfg.ckpt_path), "data": run_cfg.data.name, "test": metrics})
+        print(f"written: {out}")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
+def _hydra_main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

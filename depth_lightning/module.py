@@ -1,0 +1,154 @@
+"""The LightningModule: the only place that knows both the network and the trainer."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+from torchmetrics import SumMetric
+
+from depth_lightning.metrics import DepthMetrics
+from depth_lightning.models import bin_cross_entropy, build_network
+
+SPLITS = ("val", "test")
+DECODERS = ("soft", "hard")
+CHECKPOINT_MARK = "depth_lightning"
+
+
+def targets_at(depth: Tensor, size: tuple[int, int]) -> Tensor:
+    """Ground truth at the logits' resolution: nearest neighbour, never mixing valid and invalid."""
+    if depth.shape[-2:] == size:
+        return depth
+    return F.interpolate(depth[:, None], size=size, mode="nearest")[:, 0]
+
+
+def lr_factor(step: int, cfg: Any) -> float:
+    """Multiplier of the base learning rate after ``step`` optimiser steps."""
+    warm = cfg.warmup_steps
+    factor = min(1.0, (step + 1) / warm) if warm > 0 else 1.0
+    if cfg.name == "multistep":
+        factor *= cfg.gamma ** sum(step >= m for m in cfg.milestones)
+    elif cfg.name == "cosine":
+        progress = min(1.0, max(0.0, (step - warm) / max(1, cfg.total_steps - warm)))
+        factor *= cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return factor
+
+
+class DepthModule(L.LightningModule):
+    """Trains the network with the paper's loss; evaluates both decoders in every run.
+
+    Args:
+        config: the whole resolved run config (a plain dict); saved in every checkpoint so that a
+            checkpoint alone rebuilds the model.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": config, CHECKPOINT_MARK: True})
+        self.cfg = OmegaConf.create(config)
+        self.net = build_network(self.cfg.model)
+        if self.cfg.model.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.bins = self.net.bins
+        ev = self.cfg.data.eval
+        self.metrics = torch.nn.ModuleDict(
+            {
+                f"{split}_{dec}": DepthMetrics(ev.min_depth, ev.max_depth, crop=ev.crop, mode=ev.mode)
+                for split in SPLITS
+                for dec in DECODERS
+            }
+        )
+        # Pixel accuracy (Table 4) as exact counts, summed across processes.
+        self.pixel_counts = torch.nn.ModuleDict(
+            {f"{split}_{k}": SumMetric() for split in SPLITS for k in ("correct", "valid")}
+        )
+        self.panel_batch: dict[str, Tensor] | None = None
+        self._forward = torch.compile(self.net) if self.cfg.model.compile else self.net
+
+    def forward(self, image: Tensor) -> Tensor:
+        if self.cfg.model.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        return self._forward(image)
+
+    def _loss(self, logits: Tensor, depth: Tensor) -> tuple[Tensor, Tensor]:
+        labels = self.bins.labels(targets_at(depth, logits.shape[-2:]))
+        return bin_cross_entropy(logits, labels, self.bins.ignore_index), labels
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        logits = self(batch["image"])
+        loss, _ = self._loss(logits, batch["depth"])
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def _eval_step(self, split: str, batch: dict[str, Tensor], batch_idx: int) -> None:
+        logits = self(batch["image"])
+        loss, labels = self._loss(logits, batch["depth"])
+        decoded = self.bins.decode(logits)
+        for dec in DECODERS:
+            self.metrics[f"{split}_{dec}"].update(decoded[dec], batch["depth"])
+        valid = labels != self.bins.ignore_index
+        self.pixel_counts[f"{split}_correct"].update(((logits.argmax(1) == labels) & valid).sum())
+        self.pixel_counts[f"{split}_valid"].update(valid.sum())
+        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=logits.shape[0], sync_dist=True)
+        if split == "val" and batch_idx == 0:
+            n = min(4, logits.shape[0])
+            self.panel_batch = {
+                "image": batch["image"][:n].detach().float().cpu(),
+                "depth": batch["depth"][:n].detach().float().cpu(),
+                "pred": decoded[self.cfg.model.decoder][:n].detach().cpu(),
+                "uncertainty": decoded["uncertainty"][:n].detach().cpu(),
+            }
+
+    def _eval_epoch_end(self, split: str) -> None:
+        for dec in DECODERS:
+            values = self.metrics[f"{split}_{dec}"].compute()
+            self.metrics[f"{split}_{dec}"].reset()
+            for name, value in values.items():
+                self.log(f"{split}/{dec}/{name}", value.float())
+                if dec == self.cfg.model.decoder:
+                    self.log(f"{split}/{name}", value.float(), prog_bar=name == "abs_rel")
+        correct = self.pixel_counts[f"{split}_correct"].compute()
+        valid = self.pixel_counts[f"{split}_valid"].compute()
+        for k in ("correct", "valid"):
+            self.pixel_counts[f"{split}_{k}"].reset()
+        self.log(f"{split}/pixel_acc", (correct / valid.clamp_min(1)).float())
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step("val", batch, batch_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step("test", batch, batch_idx)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int = 0) -> dict[str, Tensor]:
+        """Depth (the configured decoder), both decoders and the uncertainty map."""
+        decoded = self.bins.decode(self(batch["image"]))
+        return {"depth": decoded[self.cfg.model.decoder], **decoded}
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        o = self.cfg.model.optimizer
+        if o.name == "sgd":
+            opt = torch.optim.SGD(
+                self.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov
+            )
+        else:
+            opt = torch.optim.AdamW(self.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        sched_cfg = self.cfg.model.scheduler
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, sched_cfg))
+        # interval=step: the paper's schedule counts optimiser steps (iterations), not epochs.
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
+
+
+def module_config(cfg: DictConfig) -> dict[str, Any]:
+    """The part of a run config a checkpoint needs to rebuild the model and its evaluation."""
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

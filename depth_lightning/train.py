@@ -1,0 +1,137 @@
+"""The main job: ``python -m depth_lightning.train [overrides]`` (Hydra; configs in ``conf/``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
+from omegaconf import DictConfig, OmegaConf
+
+from depth_lightning.config import ConfigError, validate
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+log = logging.getLogger(__name__)
+
+
+def build_trainer(cfg: DictConfig, **extra: Any) -> L.Trainer:
+    """A Trainer from ``cfg.trainer``, the configured loggers and callbacks."""
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if not loggers:  # Lightning refuses a learning-rate monitor with nothing to log to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    kwargs.setdefault("sync_batchnorm", bool(cfg.model.sync_bn))
+    try:
+        return L.Trainer(**kwargs, logger=loggers or False, callbacks=callbacks, **extra)
+    except TypeError as err:
+        raise ConfigError(f"config error: trainer: {err} (see lightning.Trainer's arguments)") from None
+
+
+def resolve_ckpt_path(cfg: DictConfig) -> str | None:
+    """``ckpt_path``: null (fresh), a path, or ``last``: this run folder's ``checkpoints/last.ckpt``."""
+    path = cfg.get("ckpt_path")
+    if path is None:
+        return None
+    if path == "last":
+        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            return str(last)
+        if cfg.get("resume_or_fresh", False):
+            log.warning("ckpt_path=last: %s does not exist; starting fresh (resume_or_fresh=true)", last)
+            return None
+        raise FileNotFoundError(
+            f"ckpt_path=last: {last} does not exist; run without ckpt_path, or add resume_or_fresh=true "
+            "to start fresh when there is nothing to resume"
+        )
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"ckpt_path={path!r}: no such file")
+    return str(path)
+
+
+def write_results(path: Path, results: dict[str, Any]) -> None:
+    """Write JSON atomically: a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _split_metrics(metrics: dict[str, Any], split: str) -> dict[str, float]:
+    prefix = f"{split}/"
+    return {k[len(prefix) :]: float(v) for k, v in metrics.items() if k.startswith(prefix)}
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, then (optionally) print the baselines table and test. Returns the results it saved."""
+    from depth_lightning.baselines import evaluate_with_baselines, fit_baselines, format_table
+    from depth_lightning.data import DepthDataModule
+    from depth_lightning.module import DepthModule, module_config
+
+    validate(cfg)
+    os.environ.setdefault("WANDB_MODE", "offline")  # never needs an account; `wandb sync` uploads later
+    L.seed_everything(cfg.seed, workers=True)
+    out_dir = Path(cfg.paths.output_dir)
+    datamodule = DepthDataModule(cfg.data)
+    module = DepthModule(module_config(cfg))
+    ckpt_path = resolve_ckpt_path(cfg)
+    if ckpt_path is not None:
+        from depth_lightning.checkpoint import check_compatible
+
+        check_compatible(ckpt_path, module)
+    trainer = build_trainer(cfg)
+    results: dict[str, Any] = {"config": module_config(cfg), "status": "running"}
+    if trainer.is_global_zero:
+        write_results(out_dir / "metrics.json", results)
+    if cfg.get("train", True):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        results["val"] = _split_metrics(trainer.callback_metrics, "val")
+        results["global_step"] = trainer.global_step
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    results["best_checkpoint"] = best or None
+    if cfg.get("baselines", False) and trainer.is_global_zero:
+        frames = datamodule.training_depth_sample(cfg.data.baseline_frames)
+        table = evaluate_with_baselines(module, datamodule.val_dataloader(), fit_baselines(frames))
+        results["baselines"] = table
+        c, p, s = table["constant"]["abs_rel"], table["position_prior"]["abs_rel"], table["soft"]["abs_rel"]
+        print("\nValidation set (synthetic), model vs baselines that see no image content:")
+        print(format_table(table))
+        print(f"model soft abs rel / constant's: {s / c:.3f}; / position prior's: {s / p:.3f}\n")
+    if cfg.get("test", False):
+        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+        results["test"] = _split_metrics(trainer.callback_metrics, "test")
+    results["status"] = "completed"
+    if trainer.is_global_zero:
+        write_results(out_dir / "metrics.json", results)
+    _finish_wandb()
+    return results
+
+
+def _finish_wandb() -> None:
+    """Close the W&B run so the next job of a multirun starts its own."""
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    results = train(cfg)
+    headline = results.get("val", {}).get("abs_rel")
+    return float(headline) if headline is not None else None
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Colour maps and the depth panels logged at every validation (RGB | GT | prediction | error | uncertainty)."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib import colormaps
+
+
+def colorize(values: np.ndarray, vmin: float, vmax: float, cmap: str = "magma_r", log: bool = True) -> np.ndarray:
+    """``(H,W)`` values -> ``(H,W,3)`` uint8; non-finite or non-positive (when ``log``) pixels are black."""
+    values = np.asarray(values, dtype=np.float64)
+    valid = np.isfinite(values) & ((values > 0) if log else True)
+    if log:
+        vmin, vmax = np.log(max(vmin, 1e-6)), np.log(max(vmax, 1e-6))
+        values = np.log(np.where(valid, values, 1.0))
+    scaled = np.clip((values - vmin) / max(vmax - vmin, 1e-12), 0, 1)
+    rgb = colormaps[cmap](np.where(valid, scaled, 0))[..., :3]
+    rgb[~valid] = 0
+    return (rgb * 255 + 0.5).astype(np.uint8)
+
+
+def _resize_nearest(a: np.ndarray, height: int, width: int) -> np.ndarray:
+    rows = (np.arange(height) * a.shape[0] // height).clip(0, a.shape[0] - 1)
+    cols = (np.arange(width) * a.shape[1] // width).clip(0, a.shape[1] - 1)
+    return a[rows][:, cols]
+
+
+def depth_panel(
+    image: np.ndarray, depth: np.ndarray, pred: np.ndarray, uncertainty: np.ndarray, vmin: float, vmax: float
+) -> np.ndarray:
+    """One row per image: RGB, ground truth, prediction, |abs rel| error (0..0.5), uncertainty.
+
+    ``image`` (N,3,H,W) in [0,1]; ``depth`` (N,H,W); ``pred``/``uncertainty`` (N,h,w), any h,w.
+    """
+    rows = []
+    for i in range(image.shape[0]):
+        h, w = depth.shape[-2:]
+        rgb = (np.clip(image[i].transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
+        p = _resize_nearest(pred[i], h, w)
+        u = _resize_nearest(uncertainty[i], h, w)
+        gt = depth[i]
+        err = np.where(gt > 0, np.abs(p - gt) / np.where(gt > 0, gt, 1), np.nan)
+        rows.append(
+            np.concatenate(
+                [
+                    rgb,
+                    colorize(gt, vmin, vmax),
+                    colorize(p, vmin, vmax),
+                    colorize(err, 0.0, 0.5, cmap="inferno", log=False),
+                    colorize(u, 0.0, max(float(np.nanmax(u)), 1e-6), cmap="viridis", log=False),
+                ],
+                axis=1,
+            )
+        )
+    return np.concatenate(rows, axis=0)

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+import torch
+
+from depth_lightning.data import SyntheticScenes
+
+
+def test_frames_are_deterministic_per_seed_and_index():
+    a, b = SyntheticScenes(4, 48, 64, seed=3), SyntheticScenes(4, 48, 64, seed=3)
+    torch.testing.assert_close(a[2]["image"], b[2]["image"])
+    torch.testing.assert_close(a[2]["depth"], b[2]["depth"])
+    assert not torch.equal(a[1]["depth"], a[2]["depth"])
+    assert not torch.equal(SyntheticScenes(4, 48, 64, seed=4)[2]["depth"], a[2]["depth"])
+
+
+def test_indoor_frames_look_like_nyu():
+    ds = SyntheticScenes(8, 120, 160)
+    depth = torch.stack([ds[i]["depth"] for i in range(8)])
+    image = ds[0]["image"]
+    assert image.shape == (3, 120, 160) and image.dtype == torch.float32
+    assert 0 <= image.min() and image.max() <= 1 and image.std() > 0.05
+    assert (depth > 0).all(), "a closed room has depth everywhere"
+    assert 0.3 < depth.min() and depth.max() < 12
+    assert depth.std() > 0.5
+
+
+def test_outdoor_frames_have_sky_and_far_depth():
+    ds = SyntheticScenes(3, 64, 208, scene="outdoor")
+    depth = torch.stack([ds[i]["depth"] for i in range(3)])
+    assert ((depth == 0).float().mean(dim=(1, 2)) > 0.01).all(), "sky is invalid depth"
+    assert depth.max() > 30 and depth.max() <= 80
+    assert (depth[:, -1] > 0).all(), "the bottom row sees the ground"
+
+
+def test_flips_mirror_image_and_depth_together():
+    torch.manual_seed(0)
+    flipped = SyntheticScenes(1, 40, 56, flip=True)
+    plain = SyntheticScenes(1, 40, 56)
+    ref = plain[0]
+    seen = set()
+    for _ in range(20):
+        item = flipped[0]
+        if torch.equal(item["depth"], ref["depth"]):
+            torch.testing.assert_close(item["image"], ref["image"])
+            seen.add("plain")
+        else:
+            torch.testing.assert_close(item["depth"], ref["depth"].flip(-1))
+            torch.testing.assert_close(item["image"], ref["image"].flip(-1))
+            seen.add("flipped")
+    assert seen == {"plain", "flipped"}
+
+
+def test_cache_returns_the_same_frame():
+    ds = SyntheticScenes(2, 40, 56, cache=True)
+    first = ds[1]
+    assert 1 in ds._cache
+    np.testing.assert_array_equal(ds[1]["depth"].numpy(), first["depth"].numpy())
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="scene"):
+        SyntheticScenes(2, 40, 56, scene="forest")
+    with pytest.raises(ValueError, match="length"):
+        SyntheticScenes(0, 40, 56)

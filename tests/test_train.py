@@ -1,0 +1,132 @@
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import run_module
+from PIL import Image
+
+
+def test_fast_dev_run_of_the_default_config(tmp_path):
+    proc = run_module("depth_lightning.train", "debug=fast", "hydra.run.dir=" + str(tmp_path / "run"), cwd=tmp_path)
+    assert "max_steps=1" in proc.stdout + proc.stderr
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "completed"
+
+
+def test_short_training_lowers_validation_loss_and_saves_everything(tiny_run):
+    rows = list(csv.DictReader(open(tiny_run / "csv" / "metrics.csv")))
+    val_loss = [float(r["val/loss"]) for r in rows if r.get("val/loss")]
+    assert len(val_loss) >= 3
+    assert val_loss[-1] < val_loss[0], val_loss
+    results = json.loads((tiny_run / "metrics.json").read_text())
+    assert results["status"] == "completed" and results["global_step"] == 40
+    for split in ("val", "test"):
+        for dec in ("soft", "hard"):
+            for k in ("d1", "d2", "d3", "abs_rel", "rmse", "log10", "silog"):
+                assert math.isfinite(results[split][f"{dec}/{k}"]), (split, dec, k)
+        assert 0 <= results[split]["pixel_acc"] <= 1
+    assert results["val"]["abs_rel"] == results["val"]["soft/abs_rel"]  # the headline is the soft decoder
+    assert set(results["baselines"]) == {"soft", "hard", "constant", "position_prior"}
+    assert (tiny_run / "checkpoints" / "last.ckpt").is_file()
+    assert list((tiny_run / "panels").glob("*.png"))
+    assert results["config"]["model"]["backbone"] == "resnet18"
+
+
+def test_wandb_offline_run_holds_metrics_and_an_image(tiny_run):
+    from wandb_reader import logged
+
+    runs = list((tiny_run / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    history = logged(runs[0])["history"]
+    keys = {k for row in history for k in row}
+    for key in ("train/loss", "val/loss", "val/soft/abs_rel", "val/hard/abs_rel", "val/pixel_acc", "val/abs_rel"):
+        assert key in keys, key
+    last = [row for row in history if "val/soft/abs_rel" in row][-1]
+    results = json.loads((tiny_run / "metrics.json").read_text())
+    assert last["val/soft/abs_rel"] == pytest.approx(results["val"]["soft/abs_rel"], rel=1e-6)
+    panels = [row for row in history if row.get("val/panels/_type") == "images/separated"]
+    assert panels, "no depth panel was logged to W&B"
+    images = list((runs[0] / "files" / "media" / "images").rglob("*.png"))
+    assert len(images) == len(panels)
+    assert Image.open(images[0]).size[0] > Image.open(images[0]).size[1]  # five panels side by side
+
+
+def test_evaluate_prints_and_writes_both_decoders(tiny_run, tmp_path):
+    ckpt = tiny_run / "checkpoints" / "last.ckpt"
+    out = tmp_path / "eval.json"
+    proc = run_module(
+        "depth_lightning.evaluate",
+        f"ckpt_path={ckpt}",
+        f"output={out}",
+        "hydra.run.dir=" + str(tmp_path / "eval"),
+        cwd=tmp_path,
+    )
+    assert "soft" in proc.stdout and "hard" in proc.stdout and "abs_rel" in proc.stdout
+    metrics = json.loads(out.read_text())["test"]
+    assert {"soft/abs_rel", "hard/abs_rel", "pixel_acc"} <= set(metrics)
+    # the checkpoint's own test split, so the numbers equal the ones training wrote for its last weights
+    assert metrics["soft/d1"] >= 0
+
+
+def test_predict_writes_16bit_depth_that_round_trips(tiny_run, tmp_path):
+    from depth_lightning.checkpoint import load_module
+    from depth_lightning.predict import predict_array
+
+    ckpt = tiny_run / "checkpoints" / "last.ckpt"
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (70, 90, 3), dtype=np.uint8)).save(inputs / "a.png")
+    Image.fromarray(rng.integers(0, 255, (41, 133, 3), dtype=np.uint8)).save(inputs / "b.jpg")
+    (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    out = tmp_path / "out"
+    proc = run_module(
+        "depth_lightning.predict", f"ckpt_path={ckpt}", f"input={inputs}", f"output={out}", cwd=tmp_path, check=False
+    )
+    assert proc.returncode == 1
+    assert "broken.png" in proc.stderr and "not a readable image" in proc.stderr
+    module = load_module(ckpt)
+    for name, size in (("a", (70, 90)), ("b", (41, 133))):
+        png = np.array(Image.open(out / f"{name}_depth.png"))
+        assert png.dtype == np.uint16 and png.shape == size
+        expected = predict_array(module, np.array(Image.open(next(inputs.glob(name + ".*"))).convert("RGB")))
+        assert np.abs(png / 1000.0 - expected["depth"]).max() <= 1e-3
+        assert (out / f"{name}_depth_color.png").is_file() and (out / f"{name}_uncertainty.png").is_file()
+        assert np.load(out / f"{name}_uncertainty.npy").shape == size
+    assert not list(out.glob("broken*"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["model.bakbone=resnet18"], "bakbone"),
+        (["model.backbone=resnet9"], "model.backbone"),
+        (["model.num_bins=1"], "model.num_bins"),
+        (["data.heigth=64"], "heigth"),
+        (["trainer.max_stepz=3"], "max_stepz"),
+        (["model.decoder=median"], "model.decoder"),
+    ],
+)
+def test_config_errors_fail_before_any_work(tmp_path, args, message):
+    proc = run_module(
+        "depth_lightning.train", *args, "hydra.run.dir=" + str(tmp_path / "run"), cwd=tmp_path, check=False, timeout=120
+    )
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_bad_checkpoints_are_refused_clearly(tmp_path):
+    import torch
+
+    from depth_lightning.checkpoint import CheckpointError, load_module
+
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_module(tmp_path / "absent.ckpt")
+    torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match="not a depth_lightning checkpoint"):
+        load_module(tmp_path / "other.ckpt")
+    (tmp_path / "junk.ckpt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_module(tmp_path / "junk.ckpt")

@@ -17,6 +17,7 @@ from depth_lightning.models.backbone import BACKBONES
 from depth_lightning.models.head import UPSAMPLE_MODES
 
 DECODERS = ("soft", "hard")
+DATASETS = ("synthetic", "synthetic_outdoor", "nyu", "nyu_sync", "kitti")
 
 
 class ConfigError(ValueError):
@@ -70,6 +71,16 @@ class EvalConfig:
     max_depth: float = 10.0
     crop: str = "none"
     mode: str = "per_image"
+    lower_rows: int | None = None
+
+
+@dataclass
+class AugmentConfig:
+    color: list[float] | None = None
+    scale: list[float] | None = None
+    flip: bool = False
+    rotate: float | None = None
+    divide_depth_by_scale: bool = True
 
 
 @dataclass
@@ -92,6 +103,21 @@ class DataConfig:
     flip: bool = True
     baseline_frames: int = 256
     eval: EvalConfig = field(default_factory=EvalConfig)
+    # real datasets (conf/data/nyu*.yaml, kitti.yaml)
+    labelled_mat: str | None = None
+    splits_mat: str | None = None
+    train_list: str | None = None
+    val_list: str | None = None
+    test_list: str | None = None
+    target: str = "filled"
+    fill: str = "none"
+    border: list[int] | None = None
+    gt: str = "velodyne"
+    annotated_root: str | None = None
+    frame_size: list[int] | None = None
+    image_ext: str = ".png"
+    skip_bad_samples: bool = False
+    augment: AugmentConfig | None = None
 
 
 SCHEMAS: dict[str, type] = {"model": ModelConfig, "data": DataConfig}
@@ -136,6 +162,10 @@ def validate(cfg: DictConfig) -> DictConfig:
     _check(d.height >= 32 and d.width >= 32, "data.height/width", f"must be >= 32, got {d.height}x{d.width}")
     _check(d.batch_size >= 1 and d.eval_batch_size >= 1, "data.batch_size", "must be >= 1")
     _check(d.num_workers >= 0, "data.num_workers", "must be >= 0")
+    _choice(d.name, "data.name", DATASETS)
+    _choice(d.target, "data.target", ("filled", "raw"))
+    _choice(d.fill, "data.fill", ("colorization", "none"))
+    _choice(d.gt, "data.gt", ("velodyne", "annotated"))
     _choice(d.eval.crop, "data.eval.crop", CROPS)
     _choice(d.eval.mode, "data.eval.mode", MODES)
     _check(0 <= d.eval.min_depth < d.eval.max_depth, "data.eval", "need 0 <= min_depth < max_depth")

@@ -115,8 +115,9 @@ class DepthMetrics(Metric):
         self.add_state("images", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("empty_images", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
-    def update(self, pred: Tensor, target: Tensor) -> None:
-        """``pred`` and ``target``: ``(B,H,W)`` or ``(B,1,H,W)`` depth in metres."""
+    def update(self, pred: Tensor, target: Tensor, mask: Tensor | None = None) -> None:
+        """``pred`` and ``target``: ``(B,H,W)`` or ``(B,1,H,W)`` depth in metres; ``mask`` (B,H,W):
+        an evaluation region per image (e.g. KITTI's crop in original-frame coordinates)."""
         pred = pred.reshape(-1, *pred.shape[-2:]).float()
         target = target.reshape(-1, *target.shape[-2:]).float()
         if pred.shape[0] != target.shape[0]:
@@ -127,6 +128,8 @@ class DepthMetrics(Metric):
         pred = pred.clamp(self.min_depth, self.max_depth)
         valid = torch.isfinite(target) & (target > self.min_depth) & (target < self.max_depth)
         valid &= crop_mask(self.crop, *target.shape[-2:], device=target.device)
+        if mask is not None:
+            valid &= mask.reshape(valid.shape).bool()
         sums = _per_image_sums(pred, target, valid)
         has_pixels = sums[:, 0] > 0
         self.empty_images += (~has_pixels).sum()

@@ -79,18 +79,36 @@ class DepthModule(L.LightningModule):
         labels = self.bins.labels(targets_at(depth, logits.shape[-2:]))
         return bin_cross_entropy(logits, labels, self.bins.ignore_index), labels
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def _count_skipped(self, batch: dict[str, Tensor], split: str) -> bool:
+        """Log samples dropped by ``data.skip_bad_samples``; False when the whole batch was bad."""
+        if "skipped" in batch:
+            self.log(
+                f"{split}/skipped_samples",
+                batch["skipped"].float(),
+                reduce_fx="sum",
+                on_step=False,
+                on_epoch=True,
+                batch_size=1,
+                sync_dist=True,
+            )
+        return "image" in batch
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
+        if not self._count_skipped(batch, "train"):
+            return None
         logits = self(batch["image"])
         loss, _ = self._loss(logits, batch["depth"])
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
     def _eval_step(self, split: str, batch: dict[str, Tensor], batch_idx: int) -> None:
+        if not self._count_skipped(batch, split):
+            return
         logits = self(batch["image"])
         loss, labels = self._loss(logits, batch["depth"])
         decoded = self.bins.decode(logits)
         for dec in DECODERS:
-            self.metrics[f"{split}_{dec}"].update(decoded[dec], batch["depth"])
+            self.metrics[f"{split}_{dec}"].update(decoded[dec], batch["depth"], batch.get("eval_mask"))
         valid = labels != self.bins.ignore_index
         self.pixel_counts[f"{split}_correct"].update(((logits.argmax(1) == labels) & valid).sum())
         self.pixel_counts[f"{split}_valid"].update(valid.sum())

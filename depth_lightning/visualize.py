@@ -30,15 +30,16 @@ def depth_panel(
 ) -> np.ndarray:
     """One row per image: RGB, ground truth, prediction, |abs rel| error (0..0.5), uncertainty.
 
-    ``image`` (N,3,H,W) in [0,1]; ``depth`` (N,H,W); ``pred``/``uncertainty`` (N,h,w), any h,w.
+    ``image`` (N,3,H,W) in [0,1]; ``depth``, ``pred``, ``uncertainty`` (N,h,w) of any size: all are
+    shown at the image's size.
     """
     rows = []
+    h, w = image.shape[-2:]
     for i in range(image.shape[0]):
-        h, w = depth.shape[-2:]
         rgb = (np.clip(image[i].transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
         p = _resize_nearest(pred[i], h, w)
         u = _resize_nearest(uncertainty[i], h, w)
-        gt = depth[i]
+        gt = _resize_nearest(depth[i], h, w)
         err = np.where(gt > 0, np.abs(p - gt) / np.where(gt > 0, gt, 1), np.nan)
         rows.append(
             np.concatenate(

@@ -9,12 +9,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from depth_lightning.data.frames import collate_skipping_bad
 from depth_lightning.data.synthetic import SyntheticScenes
 
 
 def _worker_init(worker_id: int) -> None:
     # Workers share the machine with the training process: one thread each.
     torch.set_num_threads(1)
+    info = torch.utils.data.get_worker_info()
+    if info is not None and hasattr(info.dataset, "seed_worker"):
+        # torch seeds each worker from the loader's generator: augmentation follows the run's seed.
+        info.dataset.seed_worker(info.seed % 2**32)
 
 
 def build_dataset(cfg: Any, split: str) -> Dataset:
@@ -31,7 +36,36 @@ def build_dataset(cfg: Any, split: str) -> Dataset:
             flip=cfg.flip and split == "train",
             cache=cfg.cache,
         )
-    raise ValueError(f"data.name={cfg.name!r} is unknown; allowed: synthetic, synthetic_outdoor")
+    common = {
+        "input_size": (cfg.height, cfg.width),
+        "train": split == "train",
+        "augment": cfg.augment,
+        "skip_bad_samples": cfg.skip_bad_samples,
+    }
+    if cfg.name == "nyu":
+        from depth_lightning.data.nyu import NYULabelled
+
+        return NYULabelled(cfg.labelled_mat, cfg.splits_mat, split, target=cfg.target, border=cfg.border, **common)
+    list_file = cfg[f"{split}_list"] or cfg.test_list
+    if cfg.name == "nyu_sync":
+        from depth_lightning.data.nyu import NYUSync
+
+        return NYUSync(cfg.root, list_file, fill=cfg.fill, border=cfg.border, **common)
+    if cfg.name == "kitti":
+        from depth_lightning.data.kitti import KITTIEigen
+
+        return KITTIEigen(
+            cfg.root,
+            list_file,
+            gt=cfg.gt,
+            annotated_root=cfg.annotated_root,
+            frame_size=cfg.frame_size,
+            image_ext=cfg.image_ext,
+            eval_crop=cfg.eval.crop,
+            lower_rows=cfg.eval.lower_rows,
+            **common,
+        )
+    raise ValueError(f"data.name={cfg.name!r} is unknown; allowed: synthetic, synthetic_outdoor, nyu, nyu_sync, kitti")
 
 
 class DepthDataModule(L.LightningDataModule):
@@ -59,6 +93,7 @@ class DepthDataModule(L.LightningDataModule):
             worker_init_fn=_worker_init if workers > 0 else None,
             drop_last=split == "train" and len(self.datasets[split]) >= self.cfg.batch_size,
             generator=torch.Generator().manual_seed(self.cfg.seed) if shuffle else None,
+            collate_fn=None if isinstance(self.datasets[split], SyntheticScenes) else collate_skipping_bad,
         )
 
     def train_dataloader(self) -> DataLoader:

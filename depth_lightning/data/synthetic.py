@@ -328,7 +328,11 @@ def render_outdoor(
             half = np.array([depth_b / 2, rng.uniform(4, 15) / 2, length / 2])
             x = sgn * (half_road + rng.uniform(1.5, 4.0) + half[0])
             facade = Texture(
-                "tiles", rng.uniform(0.3, 0.9, 3), rng.uniform(0.05, 0.3, 3), rng.uniform(1.5, 3.0), rng.random((17, 17))
+                "tiles",
+                rng.uniform(0.3, 0.9, 3),
+                rng.uniform(0.05, 0.3, 3),
+                rng.uniform(1.5, 3.0),
+                rng.random((17, 17)),
             )
             centre = np.array([x, half[1], z + half[2]])
             canvas.add(box_hit, _box_corners(centre, half), centre, half, 0.0, [Texture.random(rng), facade])

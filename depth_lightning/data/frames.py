@@ -1,0 +1,98 @@
+"""Shared pipeline of the real datasets: fixed crop box, augmentation, resize, bad-sample policy."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from depth_lightning.data.io import DataError
+from depth_lightning.data.transforms import PaperAugmentation
+
+log = logging.getLogger(__name__)
+
+
+class FrameDataset(Dataset):
+    """Base class: subclasses implement ``__len__``, ``load(i) -> (rgb uint8, depth float32 metres)``
+    and ``describe(i)`` (the files of sample ``i``, for error messages).
+
+    Items: ``image`` (3,h,w) in [0,1] at the input size; ``depth``: at the input size for training,
+    at the frame's native (cropped) resolution for evaluation; ``eval_mask`` when the dataset
+    defines one; ``index``.
+    """
+
+    def __init__(
+        self,
+        input_size: tuple[int, int],
+        train: bool,
+        augment: Any | None = None,
+        skip_bad_samples: bool = False,
+    ) -> None:
+        self.input_size = tuple(input_size)
+        self.train = train
+        self.augment = PaperAugmentation(augment) if (train and augment is not None) else None
+        self.skip_bad_samples = skip_bad_samples
+
+    # -- to implement
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def describe(self, index: int) -> str:
+        return f"sample {index}"
+
+    def crop_box(self, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+        """``(top, bottom, left, right)`` applied to RGB and depth before anything else."""
+        return None
+
+    def eval_mask(self, shape: tuple[int, int]) -> np.ndarray | None:
+        """Evaluation region of a frame of original ``shape``, in cropped coordinates."""
+        return None
+
+    # -- the pipeline
+    def seed_worker(self, seed: int) -> None:
+        if self.augment is not None:
+            self.augment.set_seed(seed)
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        try:
+            rgb, depth = self.load(index)
+            if rgb.shape[:2] != depth.shape[:2]:
+                raise DataError(
+                    f"{self.describe(index)}: RGB {rgb.shape[:2]} and depth {depth.shape[:2]} differ in size"
+                )
+        except DataError as err:
+            if self.skip_bad_samples:
+                log.warning("skipping bad sample: %s", err)
+                return None
+            raise
+        original = depth.shape[:2]
+        box = self.crop_box(original)
+        if box is not None:
+            t, b, left, r = box
+            rgb, depth = rgb[t:b, left:r], depth[t:b, left:r]
+        h, w = self.input_size
+        image = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+        item: dict[str, Any] = {"index": index}
+        if self.train:
+            depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
+            if self.augment is not None:
+                image, depth = self.augment(image, depth)
+        else:
+            mask = self.eval_mask(original)
+            if mask is not None:
+                item["eval_mask"] = torch.from_numpy(mask)
+        item["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
+        item["depth"] = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))
+        return item
+
+
+def collate_skipping_bad(batch: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """Default collation of the good samples; ``skipped`` counts the bad ones (``skip_bad_samples``)."""
+    good = [b for b in batch if b is not None]
+    out = default_collate(good) if good else {}
+    out["skipped"] = torch.tensor(len(batch) - len(good))
+    return out

@@ -1,0 +1,191 @@
+"""KITTI raw on the Eigen split: images, ground truth from the Velodyne scans (projected with the
+calibration files) or from the official annotated depth maps, both split-list formats in use."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from depth_lightning.data.frames import FrameDataset
+from depth_lightning.data.io import DataError, read_depth_png, read_rgb
+from depth_lightning.data.nyu import parse_list
+from depth_lightning.metrics import crop_mask
+
+KITTI_URL = "https://www.cvlibs.net/datasets/kitti/raw_data.php"
+log = logging.getLogger(__name__)
+
+
+def read_calib(path: str | Path) -> dict[str, np.ndarray]:
+    """A KITTI calibration text file: ``key: numbers`` per line (non-numeric lines skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: calibration file not found (KITTI raw ships it in each date folder)")
+    out: dict[str, np.ndarray] = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        try:
+            out[key.strip()] = np.array([float(v) for v in value.split()])
+        except ValueError:
+            continue  # e.g. calib_time
+    return out
+
+
+def velodyne_depth(calib_dir: str | Path, velo_path: str | Path, camera: int = 2) -> np.ndarray:
+    """Sparse depth (H,W) of one Velodyne scan seen by rectified camera ``camera`` (0 = no point).
+
+    ``P_rect_0c · R_rect_00 · [R|T]_velo_to_cam`` on homogeneous points; points behind the camera
+    dropped; pixel = round(u, v) - 1 as the usual tooling does; the nearest point kept per pixel.
+    """
+    calib_dir = Path(calib_dir)
+    cam = read_calib(calib_dir / "calib_cam_to_cam.txt")
+    velo = read_calib(calib_dir / "calib_velo_to_cam.txt")
+    try:
+        velo_to_cam = np.vstack([np.hstack([velo["R"].reshape(3, 3), velo["T"].reshape(3, 1)]), [0, 0, 0, 1]])
+        rect = np.eye(4)
+        rect[:3, :3] = cam["R_rect_00"].reshape(3, 3)
+        p_rect = cam[f"P_rect_0{camera}"].reshape(3, 4)
+        height, width = cam[f"S_rect_0{camera}"][::-1].astype(int)
+    except KeyError as err:
+        raise DataError(f"{calib_dir}: calibration lacks {err}") from None
+    velo_path = Path(velo_path)
+    if not velo_path.is_file():
+        raise DataError(f"{velo_path}: Velodyne scan not found")
+    raw = np.fromfile(velo_path, dtype=np.float32)
+    if raw.size % 4:
+        raise DataError(f"{velo_path}: size is not a multiple of 16 bytes (x, y, z, reflectance float32)")
+    points = raw.reshape(-1, 4).astype(np.float64)
+    points = points[points[:, 0] >= 0]  # in front of the scanner
+    points[:, 3] = 1.0
+    im = (p_rect @ rect @ velo_to_cam @ points.T).T
+    im = im[im[:, 2] > 0]  # in front of the camera
+    u = np.round(im[:, 0] / im[:, 2]).astype(np.int64) - 1
+    v = np.round(im[:, 1] / im[:, 2]).astype(np.int64) - 1
+    z = im[:, 2]
+    ok = (u >= 0) & (v >= 0) & (u < width) & (v < height)
+    u, v, z = u[ok], v[ok], z[ok]
+    order = np.argsort(-z)  # far first, so the nearest point is written last and kept
+    depth = np.zeros((height, width), dtype=np.float32)
+    depth[v[order], u[order]] = z[order]
+    return depth
+
+
+class KITTIEigen(FrameDataset):
+    """Frames of a KITTI split list.
+
+    List formats: ``<date>/<drive> <frame> l|r`` (monodepth2), ``<image> <depth|None> <focal>``
+    (BTS; depth relative to ``annotated_root``), ``<left image> <right image>`` (monodepth).
+    ``gt``: ``velodyne`` (projected scans) or ``annotated`` (official maps, value / 256).
+    Evaluation frames without ground truth are left out, and how many is logged.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        list_file: str,
+        gt: str = "velodyne",
+        annotated_root: str | None = None,
+        frame_size: list[int] | None = None,
+        image_ext: str = ".png",
+        eval_crop: str = "garg",
+        lower_rows: int | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(**kw)
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(
+                f"data.root={str(self.root)!r} does not exist; it should hold KITTI raw "
+                f"(<date>/<date>_drive_XXXX_sync/image_02/data/*.png, velodyne_points/, calib_*.txt; {KITTI_URL})"
+            )
+        if gt not in ("velodyne", "annotated"):
+            raise ValueError(f"data.gt={gt!r} is unknown; allowed: velodyne, annotated")
+        self.gt, self.list_file, self.image_ext = gt, Path(list_file), image_ext
+        self.annotated_root = Path(annotated_root) if annotated_root else None
+        self.frame_size, self.eval_crop, self.lower_rows = frame_size, eval_crop, lower_rows
+        listed = [self._parse(parts, n) for n, parts in enumerate(parse_list(self.list_file), start=1)]
+        if self.train:
+            self.samples = listed
+        else:
+            self.samples = [s for s in listed if s["depth"] is not None]
+            log.info(
+                "%s: %d frames listed, %d with ground truth (%s)", self.list_file, len(listed), len(self.samples), gt
+            )
+        self.listed = len(listed)
+
+    def _parse(self, parts: list[str], n: int) -> dict[str, Any]:
+        where = f"{self.list_file}:{n}"
+        if len(parts) == 3 and parts[2] in ("l", "r"):
+            drive, frame, side = parts
+            camera = 2 if side == "l" else 3
+            rel = f"{drive}/image_0{camera}/data/{int(frame):010d}{self.image_ext}"
+            image, depth_rel = self.root / rel, None
+        elif len(parts) in (2, 3):
+            image = self.root / parts[0].lstrip("/")
+            camera = 3 if "/image_03/" in parts[0] else 2
+            depth_rel = parts[1] if len(parts) == 3 and parts[1] != "None" else None
+            if len(parts) == 3 and parts[1] == "None":
+                return {"image": image, "depth": None, "line": where}
+        else:
+            raise DataError(f"{where}: unrecognised split line {' '.join(parts)!r}")
+        frame_name = image.stem
+        drive_dir = image.parent.parent.parent
+        if self.gt == "velodyne":
+            depth = ("velodyne", drive_dir.parent, drive_dir / "velodyne_points" / "data" / f"{frame_name}.bin", camera)
+        else:
+            if self.annotated_root is None:
+                raise DataError("data.gt=annotated needs data.annotated_root (the data_depth_annotated folder)")
+            rel = depth_rel or f"{drive_dir.name}/proj_depth/groundtruth/image_0{camera}/{frame_name}.png"
+            found = [p for p in (self.annotated_root / s / rel for s in ("", "train", "val")) if p.is_file()]
+            if not found:
+                return {"image": image, "depth": None, "line": where}  # no annotated map for this frame
+            depth = ("annotated", found[0])
+        return {"image": image, "depth": depth, "line": where}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def describe(self, index: int) -> str:
+        s = self.samples[index]
+        return f"{s['line']} ({s['image']})"
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        s = self.samples[index]
+        if not s["image"].is_file():
+            raise DataError(f"{s['line']} names {s['image']}, which does not exist")
+        rgb = read_rgb(s["image"])
+        if s["depth"] is None:  # training frame without ground truth: every pixel ignored
+            return rgb, np.zeros(rgb.shape[:2], np.float32)
+        if s["depth"][0] == "velodyne":
+            _, calib_dir, velo, camera = s["depth"]
+            depth = velodyne_depth(calib_dir, velo, camera)
+        else:
+            depth = read_depth_png(s["depth"][1], scale=256.0)
+        if depth.shape != rgb.shape[:2]:
+            raise DataError(f"{s['line']}: depth {depth.shape} and image {rgb.shape[:2]} differ in size")
+        return rgb, depth
+
+    def crop_box(self, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+        # Drives differ by a few pixels (375x1242, 370x1224, ...): a fixed-size bottom-centre crop.
+        if self.frame_size is None:
+            return None
+        fh, fw = self.frame_size
+        h, w = shape
+        if h < fh or w < fw:
+            raise DataError(f"a {h}x{w} frame is smaller than data.frame_size={fh}x{fw}")
+        left = (w - fw) // 2
+        return h - fh, h, left, left + fw
+
+    def eval_mask(self, shape: tuple[int, int]) -> np.ndarray | None:
+        mask = crop_mask(self.eval_crop, *shape).numpy()
+        if self.lower_rows is not None:
+            mask[: max(0, shape[0] - self.lower_rows)] = False
+        box = self.crop_box(shape)
+        if box is not None:
+            t, b, left, r = box
+            mask = mask[t:b, left:r]
+        return np.ascontiguousarray(mask)

@@ -1,0 +1,173 @@
+"""NYU Depth v2: the labelled set (``nyu_depth_v2_labeled.mat`` + ``splits.mat``) and the sync set
+(list files of ``scene/rgb_XXXXX.jpg scene/sync_depth_XXXXX.png focal``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from depth_lightning.data.frames import FrameDataset
+from depth_lightning.data.io import DataError, read_depth_png, read_rgb
+
+NYU_URL = "https://cs.nyu.edu/~fergus/datasets/nyu_depth_v2.html"
+
+
+def filled_path(depth_path: Path) -> Path:
+    """Where ``prepare`` writes the colorization-filled map of a sync depth PNG."""
+    return depth_path.with_name(depth_path.stem + "_filled.png")
+
+
+def read_splits(path: str | Path) -> dict[str, np.ndarray]:
+    """The official split: 0-based indices into the 1449 labelled frames (795 train, 654 test)."""
+    import scipy.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: splits.mat not found (the official NYU split, published at {NYU_URL})")
+    try:
+        mat = scipy.io.loadmat(path)
+    except Exception as err:
+        raise DataError(f"{path}: not a readable MATLAB v5 splits.mat ({err})") from None
+    if "trainNdxs" not in mat or "testNdxs" not in mat:
+        raise DataError(f"{path}: expected variables trainNdxs and testNdxs")
+    return {
+        "train": mat["trainNdxs"].ravel().astype(np.int64) - 1,
+        "test": mat["testNdxs"].ravel().astype(np.int64) - 1,
+    }
+
+
+class NYUBase(FrameDataset):
+    def crop_box(self, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+        # The white/black border of the 640x480 frames: a fixed box, the Eigen crop, as peers do.
+        return tuple(self.border) if self.border is not None else None  # type: ignore[return-value]
+
+
+class NYULabelled(NYUBase):
+    """Frames of the labelled ``.mat`` (MATLAB v7.3 / HDF5), read lazily, one file handle per worker.
+
+    ``target``: ``filled`` (the toolbox's colorization-filled ``depths``) or ``raw``
+    (``rawDepths``, 0 = missing). The test split always uses raw depth, as the field does.
+    """
+
+    def __init__(
+        self,
+        mat_path: str,
+        splits_path: str,
+        split: str,
+        target: str = "filled",
+        border: list[int] | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(**kw)
+        self.mat_path = Path(mat_path)
+        if not self.mat_path.is_file():
+            raise DataError(
+                f"{self.mat_path}: nyu_depth_v2_labeled.mat not found; data.root should hold it and splits.mat "
+                f"(both published at {NYU_URL})"
+            )
+        self.indices = read_splits(splits_path)["test" if split in ("val", "test") else "train"]
+        self.key = "rawDepths" if split in ("val", "test") or target == "raw" else "depths"
+        self.border = border
+        self._h5 = None
+        self._pid = None
+        with self._file() as f:
+            for key in ("images", self.key):
+                if key not in f:
+                    raise DataError(f"{self.mat_path}: no dataset '{key}' in the file (not the labelled NYU .mat?)")
+            n = f["images"].shape[0]
+        if self.indices.max(initial=-1) >= n:
+            raise DataError(
+                f"{splits_path}: index {self.indices.max() + 1} is beyond the {n} frames of {self.mat_path}"
+            )
+
+    def _file(self):
+        import h5py
+
+        try:
+            return h5py.File(self.mat_path, "r")
+        except OSError as err:
+            raise DataError(f"{self.mat_path}: not a readable MATLAB v7.3 (HDF5) file ({err})") from None
+
+    def _handle(self):
+        # h5py handles must not cross fork(): each worker opens its own.
+        if self._h5 is None or self._pid != os.getpid():
+            self._h5, self._pid = self._file(), os.getpid()
+        return self._h5
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def describe(self, index: int) -> str:
+        return f"{self.mat_path} frame {int(self.indices[index]) + 1}"
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        f, k = self._handle(), int(self.indices[index])
+        # MATLAB stores column-major: (3, 640, 480) per image, (640, 480) per depth map.
+        rgb = np.ascontiguousarray(f["images"][k].transpose(2, 1, 0))
+        depth = np.ascontiguousarray(f[self.key][k].T).astype(np.float32)
+        return rgb, depth
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_h5"], state["_pid"] = None, None
+        return state
+
+
+def parse_list(path: str | Path) -> list[list[str]]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: split list not found")
+    lines = [ln.split() for ln in path.read_text().splitlines()]
+    return [ln for ln in lines if ln]
+
+
+class NYUSync(NYUBase):
+    """The field's ~24k-frame sync training set (and the 654-frame test list in the same format).
+
+    ``fill``: ``colorization`` reads ``sync_depth_XXXXX_filled.png`` written by
+    ``python -m depth_lightning.prepare nyu <root>``; ``none`` keeps holes (ignored in the loss).
+    """
+
+    def __init__(
+        self, root: str, list_file: str, fill: str = "none", border: list[int] | None = None, **kw: Any
+    ) -> None:
+        super().__init__(**kw)
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(
+                f"data.root={str(self.root)!r} does not exist; it should hold the NYU sync scenes "
+                f"(scene/rgb_XXXXX.jpg, scene/sync_depth_XXXXX.png) named by {list_file} ({NYU_URL})"
+            )
+        self.list_file = Path(list_file)
+        self.samples: list[tuple[Path, Path, int]] = []
+        for n, parts in enumerate(parse_list(self.list_file), start=1):
+            if len(parts) < 2:
+                raise DataError(f"{self.list_file}:{n}: expected 'image depth [focal]', got {' '.join(parts)!r}")
+            rgb, depth = (self.root / p.lstrip("/") for p in parts[:2])
+            self.samples.append((rgb, depth, n))
+        self.fill, self.border = fill, border
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def describe(self, index: int) -> str:
+        rgb, depth, n = self.samples[index]
+        return f"{self.list_file}:{n} ({rgb}, {depth})"
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rgb_path, depth_path, n = self.samples[index]
+        for p in (rgb_path, depth_path):
+            if not p.is_file():
+                raise DataError(f"{self.list_file}:{n} names {p}, which does not exist")
+        if self.train and self.fill == "colorization":
+            filled = filled_path(depth_path)
+            if not filled.is_file():
+                raise DataError(
+                    f"{filled}: no filled depth for {depth_path}; run python -m depth_lightning.prepare nyu "
+                    f"{self.root} --list {self.list_file} (or set data.fill=none)"
+                )
+            depth_path = filled
+        return read_rgb(rgb_path), read_depth_png(depth_path, scale=1000.0)

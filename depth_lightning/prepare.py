@@ -1,0 +1,107 @@
+"""``python -m depth_lightning.prepare nyu|kitti <root>``: colorization-filled depth beside the raw maps.
+
+NYU (sync layout): every ``sync_depth_XXXXX.png`` (or those of ``--list``) gets
+``sync_depth_XXXXX_filled.png`` (uint16 mm). KITTI raw: every frame of ``--list`` gets its projected
+Velodyne depth filled, in ``<drive>/proj_depth/filled/image_0c/<frame>.png`` (uint16, m x 256).
+Parallel, resumable (finished files are skipped), atomic (write, then rename).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from depth_lightning.data.fill import fill_depth_colorization
+from depth_lightning.data.io import DataError, read_depth_png, read_rgb, write_depth_png
+from depth_lightning.data.nyu import filled_path, parse_list
+
+
+def kitti_filled_path(image: Path) -> Path:
+    drive, camera = image.parent.parent.parent, image.parent.parent.name
+    return drive / "proj_depth" / "filled" / camera / f"{image.stem}.png"
+
+
+def nyu_jobs(root: Path, list_file: Path | None) -> list[tuple[str, Path, Path, Path]]:
+    if list_file is not None:
+        pairs = [(root / p[0].lstrip("/"), root / p[1].lstrip("/")) for p in parse_list(list_file)]
+    else:
+        pairs = [
+            (d.with_name(d.name.replace("sync_depth_", "rgb_")).with_suffix(".jpg"), d)
+            for d in sorted(root.rglob("sync_depth_*.png"))
+            if not d.stem.endswith("_filled")
+        ]
+    return [("nyu", rgb, depth, filled_path(depth)) for rgb, depth in pairs]
+
+
+def kitti_jobs(root: Path, list_file: Path) -> list[tuple[str, Path, Path, Path]]:
+    from depth_lightning.data.kitti import KITTIEigen
+
+    ds = KITTIEigen(str(root), str(list_file), gt="velodyne", input_size=(32, 32), train=True)
+    jobs = []
+    for s in ds.samples:
+        if s["depth"] is not None:
+            jobs.append(("kitti", s["image"], s["depth"][2], kitti_filled_path(s["image"])))
+    return jobs
+
+
+def _run(job: tuple[str, Path, Path, Path]) -> tuple[str, str, float]:
+    kind, rgb_path, depth_path, out = job
+    if out.is_file():
+        return "skipped", str(out), 0.0
+    start = time.perf_counter()
+    try:
+        rgb = read_rgb(rgb_path)
+        if kind == "nyu":
+            depth = read_depth_png(depth_path, 1000.0)
+        else:
+            from depth_lightning.data.kitti import velodyne_depth
+
+            camera = int(rgb_path.parent.parent.name[-1])
+            depth = velodyne_depth(depth_path.parent.parent.parent.parent, depth_path, camera)
+        filled = fill_depth_colorization(rgb, depth)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_depth_png(out, filled, 1000.0 if kind == "nyu" else 256.0)
+    except (DataError, ValueError) as err:
+        return "failed", str(err), 0.0
+    return "written", str(out), time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m depth_lightning.prepare", description=__doc__.split("\n")[0])
+    parser.add_argument("dataset", choices=["nyu", "kitti"])
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--list", type=Path, default=None, help="split list (required for kitti)")
+    parser.add_argument("--workers", type=int, default=max(1, mp.cpu_count() - 0))
+    args = parser.parse_args(argv)
+    if not args.root.is_dir():
+        parser.error(f"{args.root} is not a folder")
+    if args.dataset == "kitti" and args.list is None:
+        parser.error("kitti needs --list <split list> (e.g. the Eigen train split)")
+    jobs = nyu_jobs(args.root, args.list) if args.dataset == "nyu" else kitti_jobs(args.root, args.list)
+    counts = {"written": 0, "skipped": 0, "failed": 0}
+    seconds: list[float] = []
+    failures: list[str] = []
+    with mp.get_context("spawn").Pool(args.workers) as pool:
+        for status, what, dt in tqdm(pool.imap_unordered(_run, jobs), total=len(jobs), desc=f"fill {args.dataset}"):
+            counts[status] += 1
+            if status == "written":
+                seconds.append(dt)
+            elif status == "failed":
+                failures.append(what)
+    mean = sum(seconds) / len(seconds) if seconds else float("nan")
+    print(
+        f"{len(jobs)} frames: {counts['written']} written, {counts['skipped']} already done, "
+        f"{counts['failed']} failed; {mean:.2f} s per frame per worker"
+    )
+    for f in failures:
+        print("  failed:", f, file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Training and evaluation through the entry points on the fixture datasets, and `prepare`."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import run_module
+from datasets import write_kitti, write_nyu_labelled, write_nyu_sync
+from PIL import Image
+
+
+def _train_and_evaluate(tmp_path, *overrides):
+    run = tmp_path / "run"
+    run_module(
+        "depth_lightning.train",
+        *overrides,
+        "debug=tiny",
+        "trainer.max_steps=4",
+        "logger=csv",
+        "test=true",
+        "baselines=false",
+        f"hydra.run.dir={run}",
+        cwd=tmp_path,
+    )
+    results = json.loads((run / "metrics.json").read_text())
+    assert results["status"] == "completed"
+    for key in ("soft/abs_rel", "hard/abs_rel", "soft/d1", "pixel_acc"):
+        assert math.isfinite(results["test"][key]), key
+    out = tmp_path / "eval.json"
+    run_module(
+        "depth_lightning.evaluate",
+        f"ckpt_path={results['best_checkpoint']}",
+        f"output={out}",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+        cwd=tmp_path,
+    )
+    return results, json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_on_nyu_labelled(tmp_path):
+    root = write_nyu_labelled(tmp_path / "nyu")
+    results, evaluated = _train_and_evaluate(
+        tmp_path, "data=nyu", f"data.root={root}", "data.height=96", "data.width=128"
+    )
+    assert evaluated["data"] == "nyu"
+    # the same checkpoint and test split; training tested under bf16 autocast, evaluate in float32
+    assert evaluated["test"]["soft/abs_rel"] == pytest.approx(results["test"]["soft/abs_rel"], rel=5e-3)
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_on_kitti(tmp_path):
+    k = write_kitti(tmp_path / "kitti")
+    results, evaluated = _train_and_evaluate(
+        tmp_path,
+        "data=kitti",
+        f"data.root={k['raw']}",
+        f"data.train_list={k['monodepth2']}",
+        f"data.test_list={k['bts']}",
+        "data.gt=annotated",
+        f"data.annotated_root={k['annotated']}",
+        "data.height=64",
+        "data.width=208",
+    )
+    assert evaluated["data"] == "kitti"
+
+
+def test_missing_dataset_root_says_what_to_put_there(tmp_path):
+    proc = run_module(
+        "depth_lightning.train",
+        "data=nyu_sync",
+        f"data.root={tmp_path / 'absent'}",
+        "debug=tiny",
+        "logger=csv",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "should hold the NYU sync scenes" in proc.stderr and "nyu_depth_v2.html" in proc.stderr
+
+
+def test_prepare_nyu_fills_resumably(tmp_path):
+    root = write_nyu_sync(tmp_path, {"scene": 2}, size=(60, 80))
+    proc = run_module("depth_lightning.prepare", "nyu", str(root), "--workers", "2", cwd=tmp_path)
+    assert "2 written, 0 already done, 0 failed" in proc.stdout
+    filled = np.array(Image.open(root / "scene" / "sync_depth_00000_filled.png"))
+    assert filled.dtype == np.uint16 and (filled > 0).all()
+    again = run_module("depth_lightning.prepare", "nyu", str(root), "--workers", "1", cwd=tmp_path)
+    assert "0 written, 2 already done" in again.stdout
+    assert not list(root.rglob(".*tmp*"))

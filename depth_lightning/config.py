@@ -185,9 +185,17 @@ def auto_precision() -> str:
     return "bf16-mixed" if native else "32-true"
 
 
+def gpus_per_node(accelerator: str, devices: Any) -> int | None:
+    """The GPUs a SLURM node must give a job: one per process on GPU accelerators, none on CPU."""
+    if str(accelerator) in ("gpu", "cuda") and str(devices).isdigit():
+        return int(devices)
+    return None
+
+
 def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("auto_precision"):
-        OmegaConf.register_new_resolver("auto_precision", auto_precision)
+    for name, fn in (("auto_precision", auto_precision), ("gpus_per_node", gpus_per_node)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
 
 
 register_resolvers()

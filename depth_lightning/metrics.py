@@ -146,3 +146,24 @@ class DepthMetrics(Metric):
             return {k: torch.tensor(math.nan, dtype=torch.float64) for k in METRIC_NAMES}
         values = self.totals / self.images if self.mode == "per_image" else metrics_from_sums(self.totals)
         return dict(zip(METRIC_NAMES, values.unbind(), strict=True))
+
+
+class BinConfusion(Metric):
+    """Counts of (ground-truth bin, hard-max bin) over valid pixels, bins merged to ``merged`` groups
+    (the paper's Fig. 7 shows 50); summed across processes."""
+
+    full_state_update = False
+
+    def __init__(self, num_bins: int, merged: int = 50, ignore_index: int = -100, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.num_bins, self.size, self.ignore_index = num_bins, min(merged, num_bins), ignore_index
+        self.add_state("counts", torch.zeros(self.size, self.size, dtype=torch.int64), dist_reduce_fx="sum")
+
+    def update(self, predicted: Tensor, labels: Tensor) -> None:
+        valid = labels != self.ignore_index
+        gt = labels[valid] * self.size // self.num_bins
+        pr = predicted[valid] * self.size // self.num_bins
+        self.counts += torch.bincount(gt * self.size + pr, minlength=self.size**2).reshape(self.size, self.size)
+
+    def compute(self) -> Tensor:
+        return self.counts

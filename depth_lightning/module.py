@@ -12,12 +12,14 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from torchmetrics import SumMetric
 
-from depth_lightning.metrics import DepthMetrics
+from depth_lightning.metrics import BinConfusion, DepthMetrics
 from depth_lightning.models import bin_cross_entropy, build_network
 
 SPLITS = ("val", "test")
 DECODERS = ("soft", "hard")
 CHECKPOINT_MARK = "depth_lightning"
+# Pixels (fractions of height, width) whose predicted bin distribution is tracked (Fig. 6).
+TRACKED_PIXELS = ((0.25, 0.25), (0.5, 0.5), (0.75, 0.3), (0.6, 0.8))
 
 
 def targets_at(depth: Tensor, size: tuple[int, int]) -> Tensor:
@@ -67,6 +69,8 @@ class DepthModule(L.LightningModule):
         self.pixel_counts = torch.nn.ModuleDict(
             {f"{split}_{k}": SumMetric() for split in SPLITS for k in ("correct", "valid")}
         )
+        self.confusion = BinConfusion(self.bins.num_bins, ignore_index=self.bins.ignore_index)
+        self.last_confusion: Tensor | None = None
         self.panel_batch: dict[str, Tensor] | None = None
         self._forward = torch.compile(self.net) if self.cfg.model.compile else self.net
 
@@ -110,7 +114,10 @@ class DepthModule(L.LightningModule):
         for dec in DECODERS:
             self.metrics[f"{split}_{dec}"].update(decoded[dec], batch["depth"], batch.get("eval_mask"))
         valid = labels != self.bins.ignore_index
-        self.pixel_counts[f"{split}_correct"].update(((logits.argmax(1) == labels) & valid).sum())
+        predicted = logits.argmax(1)
+        self.pixel_counts[f"{split}_correct"].update(((predicted == labels) & valid).sum())
+        if split == "val":
+            self.confusion.update(predicted, labels)
         self.pixel_counts[f"{split}_valid"].update(valid.sum())
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=logits.shape[0], sync_dist=True)
         if split == "val" and batch_idx == 0:
@@ -120,7 +127,16 @@ class DepthModule(L.LightningModule):
                 "depth": batch["depth"][:n].detach().float().cpu(),
                 "pred": decoded[self.cfg.model.decoder][:n].detach().cpu(),
                 "uncertainty": decoded["uncertainty"][:n].detach().cpu(),
+                **self._tracked_distributions(logits[0], labels[0]),
             }
+
+    def _tracked_distributions(self, logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        """Predicted distributions over the bins at the tracked pixels of one image (Fig. 6)."""
+        h, w = logits.shape[-2:]
+        rows = torch.tensor([min(h - 1, int(fy * h)) for fy, _ in TRACKED_PIXELS], device=logits.device)
+        cols = torch.tensor([min(w - 1, int(fx * w)) for _, fx in TRACKED_PIXELS], device=logits.device)
+        probs = self.bins.probabilities(logits[None])[0][:, rows, cols].T
+        return {"tracked_probs": probs.detach().cpu(), "tracked_labels": labels[rows, cols].detach().cpu()}
 
     def _eval_epoch_end(self, split: str) -> None:
         for dec in DECODERS:
@@ -135,9 +151,15 @@ class DepthModule(L.LightningModule):
         for k in ("correct", "valid"):
             self.pixel_counts[f"{split}_{k}"].reset()
         self.log(f"{split}/pixel_acc", (correct / valid.clamp_min(1)).float())
+        if split == "val":
+            self.last_confusion = self.confusion.compute().cpu()
+            self.confusion.reset()
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._eval_step("val", batch, batch_idx)
+
+    def on_validation_epoch_start(self) -> None:
+        self.panel_batch = None
 
     def on_validation_epoch_end(self) -> None:
         self._eval_epoch_end("val")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import hydra
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from depth_lightning.config import ConfigError, validate
@@ -63,6 +65,18 @@ def write_results(path: Path, results: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}} -> {"a.b": 1}``: the run config as W&B shows and filters it."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
 def _split_metrics(metrics: dict[str, Any], split: str) -> dict[str, float]:
     prefix = f"{split}/"
     return {k[len(prefix) :]: float(v) for k, v in metrics.items() if k.startswith(prefix)}
@@ -86,6 +100,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
         check_compatible(ckpt_path, module)
     trainer = build_trainer(cfg)
+    for lg in trainer.loggers:
+        if isinstance(lg, WandbLogger) and trainer.is_global_zero:
+            lg.experiment.config.update(flatten(module_config(cfg)), allow_val_change=True)
     results: dict[str, Any] = {"config": module_config(cfg), "status": "running"}
     if trainer.is_global_zero:
         write_results(out_dir / "metrics.json", results)
@@ -130,6 +147,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    # One time stamp for the run or sweep folder, fixed before Hydra starts and inherited by every
+    # process Lightning re-executes (DDP ranks), so all of them resolve the same folder.
+    os.environ.setdefault("DEPTH_LIGHTNING_RUN_TIME", datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
     _hydra_main()
 
 

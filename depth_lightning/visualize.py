@@ -54,3 +54,58 @@ def depth_panel(
             )
         )
     return np.concatenate(rows, axis=0)
+
+
+def _figure_to_array(fig) -> np.ndarray:
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return image
+
+
+def distribution_figure(steps: np.ndarray, probs: np.ndarray, labels: np.ndarray, log_centres: np.ndarray):
+    """Fig. 6 style: for each tracked pixel, the predicted distribution over bins at each step.
+
+    ``probs`` (T, P, K); ``labels`` (P,) ground-truth bins (negative: invalid).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = probs.shape[1]
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 2.6), squeeze=False)
+    colours = plt.cm.viridis(np.linspace(0, 1, len(steps)))
+    depth = np.exp(log_centres)
+    for p, ax in enumerate(axes[0]):
+        for t, step in enumerate(steps):
+            ax.plot(depth, probs[t, p], color=colours[t], lw=1, label=f"step {step}")
+        if labels[p] >= 0:
+            ax.axvline(depth[labels[p]], color="red", ls="--", lw=1)
+        ax.set_xscale("log")
+        ax.set_title(f"pixel {p + 1}", fontsize=9)
+        ax.set_xlabel("depth (m)", fontsize=8)
+    axes[0][0].set_ylabel("probability", fontsize=8)
+    axes[0][-1].legend(fontsize=6)
+    fig.tight_layout()
+    return _figure_to_array(fig)
+
+
+def confusion_figure(counts: np.ndarray):
+    """Fig. 7 style: row-normalised confusion of hard-max bin labels (log colour scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = counts.sum(1, keepdims=True)
+    norm = np.where(rows > 0, counts / np.maximum(rows, 1), 0)
+    fig, ax = plt.subplots(figsize=(4, 3.6))
+    im = ax.imshow(np.log10(norm + 1e-4), cmap="magma", origin="lower")
+    ax.set_xlabel("predicted bin (merged)")
+    ax.set_ylabel("ground-truth bin (merged)")
+    fig.colorbar(im, ax=ax, label="log10 fraction of row")
+    fig.tight_layout()
+    return _figure_to_array(fig)

@@ -1,0 +1,187 @@
+"""Ablation sweeps end to end (joblib and submitit launchers), the report and the notebook."""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_module
+from test_config import composed
+
+from depth_lightning.config import validate
+from experiments import report
+
+TINY = [
+    "data.height=64",
+    "data.width=96",
+    "data.train_length=16",
+    "data.val_length=8",
+    "data.test_length=8",
+    "data.num_workers=0",
+    "data.batch_size=4",
+    "data.eval_batch_size=4",
+    "trainer.max_steps=8",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.log_every_n_steps=1",
+]
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")))
+def test_every_experiment_composes(name):
+    cfg = validate(composed(f"+experiment={name}"))
+    assert cfg.task_name == name
+    if "ablation" in name:
+        assert cfg.model.upsample == "bilinear"
+
+
+def test_paper_experiments_carry_the_papers_numbers():
+    nyu = validate(composed("+experiment=nyu_paper"))
+    assert (nyu.model.backbone, nyu.model.num_bins, nyu.data.height, nyu.data.width) == ("resnet152", 200, 240, 320)
+    assert (nyu.data.batch_size, nyu.trainer.accumulate_grad_batches, nyu.trainer.max_steps) == (1, 8, 50000)
+    assert nyu.data.augment.scale == [1.3, 1.5] and nyu.data.augment.rotate == 5.0
+    kitti = validate(composed("+experiment=kitti_paper"))
+    assert (kitti.model.num_bins, kitti.data.height, kitti.data.width) == (50, 188, 620)
+    assert (kitti.data.eval.max_depth, kitti.data.eval.crop, kitti.data.eval.lower_rows) == (80.0, "garg", 256)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("sweep")
+    run_module(
+        "depth_lightning.train",
+        "+experiment=synthetic_ablation",
+        "hydra/launcher=joblib",
+        "model.num_bins=20,40",
+        *TINY,
+        f"hydra.sweep.dir={work / 'sweep'}",
+        "--multirun",
+        cwd=work,
+    )
+    return work / "sweep"
+
+
+@pytest.mark.slow
+def test_ablation_sweep_saves_both_decoders_for_every_variant(sweep):
+    names = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert names == [
+        "0_full-K20",
+        "1_full-K40",
+        "2_no_dilation-K20",
+        "3_no_dilation-K40",
+        "4_no_concat-K20",
+        "5_no_concat-K40",
+    ]
+    for name in names:
+        results = json.loads((sweep / name / "metrics.json").read_text())
+        assert results["status"] == "completed"
+        for split in ("val", "test"):
+            for dec in ("soft", "hard"):
+                assert math.isfinite(results[split][f"{dec}/abs_rel"]), (name, split, dec)
+        model = results["config"]["model"]
+        variant, k = name.split("_", 1)[1].rsplit("-K", 1)
+        assert (model["dilated"], model["fusion"]) == {
+            "full": (True, True),
+            "no_dilation": (False, True),
+            "no_concat": (True, False),
+        }[variant]
+        assert model["num_bins"] == int(k)
+        assert (sweep / name / "bin_distributions.npz").is_file() and (sweep / name / "confusion_val.npy").is_file()
+
+
+@pytest.mark.slow
+def test_sweep_runs_share_one_wandb_group(sweep):
+    from wandb_reader import logged
+
+    seen = []
+    for name in ("0_full-K20", "3_no_dilation-K40"):
+        run = logged(next((sweep / name / "wandb").glob("offline-run-*")))
+        seen.append(run["run"])
+        assert run["config"]["model.num_bins"] in (20, 40)  # the flattened config
+        keys = {k for row in run["history"] for k in row}
+        assert {"val/soft/abs_rel", "val/hard/abs_rel", "val/pixel_acc"} <= keys
+        assert {"val/bin_distributions/_type", "val/confusion/_type"} <= keys  # Fig. 6 and Fig. 7
+    assert seen[0]["group"] == seen[1]["group"] and seen[0]["group"].startswith("synthetic_ablation-")
+    assert [s["job_type"] for s in seen] == ["full-K20", "no_dilation-K40"]
+
+
+@pytest.mark.slow
+def test_report_builds_tables_and_figures(sweep, tmp_path):
+    proc = run_module("experiments.report", str(sweep), "--out", str(tmp_path / "report"), cwd=ROOT)
+    assert "Table 3 (K = 40)" in proc.stdout
+    for name in ("table3", "table4"):
+        for ext in ("md", "csv", "tex"):
+            assert (tmp_path / "report" / f"{name}.{ext}").stat().st_size > 0
+    assert (tmp_path / "report" / "fig6.png").is_file() and (tmp_path / "report" / "fig7.png").is_file()
+    result = report.build_report([sweep], tmp_path / "again")
+    rows = {r["row"]: r for r in result["table3"]}
+    ours = json.loads((sweep / "1_full-K40" / "metrics.json").read_text())["test"]
+    assert rows["Hard-max inference"]["abs_rel"] == ours["hard/abs_rel"]
+    assert rows["Soft-weighted-sum (full model)"]["abs_rel"] == ours["soft/abs_rel"]
+    assert "full-K200" in result["missing"]
+
+
+@pytest.mark.slow
+def test_notebook_executes_on_the_sweep(sweep, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(ROOT / "notebooks" / "ablation_report.ipynb", as_version=4)
+    monkeypatch.setenv("ABLATION_SWEEP", str(sweep))
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    outputs = "".join(
+        str(o.get("text", "")) + str(o.get("data", {}).get("text/markdown", ""))
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+    assert "6 finished runs" in outputs and "Table 3" in outputs
+    assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_report_on_bad_sweeps_says_what_is_wrong(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run_module("experiments.report", str(empty), cwd=ROOT, check=False)
+    assert proc.returncode == 1 and "no finished run" in proc.stderr
+    killed = tmp_path / "sweep" / "0_full-K50"
+    (killed / ".hydra").mkdir(parents=True)
+    (killed / "metrics.json").write_text(json.dumps({"status": "running", "config": {}}))
+    never = tmp_path / "sweep" / "1_full-K100"
+    (never / ".hydra").mkdir(parents=True)
+    done = tmp_path / "sweep" / "2_full-K200"
+    done.mkdir()
+    metrics = {f"{d}/{k}": 0.5 for d in ("soft", "hard") for k in ("d1", "d2", "d3", "abs_rel", "log10", "rmse")}
+    (done / "metrics.json").write_text(
+        json.dumps(
+            {
+                "status": "completed",
+                "config": {"task_name": "other", "model": {"dilated": True, "fusion": True, "num_bins": 200}},
+                "test": metrics | {"pixel_acc": 0.2},
+            }
+        )
+    )
+    result = report.build_report([tmp_path / "sweep"], tmp_path / "out")
+    text = "\n".join(result["problems"])
+    assert "0_full-K50: status 'running'" in text and "1_full-K100: no metrics.json" in text
+    assert result["table3"][3]["abs_rel"] == 0.5 and result["table3"][0]["abs_rel"] is None
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_jobs(tmp_path):
+    run_module(
+        "depth_lightning.train",
+        "+experiment=synthetic_ablation",
+        "hydra/launcher=submitit_local",
+        "variant=full",
+        "model.num_bins=20,40",
+        *TINY,
+        "logger=csv",
+        f"hydra.sweep.dir={tmp_path / 'sw'}",
+        "--multirun",
+        cwd=tmp_path,
+    )
+    for name in ("0_full-K20", "1_full-K40"):
+        assert json.loads((tmp_path / "sw" / name / "metrics.json").read_text())["status"] == "completed"
+    assert list((tmp_path / "sw" / ".submitit").glob("*/*_result.pkl"))

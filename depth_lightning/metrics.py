@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
 
 METRIC_NAMES = ("d1", "d2", "d3", "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog")
 CROPS = ("none", "eigen_nyu", "garg", "eigen")
@@ -88,8 +89,11 @@ class DepthMetrics(Metric):
     Ground truth is valid where ``min_depth < g < max_depth``; predictions are upsampled bilinearly
     to the ground truth's size, clipped to ``[min_depth, max_depth]`` (inf -> max, NaN -> min), then
     the crop is applied. ``per_image`` (the field's convention) averages each image's metrics;
-    ``pooled`` averages over all valid pixels of all images. State is float64 sums reduced with
-    ``sum``, so evaluation split across processes equals evaluation in one process.
+    ``pooled`` averages over all valid pixels of all images.
+
+    The state is one float64 row per image (its metrics, or its pixel sums when pooled) with the
+    image's id, gathered across processes and summed in id order: evaluation split across any
+    number of processes equals single-process evaluation on the same images, to the last bit.
     """
 
     full_state_update = False
@@ -110,21 +114,26 @@ class DepthMetrics(Metric):
             raise ValueError(f"metrics mode {mode!r} is unknown; allowed: {', '.join(MODES)}")
         crop_mask(crop, 8, 8)  # validates the name
         self.min_depth, self.max_depth, self.crop, self.mode = min_depth, max_depth, crop, mode
-        n = len(METRIC_NAMES) if mode == "per_image" else len(_SUMS)
-        self.add_state("totals", torch.zeros(n, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("images", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("rows", [], dist_reduce_fx="cat")
+        self.add_state("ids", [], dist_reduce_fx="cat")
         self.add_state("empty_images", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self._seen = 0
 
-    def update(self, pred: Tensor, target: Tensor, mask: Tensor | None = None) -> None:
-        """``pred`` and ``target``: ``(B,H,W)`` or ``(B,1,H,W)`` depth in metres; ``mask`` (B,H,W):
-        an evaluation region per image (e.g. KITTI's crop in original-frame coordinates)."""
+    def update(self, pred: Tensor, target: Tensor, mask: Tensor | None = None, ids: Tensor | None = None) -> None:
+        """``pred`` and ``target``: ``(B,H,W)`` or ``(B,1,H,W)`` depth in metres; ``mask`` (B,H,W): an
+        evaluation region per image (e.g. KITTI's crop in original-frame coordinates); ``ids``: the
+        images' dataset indices (default: the order of arrival)."""
         pred = pred.reshape(-1, *pred.shape[-2:]).float()
         target = target.reshape(-1, *target.shape[-2:]).float()
         if pred.shape[0] != target.shape[0]:
             raise ValueError(f"batch sizes differ: prediction {pred.shape[0]}, ground truth {target.shape[0]}")
+        if ids is None:
+            ids = torch.arange(self._seen, self._seen + pred.shape[0])
+        self._seen += pred.shape[0]
         pred = torch.nan_to_num(pred, nan=self.min_depth, posinf=self.max_depth, neginf=self.min_depth)
         if pred.shape[-2:] != target.shape[-2:]:
-            pred = F.interpolate(pred[:, None], size=target.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+            pred = F.interpolate(pred[:, None], size=target.shape[-2:], mode="bilinear", align_corners=False)
+            pred = pred[:, 0]
         pred = pred.clamp(self.min_depth, self.max_depth)
         valid = torch.isfinite(target) & (target > self.min_depth) & (target < self.max_depth)
         valid &= crop_mask(self.crop, *target.shape[-2:], device=target.device)
@@ -134,18 +143,24 @@ class DepthMetrics(Metric):
         has_pixels = sums[:, 0] > 0
         self.empty_images += (~has_pixels).sum()
         sums = sums[has_pixels]
-        if self.mode == "per_image":
-            self.totals += metrics_from_sums(sums).sum(0)
-        else:
-            self.totals += sums.sum(0)
-        self.images += has_pixels.sum()
+        self.rows.append(metrics_from_sums(sums) if self.mode == "per_image" else sums)
+        self.ids.append(ids.to(sums.device).reshape(-1)[has_pixels].double())
 
     def compute(self) -> dict[str, Tensor]:
-        if self.images == 0:
+        rows = dim_zero_cat(self.rows) if self.rows else torch.zeros(0, 1, dtype=torch.float64)
+        if rows.shape[0] == 0:
             warnings.warn("DepthMetrics.compute() called with no image holding a valid pixel: NaN", stacklevel=2)
             return {k: torch.tensor(math.nan, dtype=torch.float64) for k in METRIC_NAMES}
-        values = self.totals / self.images if self.mode == "per_image" else metrics_from_sums(self.totals)
+        rows = rows[torch.argsort(dim_zero_cat(self.ids), stable=True)]
+        if self.mode == "per_image":
+            values = rows.sum(0) / rows.shape[0]
+        else:
+            values = metrics_from_sums(rows.sum(0))
         return dict(zip(METRIC_NAMES, values.unbind(), strict=True))
+
+    def reset(self) -> None:
+        super().reset()
+        self._seen = 0
 
 
 class BinConfusion(Metric):

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from torchmetrics import SumMetric
 
+from depth_lightning.faults import NonFiniteError
 from depth_lightning.metrics import BinConfusion, DepthMetrics
 from depth_lightning.models import bin_cross_entropy, build_network
 
@@ -20,6 +21,10 @@ DECODERS = ("soft", "hard")
 CHECKPOINT_MARK = "depth_lightning"
 # Pixels (fractions of height, width) whose predicted bin distribution is tracked (Fig. 6).
 TRACKED_PIXELS = ((0.25, 0.25), (0.5, 0.5), (0.75, 0.3), (0.6, 0.8))
+
+
+class _SkipStep(Exception):
+    """Raised inside the optimiser closure to abandon a step with non-finite gradients."""
 
 
 def targets_at(depth: Tensor, size: tuple[int, int]) -> Tensor:
@@ -72,6 +77,8 @@ class DepthModule(L.LightningModule):
         self.confusion = BinConfusion(self.bins.num_bins, ignore_index=self.bins.ignore_index)
         self.last_confusion: Tensor | None = None
         self.panel_batch: dict[str, Tensor] | None = None
+        self.skipped_steps = 0
+        self._batch_ids: list[int] = []
         self._forward = torch.compile(self.net) if self.cfg.model.compile else self.net
 
     def forward(self, image: Tensor) -> Tensor:
@@ -100,10 +107,45 @@ class DepthModule(L.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
         if not self._count_skipped(batch, "train"):
             return None
+        self._batch_ids = batch["index"].tolist() if "index" in batch else []
         logits = self(batch["image"])
         loss, _ = self._loss(logits, batch["depth"])
+        if self.cfg.get("nonfinite", "stop") != "off" and not torch.isfinite(loss):
+            self._non_finite(f"loss {loss.item()}")
+            # skip: a zero loss still connected to every weight, so all DDP ranks run the same backward
+            loss = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
+
+    def _non_finite(self, what: str) -> None:
+        """Stop (default) naming the step and the samples, or count a skipped step (``nonfinite=skip``)."""
+        message = (f"non-finite {what} at optimiser step {self.global_step} (epoch {self.current_epoch}), "
+                   f"batch sample ids {self._batch_ids}")
+        if self.cfg.get("nonfinite", "stop") == "stop":
+            raise NonFiniteError(message + "; set nonfinite=skip to skip such steps instead")
+        self.skipped_steps += 1
+        self.log("train/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False)
+        print(f"warning: {message}; skipped ({self.skipped_steps} so far)")
+
+    def _grads_finite(self) -> bool:
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        return not grads or bool(torch.stack(torch._foreach_norm(grads)).isfinite().all())
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        if self.cfg.get("nonfinite", "stop") == "off" or optimizer_closure is None:
+            return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+
+        def guarded_closure() -> Any:
+            loss = optimizer_closure()
+            if not self._grads_finite():
+                self._non_finite("gradient")  # raises in stop mode
+                raise _SkipStep
+            return loss
+
+        try:
+            optimizer.step(closure=guarded_closure)
+        except _SkipStep:
+            optimizer.zero_grad()
 
     def _eval_step(self, split: str, batch: dict[str, Tensor], batch_idx: int) -> None:
         if not self._count_skipped(batch, split):
@@ -112,7 +154,7 @@ class DepthModule(L.LightningModule):
         loss, labels = self._loss(logits, batch["depth"])
         decoded = self.bins.decode(logits)
         for dec in DECODERS:
-            self.metrics[f"{split}_{dec}"].update(decoded[dec], batch["depth"], batch.get("eval_mask"))
+            self.metrics[f"{split}_{dec}"].update(decoded[dec], batch["depth"], batch.get("eval_mask"), batch.get("index"))
         valid = labels != self.bins.ignore_index
         predicted = logits.argmax(1)
         self.pixel_counts[f"{split}_correct"].update(((predicted == labels) & valid).sum())
@@ -174,6 +216,20 @@ class DepthModule(L.LightningModule):
         """Depth (the configured decoder), both decoders and the uncertainty map."""
         decoded = self.bins.decode(self(batch["image"]))
         return {"depth": decoded[self.cfg.model.decoder], **decoded}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Dropout draws from the global generator: a resumed run must continue its sequence.
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["rng_states"] = rng
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        rng = checkpoint.get("rng_states")
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            if "cuda" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
 
     def configure_optimizers(self) -> dict[str, Any]:
         o = self.cfg.model.optimizer

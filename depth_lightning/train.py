@@ -14,9 +14,12 @@ import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
 from depth_lightning.config import ConfigError, validate
+from depth_lightning.distributed import patch_lightning_for_hydra
+from depth_lightning.faults import AtomicCheckpointIO
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger(__name__)
@@ -30,8 +33,12 @@ def build_trainer(cfg: DictConfig, **extra: Any) -> L.Trainer:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     kwargs.setdefault("sync_batchnorm", bool(cfg.model.sync_bn))
+    plugins = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():
+        # submitit requeues the job on timeout or preemption; Lightning must not do it a second time.
+        plugins.append(SLURMEnvironment(auto_requeue=False))
     try:
-        return L.Trainer(**kwargs, logger=loggers or False, callbacks=callbacks, **extra)
+        return L.Trainer(**kwargs, logger=loggers or False, callbacks=callbacks, plugins=plugins, **extra)
     except TypeError as err:
         raise ConfigError(f"config error: trainer: {err} (see lightning.Trainer's arguments)") from None
 
@@ -89,6 +96,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from depth_lightning.module import DepthModule, module_config
 
     validate(cfg)
+    patch_lightning_for_hydra()
     os.environ.setdefault("WANDB_MODE", "offline")  # never needs an account; `wandb sync` uploads later
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)

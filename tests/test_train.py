@@ -47,7 +47,7 @@ def test_wandb_offline_run_holds_metrics_and_an_image(tiny_run):
     assert last["val/soft/abs_rel"] == pytest.approx(results["val"]["soft/abs_rel"], rel=1e-6)
     panels = [row for row in history if row.get("val/panels/_type") == "images/separated"]
     assert panels, "no depth panel was logged to W&B"
-    images = list((runs[0] / "files" / "media" / "images").rglob("*.png"))
+    images = list((runs[0] / "files" / "media" / "images").rglob("panels_*.png"))
     assert len(images) == len(panels)
     assert Image.open(images[0]).size[0] > Image.open(images[0]).size[1]  # five panels side by side
 

@@ -10,16 +10,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from depth_lightning.data.frames import collate_skipping_bad
+from depth_lightning.data.samplers import EpochSampler, UnpaddedDistributedSampler
 from depth_lightning.data.synthetic import SyntheticScenes
 
 
 def _worker_init(worker_id: int) -> None:
     # Workers share the machine with the training process: one thread each.
     torch.set_num_threads(1)
-    info = torch.utils.data.get_worker_info()
-    if info is not None and hasattr(info.dataset, "seed_worker"):
-        # torch seeds each worker from the loader's generator: augmentation follows the run's seed.
-        info.dataset.seed_worker(info.seed % 2**32)
 
 
 def build_dataset(cfg: Any, split: str) -> Dataset:
@@ -34,6 +31,7 @@ def build_dataset(cfg: Any, split: str) -> Dataset:
             seed=cfg.seed + offset,
             scene=cfg.scene,
             flip=cfg.flip and split == "train",
+            augment_seed=cfg.seed,
             cache=cfg.cache,
         )
     common = {
@@ -41,6 +39,7 @@ def build_dataset(cfg: Any, split: str) -> Dataset:
         "train": split == "train",
         "augment": cfg.augment,
         "skip_bad_samples": cfg.skip_bad_samples,
+        "seed": cfg.seed,
     }
     if cfg.name == "nyu":
         from depth_lightning.data.nyu import NYULabelled
@@ -83,17 +82,24 @@ class DepthDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self.datasets:
             self.datasets[split] = build_dataset(self.cfg, split)
+        dataset = self.datasets[split]
         workers = self.cfg.num_workers
+        if split == "train":
+            sampler = EpochSampler(len(dataset), seed=self.cfg.seed, shuffle=shuffle)
+        else:
+            sampler = UnpaddedDistributedSampler(len(dataset))
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=self.cfg.batch_size if split == "train" else self.cfg.eval_batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             num_workers=workers,
             persistent_workers=workers > 0,
             worker_init_fn=_worker_init if workers > 0 else None,
-            drop_last=split == "train" and len(self.datasets[split]) >= self.cfg.batch_size,
-            generator=torch.Generator().manual_seed(self.cfg.seed) if shuffle else None,
-            collate_fn=None if isinstance(self.datasets[split], SyntheticScenes) else collate_skipping_bad,
+            drop_last=split == "train" and len(dataset) >= self.cfg.batch_size,
+            collate_fn=None if isinstance(dataset, SyntheticScenes) else collate_skipping_bad,
+            # the loader's own generator: creating an iterator must not consume the global RNG
+            # (dropout's), or a resumed run would diverge from an uninterrupted one
+            generator=torch.Generator().manual_seed(self.cfg.seed),
         )
 
     def train_dataloader(self) -> DataLoader:

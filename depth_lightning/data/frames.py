@@ -31,9 +31,10 @@ class FrameDataset(Dataset):
         train: bool,
         augment: Any | None = None,
         skip_bad_samples: bool = False,
+        seed: int = 0,
     ) -> None:
         self.input_size = tuple(input_size)
-        self.train = train
+        self.train, self.seed = train, seed
         self.augment = PaperAugmentation(augment) if (train and augment is not None) else None
         self.skip_bad_samples = skip_bad_samples
 
@@ -53,11 +54,9 @@ class FrameDataset(Dataset):
         return None
 
     # -- the pipeline
-    def seed_worker(self, seed: int) -> None:
-        if self.augment is not None:
-            self.augment.set_seed(seed)
-
-    def __getitem__(self, index: int) -> dict[str, Any] | None:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
+        """``key``: an index, or ``(epoch, index)`` from :class:`EpochSampler`."""
+        epoch, index = key if isinstance(key, tuple) else (0, key)
         try:
             rgb, depth = self.load(index)
             if rgb.shape[:2] != depth.shape[:2]:
@@ -80,6 +79,8 @@ class FrameDataset(Dataset):
         if self.train:
             depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
             if self.augment is not None:
+                # Augmentation as a pure function of (seed, epoch, index): reproducible, resumable.
+                self.augment.set_seed(int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0]))
                 image, depth = self.augment(image, depth)
         else:
             mask = self.eval_mask(original)

@@ -384,13 +384,14 @@ class SyntheticScenes(Dataset):
         scene: str = "indoor",
         flip: bool = False,
         cache: bool = False,
+        augment_seed: int = 0,
     ) -> None:
         if scene not in RENDERERS:
             raise ValueError(f"data.scene={scene!r} is unknown; allowed: {', '.join(RENDERERS)}")
         if length < 1:
             raise ValueError(f"synthetic data needs at least one frame, got length={length}")
         self.length, self.height, self.width, self.seed = length, height, width, seed
-        self.scene, self.flip, self.cache = scene, flip, cache
+        self.scene, self.flip, self.cache, self.augment_seed = scene, flip, cache, augment_seed
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
@@ -405,10 +406,12 @@ class SyntheticScenes(Dataset):
             self._cache[index] = frame
         return frame
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor | int]:
+        """``key``: an index, or ``(epoch, index)`` from :class:`EpochSampler` (augmentation varies by epoch)."""
+        epoch, index = key if isinstance(key, tuple) else (0, key)
         rgb, depth = self.render(index)
-        # torch's RNG: seeded per worker from the DataLoader's generator, so runs are reproducible.
-        if self.flip and torch.rand(()).item() < 0.5:
+        # A pure function of (seed, epoch, index): reproducible, and exact when a run resumes.
+        if self.flip and np.random.default_rng([self.augment_seed, epoch, index, 7]).random() < 0.5:
             rgb, depth = rgb[:, ::-1], depth[:, ::-1]
         return {
             "image": torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255),

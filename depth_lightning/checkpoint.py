@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 
 from depth_lightning.module import CHECKPOINT_MARK, DepthModule
 
@@ -35,13 +36,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_module(path: str | Path, overrides: dict[str, Any] | None = None) -> DepthModule:
     """Rebuild the model from the config inside the checkpoint and load its weights strictly.
 
-    ``overrides`` replaces top-level config sections (e.g. a different ``data`` to evaluate on).
+    ``overrides`` are merged into the checkpoint's config (e.g. another ``data`` to evaluate on, or
+    only ``data.test_length``).
     """
     ckpt = read_checkpoint(path)
     config = copy.deepcopy(ckpt["hyper_parameters"]["config"])
     config["model"]["pretrained"] = "none"  # the weights come from the checkpoint
-    for key, value in (overrides or {}).items():
-        config[key] = value
+    if overrides:
+        config = OmegaConf.to_container(OmegaConf.merge(config, overrides), resolve=True)
     module = DepthModule(config)
     missing, unexpected = module.load_state_dict(ckpt["state_dict"], strict=False)
     if missing or unexpected:

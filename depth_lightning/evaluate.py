@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from depth_lightning.checkpoint import load_module
     from depth_lightning.config import validate
     from depth_lightning.data import DepthDataModule
+    from depth_lightning.distributed import patch_lightning_for_hydra
 
+    patch_lightning_for_hydra()
     overrides = {}
     if cfg.get("data") is not None:
         overrides["data"] = OmegaConf.to_container(cfg.data, resolve=True)
@@ -40,7 +44,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         print(f"\nTest split of data={run_cfg.data.name}, checkpoint {cfg.ckpt_path}:")
         print(format_metrics(metrics))
         out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "eval_metrics.json"
-        write_results(out, {"ckpt_path": str(cfg.ckpt_path), "data": run_cfg.data.name, "test": metrics})
+        write_results(
+            out,
+            {
+                "ckpt_path": str(cfg.ckpt_path),
+                "data": run_cfg.data.name,
+                "test": metrics,
+                "images": module.images_evaluated,
+                "world_size": trainer.world_size,
+            },
+        )
         print(f"written: {out}")
     return metrics
 
@@ -51,6 +64,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    os.environ.setdefault("DEPTH_LIGHTNING_RUN_TIME", datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
     _hydra_main()
 
 

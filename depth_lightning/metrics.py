@@ -118,6 +118,7 @@ class DepthMetrics(Metric):
         self.add_state("ids", [], dist_reduce_fx="cat")
         self.add_state("empty_images", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self._seen = 0
+        self.last_count = 0
 
     def update(self, pred: Tensor, target: Tensor, mask: Tensor | None = None, ids: Tensor | None = None) -> None:
         """``pred`` and ``target``: ``(B,H,W)`` or ``(B,1,H,W)`` depth in metres; ``mask`` (B,H,W): an
@@ -147,10 +148,13 @@ class DepthMetrics(Metric):
         self.ids.append(ids.to(sums.device).reshape(-1)[has_pixels].double())
 
     def compute(self) -> dict[str, Tensor]:
-        rows = dim_zero_cat(self.rows) if self.rows else torch.zeros(0, 1, dtype=torch.float64)
+        # a list in one process, one tensor after a distributed sync
+        empty = isinstance(self.rows, list) and not self.rows
+        rows = torch.zeros(0, 1, dtype=torch.float64) if empty else dim_zero_cat(self.rows)
         if rows.shape[0] == 0:
             warnings.warn("DepthMetrics.compute() called with no image holding a valid pixel: NaN", stacklevel=2)
             return {k: torch.tensor(math.nan, dtype=torch.float64) for k in METRIC_NAMES}
+        self.last_count = rows.shape[0]
         rows = rows[torch.argsort(dim_zero_cat(self.ids), stable=True)]
         if self.mode == "per_image":
             values = rows.sum(0) / rows.shape[0]

@@ -78,8 +78,10 @@ class DepthModule(L.LightningModule):
         self.last_confusion: Tensor | None = None
         self.panel_batch: dict[str, Tensor] | None = None
         self.skipped_steps = 0
+        self.images_evaluated = 0
         self._batch_ids: list[int] = []
-        self._forward = torch.compile(self.net) if self.cfg.model.compile else self.net
+        # A plain attribute, not a submodule: the weights must appear once in the state_dict.
+        object.__setattr__(self, "_forward", torch.compile(self.net) if self.cfg.model.compile else self.net)
 
     def forward(self, image: Tensor) -> Tensor:
         if self.cfg.model.channels_last:
@@ -108,19 +110,28 @@ class DepthModule(L.LightningModule):
         if not self._count_skipped(batch, "train"):
             return None
         self._batch_ids = batch["index"].tolist() if "index" in batch else []
+        mode = self.cfg.get("nonfinite", "stop")
+        # skip mode: a poisoned batch must not leave NaN in BatchNorm's running statistics either
+        saved = {n: b.detach().clone() for n, b in self.named_buffers() if "running" in n} if mode == "skip" else {}
         logits = self(batch["image"])
         loss, _ = self._loss(logits, batch["depth"])
-        if self.cfg.get("nonfinite", "stop") != "off" and not torch.isfinite(loss):
+        if mode != "off" and not torch.isfinite(loss):
             self._non_finite(f"loss {loss.item()}")
-            # skip: a zero loss still connected to every weight, so all DDP ranks run the same backward
+            with torch.no_grad():
+                for name, buffer in self.named_buffers():
+                    if name in saved:
+                        buffer.copy_(saved[name])
+            # a zero loss still connected to every weight, so all DDP ranks run the same backward
             loss = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
     def _non_finite(self, what: str) -> None:
         """Stop (default) naming the step and the samples, or count a skipped step (``nonfinite=skip``)."""
-        message = (f"non-finite {what} at optimiser step {self.global_step} (epoch {self.current_epoch}), "
-                   f"batch sample ids {self._batch_ids}")
+        message = (
+            f"non-finite {what} at optimiser step {self.global_step} (epoch {self.current_epoch}), "
+            f"batch sample ids {self._batch_ids}"
+        )
         if self.cfg.get("nonfinite", "stop") == "stop":
             raise NonFiniteError(message + "; set nonfinite=skip to skip such steps instead")
         self.skipped_steps += 1
@@ -154,7 +165,9 @@ class DepthModule(L.LightningModule):
         loss, labels = self._loss(logits, batch["depth"])
         decoded = self.bins.decode(logits)
         for dec in DECODERS:
-            self.metrics[f"{split}_{dec}"].update(decoded[dec], batch["depth"], batch.get("eval_mask"), batch.get("index"))
+            self.metrics[f"{split}_{dec}"].update(
+                decoded[dec], batch["depth"], batch.get("eval_mask"), batch.get("index")
+            )
         valid = labels != self.bins.ignore_index
         predicted = logits.argmax(1)
         self.pixel_counts[f"{split}_correct"].update(((predicted == labels) & valid).sum())
@@ -181,8 +194,10 @@ class DepthModule(L.LightningModule):
         return {"tracked_probs": probs.detach().cpu(), "tracked_labels": labels[rows, cols].detach().cpu()}
 
     def _eval_epoch_end(self, split: str) -> None:
+        self.images_evaluated = 0
         for dec in DECODERS:
             values = self.metrics[f"{split}_{dec}"].compute()
+            self.images_evaluated = self.metrics[f"{split}_{dec}"].last_count
             self.metrics[f"{split}_{dec}"].reset()
             for name, value in values.items():
                 self.log(f"{split}/{dec}/{name}", value.float())

@@ -132,6 +132,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
         results["test"] = _split_metrics(trainer.callback_metrics, "test")
     results["status"] = "completed"
+    results["world_size"] = trainer.world_size
     if trainer.is_global_zero:
         write_results(out_dir / "metrics.json", results)
     _finish_wandb()

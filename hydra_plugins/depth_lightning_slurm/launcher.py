@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, filter_overrides
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as _SlurmLauncher
 from omegaconf import OmegaConf
@@ -54,16 +54,26 @@ class SlurmLauncher(_SlurmLauncher):
                 slurm_max_num_timeout=self.params.get("max_num_timeout", 0),
             )
             params = {**self.params, "tasks_per_node": devices, "nodes": nodes, "gpus_per_node": gpus}
-            executor.update_parameters(**{
-                k if k in baseparams else f"slurm_{k}": v for k, v in params.items() if k not in init_keys
-            })
+            executor.update_parameters(
+                **{k if k in baseparams else f"slurm_{k}": v for k, v in params.items() if k not in init_keys}
+            )
             job_params = []
             for i in members:
                 idx = initial_job_idx + i
-                log.info(f"\t#{idx} : {' '.join(filter_overrides(job_overrides[i]))} "
-                         f"({nodes} node(s) x {devices} task(s))")
-                job_params.append((list(job_overrides[i]), "hydra.sweep.dir", idx, f"job_id_for_{idx}",
-                                   Singleton.get_state()))
+                log.info(
+                    f"\t#{idx} : {' '.join(filter_overrides(job_overrides[i]))} ({nodes} node(s) x {devices} task(s))"
+                )
+                job_params.append(
+                    (list(job_overrides[i]), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state())
+                )
             for i, job in zip(members, executor.map_array(self, *zip(*job_params)), strict=True):
                 jobs[i] = job
-        return [jobs[i].results()[0] for i in range(len(job_overrides))]
+        returns = []
+        for i in range(len(job_overrides)):
+            ret = jobs[i].results()[0]  # raises, naming the job's logs, if it died before returning
+            if ret.status == JobStatus.FAILED:
+                log.error(
+                    f"job #{initial_job_idx + i} failed; its log: {jobs[i].paths.stderr} (and {jobs[i].paths.stdout})"
+                )
+            returns.append(ret)
+        return returns

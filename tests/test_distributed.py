@@ -1,0 +1,99 @@
+"""DDP with 2 CPU processes (gloo): exact evaluation, training, failures that end the job."""
+
+import json
+
+import pytest
+from conftest import run_module
+from datasets import write_nyu_sync
+
+TINY = ["debug=tiny", "logger=csv", "baselines=false"]
+DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]  # CPU: Lightning uses gloo
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    """A 2-process training run on synthetic data."""
+    work = tmp_path_factory.mktemp("ddp")
+    run_module(
+        "depth_lightning.train",
+        *TINY,
+        *DDP,
+        "trainer.max_steps=4",
+        "test=true",
+        f"hydra.run.dir={work / 'run'}",
+        cwd=work,
+        timeout=600,
+    )
+    return work / "run"
+
+
+@pytest.mark.slow
+def test_two_process_training_completes_in_one_folder(ddp_run):
+    results = json.loads((ddp_run / "metrics.json").read_text())
+    assert results["status"] == "completed" and results["world_size"] == 2
+    assert (ddp_run / "checkpoints" / "last.ckpt").is_file()
+    assert not list(ddp_run.parent.glob("run?*")), "every rank must use the one run folder"
+
+
+@pytest.mark.slow
+def test_two_process_evaluation_equals_single_process_on_7_images(ddp_run, tmp_path):
+    ckpt = ddp_run / "checkpoints" / "last.ckpt"
+    seven = ["+data.test_length=7", "+data.eval_batch_size=2"]
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    run_module(
+        "depth_lightning.evaluate",
+        f"ckpt_path={ckpt}",
+        f"output={one}",
+        "trainer.accelerator=cpu",
+        *seven,
+        f"hydra.run.dir={tmp_path / 'e1'}",
+        cwd=tmp_path,
+    )
+    run_module(
+        "depth_lightning.evaluate",
+        f"ckpt_path={ckpt}",
+        f"output={two}",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "+trainer.strategy=ddp",
+        *seven,
+        f"hydra.run.dir={tmp_path / 'e2'}",
+        cwd=tmp_path,
+        timeout=600,
+    )
+    single, double = json.loads(one.read_text()), json.loads(two.read_text())
+    assert single["images"] == double["images"] == 7
+    for key, value in single["test"].items():
+        if key.startswith(("soft/", "hard/")):
+            assert double["test"][key] == value, key  # bit for bit
+
+
+@pytest.mark.slow
+def test_an_exception_on_one_rank_ends_the_job_with_its_traceback(tmp_path):
+    root = write_nyu_sync(tmp_path / "nyu", {"a": 4}, size=(48, 64))
+    # the test list's last frame is corrupt: only rank 1 (second half of the unpadded shard) reads it
+    (root / "a" / "rgb_00003.jpg").write_bytes(b"\xff\xd8 broken jpeg")
+    (root / "val.txt").write_text((root / "train.txt").read_text())
+    proc = run_module(
+        "depth_lightning.train",
+        *TINY,
+        *DDP,
+        "data=nyu_sync",
+        f"data.root={root}",
+        f"data.train_list={root}/train.txt",
+        f"data.val_list={root}/val.txt",
+        "data.fill=none",
+        "data.height=48",
+        "data.width=64",
+        "data.border=null",
+        "data.augment=null",
+        "trainer.max_steps=2",
+        "data.batch_size=1",
+        "data.eval_batch_size=1",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "rgb_00003.jpg: corrupt" in proc.stderr

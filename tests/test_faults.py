@@ -1,0 +1,186 @@
+"""Resume after SIGKILL, atomic checkpoints, the non-finite guard, checkpoint mismatches."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+from conftest import ROOT, run_module
+
+# 16 frames at batch 4: 4 steps per epoch, last.ckpt at every epoch end; deterministic float32
+RESUMABLE = [
+    "debug=tiny",
+    "logger=csv",
+    "baselines=false",
+    "trainer.precision=32-true",
+    "trainer.deterministic=true",
+    "data.train_length=16",
+    "checkpoint_every=4",
+    "trainer.max_steps=20",
+    "model.dropout=0.5",
+]
+
+
+def _weights(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_is_bit_identical(tmp_path):
+    run_module("depth_lightning.train", *RESUMABLE, f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path)
+    reference = _weights(tmp_path / "whole" / "checkpoints" / "last.ckpt")
+
+    run_dir = tmp_path / "killed"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    env = {**os.environ, "WANDB_MODE": "offline", "DEPTH_LIGHTNING_LOGS": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "depth_lightning.train", *RESUMABLE, f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    step = 0
+    while time.time() < deadline and proc.poll() is None:
+        if last.is_file():
+            try:
+                step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+            except Exception:
+                step = 0
+            if step >= 8:
+                break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 8 <= step < 20
+    run_module("depth_lightning.train", *RESUMABLE, "ckpt_path=last", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    resumed = _weights(last)
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 20
+    assert resumed.keys() == reference.keys()
+    for key in reference:
+        assert torch.equal(resumed[key], reference[key]), key
+
+
+def test_kill_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path):
+    path = tmp_path / "last.ckpt"
+    script = textwrap.dedent(f"""
+        import os, signal, torch
+        from depth_lightning.faults import AtomicCheckpointIO
+        io = AtomicCheckpointIO()
+        io.save_checkpoint({{"step": 1, "w": torch.ones(1000)}}, {str(path)!r})
+        real_save = torch.save
+        def dying_save(obj, f, *a, **k):
+            f.write(b"half a checkpoint")
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        torch.save = dying_save
+        io.save_checkpoint({{"step": 2, "w": torch.zeros(1000)}}, {str(path)!r})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["step"] == 1 and torch.equal(ckpt["w"], torch.ones(1000))
+
+
+def test_a_nan_stops_the_run_naming_step_and_samples(tmp_path):
+    proc = run_module(
+        "depth_lightning.train",
+        "debug=tiny",
+        "logger=csv",
+        "baselines=false",
+        "model.optimizer.lr=1e38",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "NonFiniteError" in proc.stderr and "at optimiser step" in proc.stderr
+    assert "batch sample ids [" in proc.stderr
+
+
+def test_skip_mode_skips_a_nan_batch_and_trains_on(tmp_path):
+    import lightning as L
+    from omegaconf import open_dict
+    from test_config import composed
+
+    from depth_lightning.config import validate
+    from depth_lightning.module import DepthModule, module_config
+
+    cfg = validate(composed("debug=tiny", "nonfinite=skip"))
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path)
+    module = DepthModule(module_config(cfg))
+    g = torch.Generator().manual_seed(0)
+    batches = []
+    for i in range(4):
+        image = torch.rand(2, 3, 64, 96, generator=g)
+        if i == 1:
+            image[0, :, :4, :4] = float("nan")  # one poisoned sample
+        batches.append(
+            {
+                "image": image,
+                "depth": torch.rand(2, 64, 96, generator=g) * 5 + 1,
+                "index": torch.tensor([2 * i, 2 * i + 1]),
+            }
+        )
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    trainer = L.Trainer(
+        max_steps=4,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+    assert module.skipped_steps == 1
+    after = module.state_dict()
+    assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
+    assert not torch.equal(after["net.head.classifier.0.weight"], before["net.head.classifier.0.weight"])
+
+
+def test_checkpoint_of_another_model_configuration_names_the_keys(tiny_run, tmp_path):
+    ckpt = tiny_run / "checkpoints" / "last.ckpt"
+    proc = run_module(
+        "depth_lightning.train",
+        "debug=tiny",
+        "logger=csv",
+        "model.num_bins=33",
+        f"ckpt_path={ckpt}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "different model configuration" in proc.stderr and "net.head.classifier.0.weight" in proc.stderr
+
+
+def test_missing_last_checkpoint(tmp_path):
+    proc = run_module(
+        "depth_lightning.train",
+        "debug=tiny",
+        "logger=csv",
+        "ckpt_path=last",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode != 0 and "does not exist" in proc.stderr and "resume_or_fresh=true" in proc.stderr
+    run_module(
+        "depth_lightning.train",
+        "debug=tiny",
+        "logger=csv",
+        "baselines=false",
+        "ckpt_path=last",
+        "resume_or_fresh=true",
+        "trainer.max_steps=2",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()

@@ -33,3 +33,6 @@ clean:
 sweep-demo:  ## the whole ablation study on synthetic scenes (15 runs, CPU), then its report
 	$(PY) -m depth_lightning.train +experiment=synthetic_ablation hydra.sweep.dir=logs/synthetic_ablation/demo --multirun
 	$(PY) -m experiments.report logs/synthetic_ablation/demo
+
+bench:  ## every performance number, written to benchmarks/results/<machine>-<date>.json and .md
+	$(PY) -m benchmarks.bench

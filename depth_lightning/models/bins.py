@@ -90,7 +90,8 @@ class LogDepthBins(nn.Module):
         """Hard-max inference: the centre of the most likely bin, ``exp(w_argmax)``."""
         return torch.exp(self.log_centres[logits.argmax(dim=1)])
 
-    def _log_moments(self, logits: Tensor) -> tuple[Tensor, Tensor]:
+    def log_moments(self, logits: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and standard deviation of log depth under the predicted distribution (float32)."""
         probs = self.probabilities(logits)
         mean = self._expected_log(probs)
         second = torch.einsum("bkhw,k->bhw", probs, self.log_centres.square())
@@ -99,12 +100,12 @@ class LogDepthBins(nn.Module):
     def uncertainty(self, logits: Tensor) -> Tensor:
         """Standard deviation of log depth under the predicted distribution (Sec. 5.2: near-Gaussian)."""
         with torch.autocast(device_type=logits.device.type, enabled=False):
-            return self._log_moments(logits)[1]
+            return self.log_moments(logits)[1]
 
     def decode(self, logits: Tensor) -> dict[str, Tensor]:
         """Both decoders and the uncertainty, from one softmax."""
         with torch.autocast(device_type=logits.device.type, enabled=False):
-            mean, std = self._log_moments(logits)
+            mean, std = self.log_moments(logits)
             return {"soft": torch.exp(mean), "hard": self.hard(logits), "uncertainty": std}
 
     def pixel_accuracy(self, logits: Tensor, depth: Tensor) -> Tensor:

@@ -1,0 +1,393 @@
+"""``make bench``: every performance number of the suite, measured side by side in one run.
+
+Writes ``benchmarks/results/<machine>-<date>.json`` and ``.md``. Ratios are computed between
+measurements taken in the same run; each time is the median of several repeats, with its spread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def timed(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return {"median": statistics.median(times), "min": min(times), "max": max(times), "n": repeats}
+
+
+def build(**overrides: Any):
+    """A DepthModule from the composed default config plus ``key=value`` overrides."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import open_dict
+
+    from depth_lightning.config import validate
+    from depth_lightning.module import DepthModule, module_config
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"{k}={v}" for k, v in overrides.items()])
+    with open_dict(cfg):
+        cfg.paths.output_dir = "/tmp/depth_lightning_bench"
+    cfg = validate(cfg)
+    return DepthModule(module_config(cfg)), cfg
+
+
+def batches(cfg: Any, n: int, batch: int) -> list[dict[str, torch.Tensor]]:
+    from depth_lightning.data import SyntheticScenes
+
+    ds = SyntheticScenes(n * batch, cfg.data.height, cfg.data.width, seed=5)
+    items = [ds[i] for i in range(n * batch)]
+    return [
+        {
+            k: torch.stack([torch.as_tensor(it[k]) for it in items[j * batch : (j + 1) * batch]])
+            for k in ("image", "depth", "index")
+        }
+        for j in range(n)
+    ]
+
+
+# ----------------------------------------------------------------------------- machine limits
+def peak_conv(dtype: torch.dtype) -> float:
+    """Best FLOP/s of a 256-channel 3x3 convolution, forward and backward."""
+    x = torch.randn(1, 256, 60, 80, requires_grad=True)
+    w = torch.randn(256, 256, 3, 3, requires_grad=True)
+    flops = 3 * 2 * 256 * 256 * 9 * 60 * 80  # forward + two backward convolutions
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            y = F.conv2d(x, w, padding=1)
+        y.sum().backward()
+
+    t = timed(step, repeats=7, warmup=2)
+    return flops / t["min"]
+
+
+# ----------------------------------------------------------------------------- training steps
+def step_flops(module, batch: dict[str, torch.Tensor]) -> int:
+    with FlopCounterMode(display=False) as counter:
+        loss = module._loss(module(batch["image"]), batch["depth"])[0]
+        loss.backward()
+    module.zero_grad(set_to_none=True)
+    return int(counter.get_total_flops())
+
+
+def plain_loop(module, data: list[dict[str, torch.Tensor]], precision: str) -> list[float]:
+    """The same forward, loss, backward and step as the suite, by hand; seconds per step."""
+    opt = module.configure_optimizers()["optimizer"]
+    module.train()
+    times = []
+    for batch in data:
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision.startswith("bf16")):
+            loss = module._loss(module(batch["image"]), batch["depth"])[0]
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def lightning_loop(module, data: list[dict[str, torch.Tensor]], precision: str, accumulate: int = 1) -> list[float]:
+    """The suite's Trainer (metrics, logging at their default cadence, checkpoints off); seconds per step."""
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
+
+    stamps: list[float] = []
+
+    class Stamp(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if (trainer.fit_loop.epoch_loop.batch_progress.current.completed % accumulate) == 0:
+                stamps.append(time.perf_counter())
+
+    trainer = L.Trainer(
+        accelerator="cpu",
+        precision=precision,
+        max_steps=len(data) // accumulate,
+        logger=CSVLogger("/tmp/depth_lightning_bench"),
+        callbacks=[Stamp()],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        accumulate_grad_batches=accumulate,
+        log_every_n_steps=20,
+    )
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(data, batch_size=None))
+    return [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+
+
+def overhead(precision: str) -> dict[str, Any]:
+    """Suite vs plain loop on identical batches, interleaved repeats."""
+    module, cfg = build()
+    data = batches(cfg, 24, cfg.data.batch_size)
+    suite, plain = [], []
+    for _ in range(3):
+        suite += lightning_loop(module, data, precision)[4:]
+        plain += plain_loop(module, data, precision)[4:]
+    s, p = statistics.median(suite), statistics.median(plain)
+    flops = step_flops(module, data[0])
+    return {
+        "suite_s_per_step": s,
+        "plain_s_per_step": p,
+        "ratio": s / p,
+        "suite_spread": [min(suite), max(suite)],
+        "plain_spread": [min(plain), max(plain)],
+        "flops_per_step": flops,
+        "suite_flops_per_s": flops / s,
+    }
+
+
+def paper_step(precision: str) -> dict[str, Any]:
+    """ResNet-152, K = 200, 240x320, batch 1 accumulated over 8, through the suite's Trainer."""
+    module, cfg = build(model="paper", **{"model.pretrained": "none", "data.height": 240, "data.width": 320})
+    data = batches(cfg, 16, 1)
+    times = lightning_loop(module, data, precision, accumulate=8)
+    per_image = step_flops(module, data[0])
+    t = statistics.median(times) if times else float("nan")
+    return {
+        "s_per_optimiser_step": t,
+        "flops_per_image": per_image,
+        "flops_per_s": 8 * per_image / t,
+        "steps_timed": len(times),
+    }
+
+
+# ----------------------------------------------------------------------------- bins vs memory
+CHILD = """
+import json, resource, sys, time, torch
+sys.path.insert(0, {root!r})
+from benchmarks.bench import build, batches
+module, cfg = build(model="paper", **{{"model.pretrained": "none", "model.num_bins": {k}, "model.upsample": "{up}",
+                    "data.height": 240, "data.width": 320}})
+opt = module.configure_optimizers()["optimizer"]
+data = batches(cfg, 3, 1)
+times = []
+for b in data:
+    t = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = module._loss(module(b["image"]), b["depth"])[0]
+    loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+    times.append(time.perf_counter() - t)
+print(json.dumps({{"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "s_per_image": sorted(times)[1]}}))
+"""
+
+
+def bins_cost() -> list[dict[str, Any]]:
+    rows = []
+    for up in ("bilinear", "learned"):
+        for k in (50, 100, 200, 500, 1000):
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD.format(root=str(ROOT), k=k, up=up)],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
+            line = out.stdout.strip().splitlines()[-1] if out.returncode == 0 else "{}"
+            rows.append({"bins": k, "upsample": up, **json.loads(line)})
+    return rows
+
+
+# ----------------------------------------------------------------------------- precision, compile
+def precision_modes() -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name, kw, prec in (
+        ("fp32", {}, "32-true"),
+        ("bf16", {}, "bf16-mixed"),
+        ("bf16+channels_last", {"model.channels_last": True}, "bf16-mixed"),
+    ):
+        module, cfg = build(**kw)
+        data = batches(cfg, 12, cfg.data.batch_size)
+        results[name] = statistics.median(plain_loop(module, data, prec)[3:])
+    try:
+        module, cfg = build(**{"model.compile": True})
+        data = batches(cfg, 12, cfg.data.batch_size)
+        start = time.perf_counter()
+        times = plain_loop(module, data, "bf16-mixed")
+        results["bf16+compile"] = statistics.median(times[3:])
+        results["compile_first_step_s"] = times[0]
+        results["compile_total_s"] = time.perf_counter() - start
+    except Exception as err:  # reported, not hidden
+        results["bf16+compile"] = f"failed: {type(err).__name__}: {str(err)[:200]}"
+    return results
+
+
+# ----------------------------------------------------------------------------- evaluation protocol
+def evaluation() -> dict[str, Any]:
+    """Images/s of the NYU protocol for the CPU model at 240x320: forward, decode, upsample to the
+    426x560 Eigen box of 480x640, metrics; and the metrics' share of it."""
+    from depth_lightning.metrics import DepthMetrics
+
+    module, cfg = build(**{"data.height": 240, "data.width": 320})
+    module.eval()
+    x = torch.rand(1, 3, 240, 320)
+    gt = torch.rand(1, 426, 560) * 9 + 0.5
+    metric = DepthMetrics(1e-3, 10.0)
+
+    def forward():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return module.bins.decode(module(x))
+
+    decoded = forward()
+    model_t = timed(forward, repeats=10)
+    metric_t = timed(lambda: metric.update(decoded["soft"], gt), repeats=20)
+    total = model_t["median"] + metric_t["median"]
+    return {
+        "images_per_s": 1 / total,
+        "model_s": model_t["median"],
+        "metrics_s": metric_t["median"],
+        "metrics_share": metric_t["median"] / total,
+    }
+
+
+# ----------------------------------------------------------------------------- GPU planning
+GPUS = {
+    "V100 (125 TFLOP/s fp16 tensor)": 125e12,
+    "A100 (312 TFLOP/s bf16)": 312e12,
+    "H100 SXM (989 TFLOP/s bf16)": 989e12,
+}
+UTILISATION = 0.35
+
+
+def gpu_plan(flops_per_image: dict[str, float]) -> list[dict[str, Any]]:
+    """Estimates: training FLOPs per image / (peak x utilisation); NYU epoch = 24k images,
+    the paper's schedule = 50k steps x 8 images."""
+    rows = []
+    for config, f in flops_per_image.items():
+        for gpu, peak in GPUS.items():
+            s_img = f / (peak * UTILISATION)
+            rows.append(
+                {
+                    "config": config,
+                    "gpu": gpu,
+                    "train_tflops_per_image": f / 1e12,
+                    "epoch_24k_min": 24_000 * s_img / 60,
+                    "schedule_50k_x8_h": 400_000 * s_img / 3600,
+                }
+            )
+    return rows
+
+
+def main() -> None:
+    torch.set_num_threads(os.cpu_count() or 1)
+    started = time.perf_counter()
+    out: dict[str, Any] = {
+        "machine": socket.gethostname(),
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+    def section(name: str, fn: Callable[[], Any]) -> None:
+        t = time.perf_counter()
+        out[name] = fn()
+        print(f"[bench] {name}: {time.perf_counter() - t:.0f} s", flush=True)
+
+    section("peak_conv_flops", lambda: {"fp32": peak_conv(torch.float32), "bf16": peak_conv(torch.bfloat16)})
+    section("suite_overhead", lambda: overhead("bf16-mixed"))
+    section("paper_step", lambda: paper_step("bf16-mixed"))
+    section("precision", precision_modes)
+    section("bins_cost", bins_cost)
+    section("evaluation", evaluation)
+    from benchmarks.synthetic_render import main as render
+
+    section("synthetic_render", render)
+    small_train = out["suite_overhead"]["flops_per_step"] / 8
+    paper_train = out["paper_step"]["flops_per_image"]  # forward + backward, counted
+    out["gpu_plan"] = gpu_plan(
+        {"paper (ResNet-152, K=200, 240x320)": paper_train, "small (ResNet-18, K=80, 120x160)": small_train}
+    )
+    peak = out["peak_conv_flops"]["bf16"]
+    out["efficiency"] = {
+        "paper_vs_peak_bf16": out["paper_step"]["flops_per_s"] / peak,
+        "small_vs_peak_bf16": out["suite_overhead"]["suite_flops_per_s"] / peak,
+    }
+    out["wall_s"] = time.perf_counter() - started
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = RESULTS / f"{out['machine']}-{datetime.now():%Y-%m-%d}"
+    stem.with_suffix(".json").write_text(json.dumps(out, indent=2))
+    stem.with_suffix(".md").write_text(markdown(out))
+    print(markdown(out))
+
+
+def markdown(r: dict[str, Any]) -> str:
+    o, p, e = r["suite_overhead"], r["paper_step"], r["efficiency"]
+    bins = {(b["bins"], b["upsample"]): b for b in r["bins_cost"]}
+    ref = bins.get((200, "bilinear"), {}).get("peak_rss_mb")
+    lines = [
+        f"# Benchmarks: {r['machine']}, {r['date']} ({r['threads']} threads, torch {r['torch']})",
+        "",
+        "| measure | value | target |",
+        "| --- | ---: | --- |",
+        f"| suite / plain loop, time per optimiser step (small, bf16) | {o['ratio']:.3f} "
+        f"({o['suite_s_per_step'] * 1e3:.0f} vs {o['plain_s_per_step'] * 1e3:.0f} ms) | <= 1.03 |",
+        f"| peak 3x3 conv FLOP/s, fp32 / bf16 | {r['peak_conv_flops']['fp32'] / 1e9:.0f} / "
+        f"{r['peak_conv_flops']['bf16'] / 1e9:.0f} GFLOP/s | |",
+        f"| paper config through the suite, FLOP/s vs peak bf16 | {e['paper_vs_peak_bf16']:.2f} "
+        f"({p['flops_per_s'] / 1e9:.0f} GFLOP/s, {p['s_per_optimiser_step']:.1f} s per step of 8) | >= 0.80 |",
+        f"| small config through the suite, FLOP/s vs peak bf16 | {e['small_vs_peak_bf16']:.2f} | |",
+        f"| NYU evaluation protocol | {r['evaluation']['images_per_s']:.1f} images/s, metrics "
+        f"{100 * r['evaluation']['metrics_share']:.1f} % | metrics <= 5 % |",
+    ]
+    for k, v in r["precision"].items():
+        lines.append(f"| step time, {k} (small) | {v * 1e3:.0f} ms |" if isinstance(v, float) else f"| {k} | {v} |")
+    lines += [
+        "",
+        "| bins | upsample | peak RSS (MB) | vs K=200 bilinear | s / image (paper, bf16) |",
+        "| ---: | --- | ---: | ---: | ---: |",
+    ]
+    for (k, up), b in sorted(bins.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        mem = b.get("peak_rss_mb")
+        ratio = f"{mem / ref:.2f}" if mem and ref else "—"
+        lines.append(f"| {k} | {up} | {mem or float('nan'):.0f} | {ratio} | {b.get('s_per_image', float('nan')):.2f} |")
+    lines += [
+        "",
+        f"GPU planning (estimate: training FLOPs per image / (peak x {UTILISATION:.0%} utilisation)):",
+        "",
+        "| config | GPU | TFLOP / image | NYU epoch (24k images) | 50k steps x 8 images |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for g in r["gpu_plan"]:
+        lines.append(
+            f"| {g['config']} | {g['gpu']} | {g['train_tflops_per_image']:.2f} | {g['epoch_24k_min']:.1f} min "
+            f"| {g['schedule_50k_x8_h']:.1f} h |"
+        )
+    lines += [
+        "",
+        "Synthetic renderer, one core: "
+        + ", ".join(f"{k} {v['median']:.1f} frames/s" for k, v in r["synthetic_render"].items()),
+        "",
+        f"Wall time of the whole benchmark: {r['wall_s'] / 60:.1f} min.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""ONNX export with the decoding inside; bf16 autocast and channels_last correctness (not timing)."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_module
+from test_config import composed
+
+from depth_lightning.config import validate
+from depth_lightning.export import ExportedDepth
+from depth_lightning.models import bin_cross_entropy
+from depth_lightning.module import DepthModule, module_config
+
+
+def test_onnx_export_matches_pytorch_on_two_sizes(tiny_run, tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed (pip install -e '.[export]')")
+    from depth_lightning.checkpoint import load_module
+
+    ckpt = tiny_run / "checkpoints" / "last.ckpt"
+    out = tmp_path / "model.onnx"
+    run_module("depth_lightning.export", f"ckpt_path={ckpt}", f"output={out}", "uncertainty=true", cwd=tmp_path)
+    session = ort.InferenceSession(str(out))
+    reference = ExportedDepth(load_module(ckpt).net, uncertainty=True).eval()
+    for batch, h, w in ((2, 64, 96), (1, 90, 150)):
+        x = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(h))
+        depth, unc = session.run(None, {"image": x.numpy()})
+        with torch.no_grad():
+            ref_depth, ref_unc = reference(x)
+        assert depth.shape == (batch, h // 2, w // 2)
+        np.testing.assert_allclose(depth, ref_depth.numpy(), rtol=1e-4)
+        np.testing.assert_allclose(unc, ref_unc.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def module():
+    torch.manual_seed(0)
+    return DepthModule(module_config(validate(composed("debug=tiny")))).eval()
+
+
+def test_bf16_autocast_keeps_softmax_decoding_and_loss_in_float32(module):
+    x = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(1))
+    depth = torch.rand(2, 64, 96) * 5 + 1
+    with torch.no_grad():
+        reference = module.bins.decode(module(x))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = module(x)
+            decoded = module.bins.decode(logits)
+            loss = bin_cross_entropy(logits, module.bins.labels(depth[:, ::2, ::2]))
+    assert logits.dtype == torch.bfloat16
+    assert decoded["soft"].dtype == decoded["uncertainty"].dtype == loss.dtype == torch.float32
+    rel = (decoded["soft"] - reference["soft"]).abs() / reference["soft"]
+    assert rel.median() < 0.02 and torch.isfinite(loss)
+
+
+def test_channels_last_gives_the_same_depth(module):
+    cfg = validate(composed("debug=tiny", "model.channels_last=true"))
+    cl = DepthModule(module_config(cfg)).eval()
+    cl.load_state_dict(module.state_dict())
+    x = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.testing.assert_close(cl.bins.soft(cl(x)), module.bins.soft(module(x)), rtol=1e-4, atol=1e-4)
+    assert cl.net.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)

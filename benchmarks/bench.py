@@ -12,6 +12,7 @@ import platform
 import resource
 import socket
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -160,9 +161,12 @@ def overhead(precision: str) -> dict[str, Any]:
     }
 
 
-def paper_step(precision: str) -> dict[str, Any]:
+def paper_step(precision: str, channels_last: bool = False) -> dict[str, Any]:
     """ResNet-152, K = 200, 240x320, batch 1 accumulated over 8, through the suite's Trainer."""
-    module, cfg = build(model="paper", **{"model.pretrained": "none", "data.height": 240, "data.width": 320})
+    module, cfg = build(
+        model="paper",
+        **{"model.pretrained": "none", "data.height": 240, "data.width": 320, "model.channels_last": channels_last},
+    )
     data = batches(cfg, 16, 1)
     times = lightning_loop(module, data, precision, accumulate=8)
     per_image = step_flops(module, data[0])
@@ -284,6 +288,66 @@ def evaluation() -> dict[str, Any]:
     }
 
 
+# ----------------------------------------------------------------------------- data loading
+def data_loading() -> dict[str, Any]:
+    """Samples/s of one DataLoader worker's work (decode, augment, resize) on files in the datasets'
+    formats written here: NYU sync (480x640 JPEG + 16-bit PNG) -> 240x320 with the paper's
+    augmentation, and KITTI raw (375x1242 PNG + Velodyne scan projected) -> 188x620."""
+    import tempfile
+
+    import numpy as np
+    from omegaconf import OmegaConf
+    from PIL import Image
+
+    from depth_lightning.data.kitti import KITTIEigen
+    from depth_lightning.data.nyu import NYUSync
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    augment = OmegaConf.create({"color": [0.9, 1.1], "scale": [1.3, 1.5], "flip": True, "rotate": 5.0})
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "s").mkdir()
+        lines = []
+        for k in range(16):
+            y, x = np.mgrid[0:480, 0:640]
+            rgb = np.stack([(x + k) % 256, (y * 2) % 256, (x + y) % 256], -1).astype(np.uint8)
+            rgb = np.clip(rgb + rng.integers(0, 40, rgb.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(rgb).save(root / "s" / f"rgb_{k:05d}.jpg", quality=95)
+            depth = (1000 + 3000 * (y / 480) + rng.integers(0, 50, y.shape)).astype(np.uint16)
+            Image.fromarray(depth).save(root / "s" / f"sync_depth_{k:05d}.png")
+            lines.append(f"s/rgb_{k:05d}.jpg s/sync_depth_{k:05d}.png 518.8579")
+        (root / "list.txt").write_text("\n".join(lines))
+        nyu = NYUSync(
+            str(root),
+            str(root / "list.txt"),
+            border=[45, 471, 41, 601],
+            input_size=(240, 320),
+            train=True,
+            augment=augment,
+        )
+        t = timed(lambda: [nyu[(0, i)] for i in range(16)], repeats=3)
+        out["nyu_sync_train_per_worker"] = 16 / t["median"]
+        sys.path.insert(0, str(ROOT / "tests"))  # the test suite's writer of a KITTI raw tree
+        from datasets import write_kitti
+
+        k = write_kitti(root / "kitti", frames=(0, 1, 2, 3))
+        kitti = KITTIEigen(
+            str(k["raw"]),
+            str(k["monodepth2"]),
+            gt="velodyne",
+            frame_size=[370, 1224],
+            input_size=(188, 620),
+            train=True,
+            augment=augment,
+        )
+        t = timed(lambda: [kitti[(0, i)] for i in range(4)], repeats=3)
+        out["kitti_velodyne_train_per_worker"] = 4 / t["median"]
+    torch.set_num_threads(os.cpu_count() or 1)
+    return out
+
+
 # ----------------------------------------------------------------------------- GPU planning
 GPUS = {
     "V100 (125 TFLOP/s fp16 tensor)": 125e12,
@@ -332,9 +396,11 @@ def main() -> None:
     section("suite_overhead", lambda: overhead("bf16-mixed"))
     section("paper_step", lambda: paper_step("bf16-mixed"))
     section("paper_step_fp32", lambda: paper_step("32-true"))
+    section("paper_step_channels_last", lambda: paper_step("bf16-mixed", channels_last=True))
     section("precision", precision_modes)
     section("bins_cost", bins_cost)
     section("evaluation", evaluation)
+    section("data_loading", data_loading)
     from benchmarks.synthetic_render import main as render
 
     section("synthetic_render", render)
@@ -376,6 +442,14 @@ def markdown(r: dict[str, Any]) -> str:
         f"| paper config through the suite, fp32, vs peak fp32 | {p32['flops_per_s'] / peak['fp32']:.2f} "
         f"({p32['flops_per_s'] / 1e9:.0f} GFLOP/s, {p32['s_per_optimiser_step']:.1f} s per step of 8) | |",
         f"| small config through the suite, bf16, vs peak bf16 | {o['suite_flops_per_s'] / peak['bf16']:.2f} | |",
+    ]
+    if "paper_step_channels_last" in r:
+        pc = r["paper_step_channels_last"]
+        lines.append(
+            f"| paper config, bf16 + channels_last, vs peak bf16 | {pc['flops_per_s'] / peak['bf16']:.2f} "
+            f"({pc['flops_per_s'] / 1e9:.0f} GFLOP/s, {pc['s_per_optimiser_step']:.1f} s per step of 8) | |"
+        )
+    lines += [
         f"| NYU evaluation protocol (small model, 240x320) | {r['evaluation']['images_per_s']:.1f} images/s, "
         f"metrics {100 * r['evaluation']['metrics_share']:.1f} % | metrics <= 5 % |",
     ]
@@ -408,6 +482,13 @@ def markdown(r: dict[str, Any]) -> str:
             f"| {g['config']} | {g['gpu']} | {g['train_tflops_per_image']:.3f} | {g['epoch_24k_min']:.1f} min "
             f"| {g['schedule_50k_x8_h']:.2f} h |"
         )
+    if "data_loading" in r:
+        d = r["data_loading"]
+        lines += [
+            "",
+            f"Data loading, one worker: NYU sync {d['nyu_sync_train_per_worker']:.0f} samples/s (target >= 100), "
+            f"KITTI with Velodyne projection {d['kitti_velodyne_train_per_worker']:.1f} samples/s.",
+        ]
     lines += [
         "",
         "Synthetic renderer, one core: "

@@ -91,7 +91,6 @@ def _split_metrics(metrics: dict[str, Any], split: str) -> dict[str, float]:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then (optionally) print the baselines table and test. Returns the results it saved."""
-    from depth_lightning.baselines import evaluate_with_baselines, fit_baselines, format_table
     from depth_lightning.data import DepthDataModule
     from depth_lightning.module import DepthModule, module_config
 
@@ -101,7 +100,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     datamodule = DepthDataModule(cfg.data)
-    module = DepthModule(module_config(cfg))
+    config = module_config(cfg)
+    module = DepthModule(config)
     ckpt_path = resolve_ckpt_path(cfg)
     if ckpt_path is not None:
         from depth_lightning.checkpoint import check_compatible
@@ -110,10 +110,31 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer = build_trainer(cfg)
     for lg in trainer.loggers:
         if isinstance(lg, WandbLogger) and trainer.is_global_zero:
-            lg.experiment.config.update(flatten(module_config(cfg)), allow_val_change=True)
-    results: dict[str, Any] = {"config": module_config(cfg), "status": "running"}
+            lg.experiment.config.update(flatten(config), allow_val_change=True)
+    results: dict[str, Any] = {"config": config, "status": "running"}
     if trainer.is_global_zero:
         write_results(out_dir / "metrics.json", results)
+    try:
+        _run(cfg, trainer, module, datamodule, ckpt_path, results)
+    except BaseException as err:
+        if trainer.is_global_zero:  # the report lists the run as failed, with the reason
+            write_results(out_dir / "metrics.json", {**results, "status": "failed", "error": repr(err)[:2000]})
+        raise
+    finally:
+        _finish_wandb()  # also after a failure: the next job of a multirun starts its own W&B run
+    results["status"] = "completed"
+    results["world_size"] = trainer.world_size
+    if trainer.is_global_zero:
+        write_results(out_dir / "metrics.json", results)
+    return results
+
+
+def _run(
+    cfg: DictConfig, trainer: L.Trainer, module: Any, datamodule: Any, ckpt_path: str | None, results: dict[str, Any]
+) -> None:
+    """Fit, baselines, test; results go into ``results``."""
+    from depth_lightning.baselines import evaluate_with_baselines, fit_baselines, format_table
+
     if cfg.get("train", True):
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         results["val"] = _split_metrics(trainer.callback_metrics, "val")
@@ -131,12 +152,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("test", False):
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
         results["test"] = _split_metrics(trainer.callback_metrics, "test")
-    results["status"] = "completed"
-    results["world_size"] = trainer.world_size
-    if trainer.is_global_zero:
-        write_results(out_dir / "metrics.json", results)
-    _finish_wandb()
-    return results
 
 
 def _finish_wandb() -> None:

@@ -86,7 +86,8 @@ def collect_runs(folders: list[Path], split: str = "test") -> tuple[list[Run], l
             status = data.get("status", "unknown")
             chosen = split if split in data else "val" if "val" in data else None
             if status != "completed" or chosen is None:
-                problems.append(f"{run_dir}: status {status!r} (killed or failed mid-way); left out of the tables")
+                why = f": {data['error']}" if data.get("error") else " (killed or failed mid-way)"
+                problems.append(f"{run_dir}: status {status!r}{why}; left out of the tables")
                 continue
             cfg = data.get("config", {})
             runs.append(

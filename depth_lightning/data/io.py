@@ -12,17 +12,21 @@ class DataError(ValueError):
     """A dataset file that is missing, corrupt or of the wrong format; the message names it."""
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """``(H,W,3)`` uint8."""
-    path = Path(path)
+def _decoded(path: Path, what: str) -> Image.Image:
+    """Open and fully decode an image file; errors name the file."""
     if not path.is_file():
-        raise DataError(f"{path}: image file not found")
+        raise DataError(f"{path}: {what} file not found")
     try:
         with Image.open(path) as im:
             im.load()
-            return np.asarray(im.convert("RGB"))
+            return im
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DataError(f"{path}: corrupt or unreadable image ({err})") from None
+        raise DataError(f"{path}: corrupt or unreadable {what} ({err})") from None
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """``(H,W,3)`` uint8."""
+    return np.asarray(_decoded(Path(path), "image").convert("RGB"))
 
 
 def read_depth_png(path: str | Path, scale: float) -> np.ndarray:
@@ -32,19 +36,12 @@ def read_depth_png(path: str | Path, scale: float) -> np.ndarray:
     An 8-bit PNG cannot hold depth at that precision and is refused.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: depth file not found")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            mode = im.mode
-            arr = np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DataError(f"{path}: corrupt or unreadable depth PNG ({err})") from None
-    if mode not in ("I;16", "I;16B", "I;16L", "I") or arr.ndim != 2:
+    im = _decoded(path, "depth PNG")
+    arr = np.asarray(im)
+    if im.mode not in ("I;16", "I;16B", "I;16L", "I") or arr.ndim != 2:
         raise DataError(
-            f"{path}: expected a 16-bit single-channel depth PNG, got mode {mode} "
-            f"({'8-bit' if mode in ('L', 'P', 'RGB', 'RGBA') else mode}); depth PNGs must be uint16"
+            f"{path}: expected a 16-bit single-channel depth PNG, got mode {im.mode} "
+            f"({'8-bit' if im.mode in ('L', 'P', 'RGB', 'RGBA') else im.mode}); depth PNGs must be uint16"
         )
     return arr.astype(np.float32) / scale
 

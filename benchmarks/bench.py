@@ -13,6 +13,7 @@ import resource
 import socket
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -25,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+SCRATCH = Path(tempfile.gettempdir()) / "depth_lightning_bench"
 
 
 def timed(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
@@ -51,7 +53,7 @@ def build(**overrides: Any):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"{k}={v}" for k, v in overrides.items()])
     with open_dict(cfg):
-        cfg.paths.output_dir = "/tmp/depth_lightning_bench"
+        cfg.paths.output_dir = str(SCRATCH)
     cfg = validate(cfg)
     return DepthModule(module_config(cfg)), cfg
 
@@ -127,7 +129,7 @@ def lightning_loop(module, data: list[dict[str, torch.Tensor]], precision: str, 
         accelerator="cpu",
         precision=precision,
         max_steps=len(data) // accumulate,
-        logger=CSVLogger("/tmp/depth_lightning_bench"),
+        logger=CSVLogger(str(SCRATCH)),
         callbacks=[Stamp()],
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -293,8 +295,6 @@ def data_loading() -> dict[str, Any]:
     """Samples/s of one DataLoader worker's work (decode, augment, resize) on files in the datasets'
     formats written here: NYU sync (480x640 JPEG + 16-bit PNG) -> 240x320 with the paper's
     augmentation, and KITTI raw (375x1242 PNG + Velodyne scan projected) -> 188x620."""
-    import tempfile
-
     import numpy as np
     from omegaconf import OmegaConf
     from PIL import Image

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from typing import Any
 
 import cv2
@@ -16,7 +17,7 @@ from depth_lightning.data.transforms import PaperAugmentation
 log = logging.getLogger(__name__)
 
 
-class FrameDataset(Dataset):
+class FrameDataset(Dataset, ABC):
     """Base class: subclasses implement ``__len__``, ``load(i) -> (rgb uint8, depth float32 metres)``
     and ``describe(i)`` (the files of sample ``i``, for error messages).
 
@@ -39,8 +40,12 @@ class FrameDataset(Dataset):
         self.skip_bad_samples = skip_bad_samples
 
     # -- to implement
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """RGB uint8 (H,W,3) and depth float32 metres (H,W) of sample ``index``, 0 = invalid."""
 
     def describe(self, index: int) -> str:
         return f"sample {index}"

@@ -13,7 +13,15 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from depth_lightning.models.network import DepthNet, count_parameters
 
-_BOOL = {"true": True, "false": False}
+# key -> how its value is read from the command line
+_ARGS = {
+    "backbone": str,
+    "bins": int,
+    "size": str,
+    "upsample": str,
+    "dilated": lambda v: v.lower() in ("true", "1", "yes"),
+    "fusion": lambda v: v.lower() in ("true", "1", "yes"),
+}
 
 
 def forward_flops(net: torch.nn.Module, height: int, width: int, batch: int = 1) -> int:
@@ -48,11 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     kwargs: dict[str, object] = {}
     for arg in sys.argv[1:] if argv is None else argv:
         key, sep, value = arg.partition("=")
-        if not sep or key not in ("backbone", "bins", "size", "upsample", "dilated", "fusion"):
-            raise SystemExit(f"unknown argument {arg!r}; use backbone=, bins=, size=, upsample=, dilated=, fusion=")
-        kwargs[key] = (
-            int(value) if key == "bins" else _BOOL.get(value.lower(), value) if key in ("dilated", "fusion") else value
-        )
+        if not sep or key not in _ARGS:
+            raise SystemExit(f"unknown argument {arg!r}; use " + ", ".join(f"{k}=" for k in _ARGS))
+        kwargs[key] = _ARGS[key](value)
     info = summarise(**kwargs)  # type: ignore[arg-type]
     print(" ".join(f"{k}={v}" for k, v in kwargs.items()) or "defaults")
     print(f"parameters: {info['params']:,} (backbone {info['params_backbone']:,}, head {info['params_head']:,})")

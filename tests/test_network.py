@@ -142,3 +142,16 @@ def test_bad_inputs():
         net(torch.randn(1, 1, 64, 64))
     with pytest.raises(ValueError, match="too small"):
         net(torch.randn(1, 3, 16, 64))
+
+
+def test_summary_counts_parameters_and_flops(capsys):
+    from depth_lightning.models.summary import main, summarise
+
+    info = summarise("resnet18", 20, "64x96", "bilinear")
+    assert info["params"] == count_parameters(DepthNet("resnet18", 20, upsample="bilinear"))
+    assert info["params"] == info["params_backbone"] + info["params_head"]
+    assert 0.5 < info["gflops_forward"] < 5  # ResNet-18 at 1/8 stride on 64x96
+    main(["backbone=resnet18", "bins=20", "size=64x96", "fusion=false"])
+    assert "parameters:" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="unknown argument"):
+        main(["depth=3"])

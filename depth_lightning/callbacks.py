@@ -32,16 +32,11 @@ class DepthPanels(L.Callback):
             bins.d_min,
             bins.d_max,
         )
-        step = trainer.global_step
         caption = "RGB | ground truth | prediction | abs rel error (0-0.5) | uncertainty"
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_image(key="val/panels", images=[panel], caption=[caption], step=step)
-            elif isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("val/panels", panel, step, dataformats="HWC")
+        _log_figure(trainer, "val/panels", panel, caption)
         if self.output_dir is not None:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(panel).save(self.output_dir / f"val_step{step:07d}.png")
+            Image.fromarray(panel).save(self.output_dir / f"val_step{trainer.global_step:07d}.png")
 
 
 def _save_atomic(path: Path, save) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +9,15 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from depth_lightning.train import CONF_DIR, write_results
-
-KEYS = ("d1", "d2", "d3", "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog")
+from depth_lightning.metrics import METRIC_NAMES
+from depth_lightning.train import CONF_DIR, fix_run_time, split_metrics, write_results
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
     """A table with one row per decoder."""
-    lines = ["decoder " + "".join(f"{k:>10s}" for k in KEYS)]
+    lines = ["decoder " + "".join(f"{k:>10s}" for k in METRIC_NAMES)]
     for dec in ("soft", "hard"):
-        lines.append(f"{dec:8s}" + "".join(f"{metrics.get(f'{dec}/{k}', float('nan')):10.4f}" for k in KEYS))
+        lines.append(f"{dec:8s}" + "".join(f"{metrics.get(f'{dec}/{k}', float('nan')):10.4f}" for k in METRIC_NAMES))
     lines.append(f"pixel accuracy of the bin labels: {metrics.get('pixel_acc', float('nan')):.4f}")
     return "\n".join(lines)
 
@@ -39,7 +36,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run_cfg = validate(module.cfg)
     trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer), logger=False, enable_checkpointing=False)
     trainer.test(module, datamodule=DepthDataModule(run_cfg.data), verbose=False)
-    metrics = {k[len("test/") :]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    metrics = split_metrics(trainer.callback_metrics, "test")
     if trainer.is_global_zero:
         print(f"\nTest split of data={run_cfg.data.name}, checkpoint {cfg.ckpt_path}:")
         print(format_metrics(metrics))
@@ -64,7 +61,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    os.environ.setdefault("DEPTH_LIGHTNING_RUN_TIME", datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
+    fix_run_time()
     _hydra_main()
 
 

@@ -16,7 +16,7 @@ CROPS = ("none", "eigen_nyu", "garg", "eigen")
 MODES = ("per_image", "pooled")
 
 # Pixel sums accumulated per image; every metric is a function of these.
-_SUMS = ("n", "t1", "t2", "t3", "abs_rel", "sq_rel", "sq", "sq_log", "abs_log10", "e", "e2")
+_SUMS = ("n", "t1", "t2", "t3", "abs_rel", "sq_rel", "sq", "abs_log10", "e", "e2")
 
 
 def crop_mask(crop: str, height: int, width: int, device: torch.device | None = None) -> Tensor:
@@ -64,7 +64,6 @@ def _per_image_sums(pred: Tensor, gt: Tensor, valid: Tensor) -> Tensor:
             diff.abs() / g * m,
             sq / g * m,
             sq * m,
-            e.square() * m,
             abs_e * (m / math.log(10)),
             e * m,
             e.square() * m,
@@ -87,7 +86,7 @@ def metrics_from_sums(s: Tensor) -> Tensor:
             mean["abs_rel"],
             mean["sq_rel"],
             mean["sq"].sqrt(),
-            mean["sq_log"].sqrt(),
+            mean["e2"].sqrt(),  # rmse log
             mean["abs_log10"],
             100 * silog_var.sqrt(),
         ],

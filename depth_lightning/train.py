@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,8 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _split_metrics(metrics: dict[str, Any], split: str) -> dict[str, float]:
+def split_metrics(metrics: dict[str, Any], split: str) -> dict[str, float]:
+    """``{"val/soft/d1": x, ...}`` -> ``{"soft/d1": x, ...}`` for one split."""
     prefix = f"{split}/"
     return {k[len(prefix) :]: float(v) for k, v in metrics.items() if k.startswith(prefix)}
 
@@ -137,7 +139,7 @@ def _run(
 
     if cfg.get("train", True):
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        results["val"] = _split_metrics(trainer.callback_metrics, "val")
+        results["val"] = split_metrics(trainer.callback_metrics, "val")
         results["global_step"] = trainer.global_step
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     results["best_checkpoint"] = best or None
@@ -151,13 +153,11 @@ def _run(
         print(f"model soft abs rel / constant's: {s / c:.3f}; / position prior's: {s / p:.3f}\n")
     if cfg.get("test", False):
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
-        results["test"] = _split_metrics(trainer.callback_metrics, "test")
+        results["test"] = split_metrics(trainer.callback_metrics, "test")
 
 
 def _finish_wandb() -> None:
     """Close the W&B run so the next job of a multirun starts its own."""
-    import sys
-
     wandb = sys.modules.get("wandb")
     if wandb is not None and getattr(wandb, "run", None) is not None:
         wandb.finish()
@@ -170,10 +170,14 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return float(headline) if headline is not None else None
 
 
-def main() -> None:
-    # One time stamp for the run or sweep folder, fixed before Hydra starts and inherited by every
-    # process Lightning re-executes (DDP ranks), so all of them resolve the same folder.
+def fix_run_time() -> None:
+    """One time stamp for the run or sweep folder, fixed before Hydra starts and inherited by every
+    process Lightning re-executes (DDP ranks), so all of them resolve the same folder."""
     os.environ.setdefault("DEPTH_LIGHTNING_RUN_TIME", datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
+
+
+def main() -> None:
+    fix_run_time()
     _hydra_main()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 
 def colorize(values: np.ndarray, vmin: float, vmax: float, cmap: str = "magma_r", log: bool = True) -> np.ndarray:
@@ -56,13 +58,16 @@ def depth_panel(
     return np.concatenate(rows, axis=0)
 
 
-def _figure_to_array(fig) -> np.ndarray:
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    import matplotlib.pyplot as plt
+def _figure(**kwargs) -> Figure:
+    """A figure on its own Agg canvas: no pyplot state, no change to the user's backend."""
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
 
-    plt.close(fig)
-    return image
+
+def _figure_to_array(fig: Figure) -> np.ndarray:
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
 def distribution_figure(steps: np.ndarray, probs: np.ndarray, labels: np.ndarray, log_centres: np.ndarray):
@@ -70,14 +75,10 @@ def distribution_figure(steps: np.ndarray, probs: np.ndarray, labels: np.ndarray
 
     ``probs`` (T, P, K); ``labels`` (P,) ground-truth bins (negative: invalid).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     n = probs.shape[1]
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 2.6), squeeze=False)
-    colours = plt.cm.viridis(np.linspace(0, 1, len(steps)))
+    fig = _figure(figsize=(3.2 * n, 2.6))
+    axes = fig.subplots(1, n, squeeze=False)
+    colours = colormaps["viridis"](np.linspace(0, 1, len(steps)))
     depth = np.exp(log_centres)
     for p, ax in enumerate(axes[0]):
         for t, step in enumerate(steps):
@@ -95,14 +96,10 @@ def distribution_figure(steps: np.ndarray, probs: np.ndarray, labels: np.ndarray
 
 def confusion_figure(counts: np.ndarray):
     """Fig. 7 style: row-normalised confusion of hard-max bin labels (log colour scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = counts.sum(1, keepdims=True)
     norm = np.where(rows > 0, counts / np.maximum(rows, 1), 0)
-    fig, ax = plt.subplots(figsize=(4, 3.6))
+    fig = _figure(figsize=(4, 3.6))
+    ax = fig.subplots()
     im = ax.imshow(np.log10(norm + 1e-4), cmap="magma", origin="lower")
     ax.set_xlabel("predicted bin (merged)")
     ax.set_ylabel("ground-truth bin (merged)")

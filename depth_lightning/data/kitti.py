@@ -3,6 +3,7 @@ calibration files) or from the official annotated depth maps, both split-list fo
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -35,15 +36,12 @@ def read_calib(path: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
-def velodyne_depth(calib_dir: str | Path, velo_path: str | Path, camera: int = 2) -> np.ndarray:
-    """Sparse depth (H,W) of one Velodyne scan seen by rectified camera ``camera`` (0 = no point).
-
-    ``P_rect_0c · R_rect_00 · [R|T]_velo_to_cam`` on homogeneous points; points behind the camera
-    dropped; pixel = round(u, v) - 1 as the usual tooling does; the nearest point kept per pixel.
-    """
-    calib_dir = Path(calib_dir)
-    cam = read_calib(calib_dir / "calib_cam_to_cam.txt")
-    velo = read_calib(calib_dir / "calib_velo_to_cam.txt")
+@functools.lru_cache(maxsize=64)
+def velodyne_projection(calib_dir: str, camera: int = 2) -> tuple[np.ndarray, int, int]:
+    """``P_rect_0c · R_rect_00 · [R|T]_velo_to_cam`` (3x4) and the rectified image size of one date's
+    calibration; read once per date folder, not once per frame."""
+    cam = read_calib(Path(calib_dir) / "calib_cam_to_cam.txt")
+    velo = read_calib(Path(calib_dir) / "calib_velo_to_cam.txt")
     try:
         velo_to_cam = np.vstack([np.hstack([velo["R"].reshape(3, 3), velo["T"].reshape(3, 1)]), [0, 0, 0, 1]])
         rect = np.eye(4)
@@ -52,6 +50,18 @@ def velodyne_depth(calib_dir: str | Path, velo_path: str | Path, camera: int = 2
         height, width = cam[f"S_rect_0{camera}"][::-1].astype(int)
     except KeyError as err:
         raise DataError(f"{calib_dir}: calibration lacks {err}") from None
+    projection = p_rect @ rect @ velo_to_cam
+    projection.flags.writeable = False  # shared by every caller through the cache
+    return projection, int(height), int(width)
+
+
+def velodyne_depth(calib_dir: str | Path, velo_path: str | Path, camera: int = 2) -> np.ndarray:
+    """Sparse depth (H,W) of one Velodyne scan seen by rectified camera ``camera`` (0 = no point).
+
+    ``P_rect_0c · R_rect_00 · [R|T]_velo_to_cam`` on homogeneous points; points behind the camera
+    dropped; pixel = round(u, v) - 1 as the usual tooling does; the nearest point kept per pixel.
+    """
+    projection, height, width = velodyne_projection(str(calib_dir), camera)
     velo_path = Path(velo_path)
     if not velo_path.is_file():
         raise DataError(f"{velo_path}: Velodyne scan not found")
@@ -61,7 +71,7 @@ def velodyne_depth(calib_dir: str | Path, velo_path: str | Path, camera: int = 2
     points = raw.reshape(-1, 4).astype(np.float64)
     points = points[points[:, 0] >= 0]  # in front of the scanner
     points[:, 3] = 1.0
-    im = (p_rect @ rect @ velo_to_cam @ points.T).T
+    im = (projection @ points.T).T
     im = im[im[:, 2] > 0]  # in front of the camera
     u = np.round(im[:, 0] / im[:, 2]).astype(np.int64) - 1
     v = np.round(im[:, 1] / im[:, 2]).astype(np.int64) - 1

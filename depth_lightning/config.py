@@ -163,6 +163,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     _check(d.batch_size >= 1 and d.eval_batch_size >= 1, "data.batch_size", "must be >= 1")
     _check(d.num_workers >= 0, "data.num_workers", "must be >= 0")
     _choice(cfg.get("nonfinite", "stop"), "nonfinite", ("stop", "skip", "off"))
+    _check(isinstance(cfg.get("keep_freed_memory", True), bool), "keep_freed_memory", "must be true or false")
     _choice(d.name, "data.name", DATASETS)
     _choice(d.target, "data.target", ("filled", "raw"))
     _choice(d.fill, "data.fill", ("colorization", "none"))

@@ -23,12 +23,14 @@ def format_metrics(metrics: dict[str, float]) -> str:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    from depth_lightning.allocator import keep_freed_memory
     from depth_lightning.checkpoint import load_module
     from depth_lightning.config import validate
     from depth_lightning.data import DepthDataModule
     from depth_lightning.distributed import patch_lightning_for_hydra
 
     patch_lightning_for_hydra()
+    keep_freed_memory(cfg.get("keep_freed_memory", True))
     overrides = {}
     if cfg.get("data") is not None:
         overrides["data"] = OmegaConf.to_container(cfg.data, resolve=True)

@@ -45,32 +45,40 @@ _LOG_THRESHOLDS = (math.log(1.25), 2 * math.log(1.25), 3 * math.log(1.25))
 def _per_image_sums(pred: Tensor, gt: Tensor, valid: Tensor) -> Tensor:
     """``(B, len(_SUMS))`` float64 sums over each image's valid pixels.
 
-    Per-pixel terms in float32 (relative error ~1e-7), sums in float64. ``max(p/g, g/p) < t`` is
-    tested as ``|ln p - ln g| < ln t``: one log per map instead of two divisions.
+    Off the mask both maps are set to 1, so every error term there is exactly 0 and needs no masking;
+    only the threshold counts subtract the invalid pixels. Per-pixel terms and an image's sums in
+    float32: PyTorch's cascade summation keeps a sum within ~1e-8 relative of float64's, below the
+    terms' own ~1e-7, at a sixth of the cost (no float64 copy of each map). Images are summed in
+    float64, one row each, so an image's sums do not depend on its batch.
+    ``max(p/g, g/p) < t`` is tested as ``|ln(p/g)| < ln t``.
     """
-    m = valid.float()
-    g = torch.where(valid, gt, torch.ones_like(gt))  # keep logs finite off the mask
-    p = torch.where(valid, pred, torch.ones_like(pred))
-    e = torch.log(p) - torch.log(g)
-    abs_e = e.abs()
-    diff = p - g
-    sq = diff.square()
-    terms = torch.stack(
-        [
-            m,
-            (abs_e < _LOG_THRESHOLDS[0]).float() * m,
-            (abs_e < _LOG_THRESHOLDS[1]).float() * m,
-            (abs_e < _LOG_THRESHOLDS[2]).float() * m,
-            diff.abs() / g * m,
-            sq / g * m,
-            sq * m,
-            abs_e * (m / math.log(10)),
-            e * m,
-            e.square() * m,
-        ],
-        dim=1,
-    )
-    return terms.flatten(2).sum(-1, dtype=torch.float64)
+    one = torch.ones((), dtype=pred.dtype, device=pred.device)
+    rows = []
+    for p, g, v in zip(pred.flatten(1), gt.flatten(1), valid.flatten(1), strict=True):
+        p, g = torch.where(v, p, one), torch.where(v, g, one)
+        n = torch.count_nonzero(v)
+        e = torch.log(p / g)
+        abs_e = e.abs()
+        diff = p - g
+        sq = diff.square()
+        off = v.numel() - n
+        rows.append(
+            torch.stack(
+                [
+                    n.double(),
+                    *((torch.count_nonzero(abs_e < t) - off).double() for t in _LOG_THRESHOLDS),
+                    diff.abs_().div_(g).sum().double(),
+                    (sq / g).sum().double(),
+                    sq.sum().double(),
+                    abs_e.sum().double() / math.log(10),
+                    e.sum().double(),
+                    e.square_().sum().double(),
+                ]
+            )
+        )
+    if not rows:
+        return torch.zeros(0, len(_SUMS), dtype=torch.float64, device=pred.device)
+    return torch.stack(rows)
 
 
 def metrics_from_sums(s: Tensor) -> Tensor:
@@ -147,7 +155,7 @@ class DepthMetrics(Metric):
             pred = F.interpolate(pred[:, None], size=target.shape[-2:], mode="bilinear", align_corners=False)
             pred = pred[:, 0]
         pred = pred.clamp(self.min_depth, self.max_depth)
-        valid = torch.isfinite(target) & (target > self.min_depth) & (target < self.max_depth)
+        valid = (target > self.min_depth) & (target < self.max_depth)  # False for NaN and inf too
         valid &= crop_mask(self.crop, *target.shape[-2:], device=target.device)
         if mask is not None:
             valid &= mask.reshape(valid.shape).bool()

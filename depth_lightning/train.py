@@ -18,6 +18,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
+from depth_lightning.allocator import keep_freed_memory
 from depth_lightning.config import ConfigError, validate
 from depth_lightning.distributed import patch_lightning_for_hydra
 from depth_lightning.faults import AtomicCheckpointIO
@@ -98,6 +99,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     validate(cfg)
     patch_lightning_for_hydra()
+    keep_freed_memory(cfg.get("keep_freed_memory", True))
     os.environ.setdefault("WANDB_MODE", "offline")  # never needs an account; `wandb sync` uploads later
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)

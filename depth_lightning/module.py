@@ -169,7 +169,7 @@ class DepthModule(L.LightningModule):
                 decoded[dec], batch["depth"], batch.get("eval_mask"), batch.get("index")
             )
         valid = labels != self.bins.ignore_index
-        predicted = logits.argmax(1)
+        predicted = decoded["bin"]
         self.pixel_counts[f"{split}_correct"].update(((predicted == labels) & valid).sum())
         if split == "val":
             self.confusion.update(predicted, labels)

@@ -86,3 +86,13 @@ def test_loss_averages_over_valid_pixels_only():
     assert bin_cross_entropy(logits, labels).item() == pytest.approx(expected.item(), rel=1e-6)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert bin_cross_entropy(logits.bfloat16(), labels).dtype == torch.float32
+
+
+def test_most_likely_is_argmax_with_its_first_maximum_rule():
+    logits = torch.randn(2, 30, 7, 9)
+    logits[0, 5] = logits[0, 17] = logits[0].max(0).values + 1  # a tie: the first index wins
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x = logits.contiguous(memory_format=layout)
+        assert torch.equal(LogDepthBins.most_likely(x), x.argmax(dim=1))
+        assert torch.equal(LogDepthBins.most_likely(x.bfloat16()), x.bfloat16().argmax(dim=1))
+    assert (LogDepthBins.most_likely(logits)[0] == 5).all()

@@ -3,7 +3,7 @@ import torch
 import torchvision
 
 from depth_lightning.models import DepthNet, ResNetBackbone, count_parameters
-from depth_lightning.models.head import Upsample4x
+from depth_lightning.models.head import Dropout, Upsample4x
 
 
 @pytest.mark.parametrize("size", [(240, 320), (188, 620)])
@@ -155,3 +155,38 @@ def test_summary_counts_parameters_and_flops(capsys):
     assert "parameters:" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="unknown argument"):
         main(["depth=3"])
+
+
+@pytest.mark.parametrize("p", [0.5, 0.2])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cpu_dropout_keeps_each_value_with_probability_one_minus_p(p, channels_last):
+    torch.manual_seed(0)
+    x = (torch.rand(2, 64, 40, 50) + 0.5).requires_grad_()
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    x_in = x.contiguous(memory_format=layout)
+    drop = Dropout(p).train()
+    y = drop(x_in)
+    assert y.is_contiguous(memory_format=layout)
+    kept = y != 0
+    n = kept.numel()
+    # the kept fraction within 5 standard deviations of a Bernoulli(1 - p) count
+    assert abs(kept.float().mean().item() - (1 - p)) < 5 * ((p * (1 - p) / n) ** 0.5)
+    torch.testing.assert_close(y[kept], x_in[kept] / (1 - p))
+    # neighbouring values (along channels and along width) are not tied to each other
+    same = (kept[:, 1:] == kept[:, :-1]).float().mean().item()
+    assert abs(same - (p**2 + (1 - p) ** 2)) < 0.01
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, kept.float() / (1 - p))
+    torch.manual_seed(3)
+    a = drop(x_in.detach())
+    torch.manual_seed(3)
+    assert torch.equal(a, drop(x_in.detach()))
+
+
+def test_cpu_dropout_off_in_eval_and_at_zero_and_on_strided_input():
+    x = torch.rand(1, 8, 6, 10)
+    assert torch.equal(Dropout(0.5).eval()(x), x)
+    assert torch.equal(Dropout(0.0).train()(x), x)
+    y = Dropout(0.5).train()(x[..., ::2])  # not dense: taken contiguous first
+    assert y.shape == (1, 8, 6, 5)
+    assert set(torch.unique(y / x[..., ::2] * 0.5).tolist()) <= {0.0, 1.0}

@@ -32,14 +32,15 @@ def evaluate_with_baselines(module: Any, loader: Any, baselines: dict[str, np.nd
     device = module.device
     for batch in loader:
         depth = batch["depth"]
+        target = metrics["soft"].prepare(depth)  # shared by every prediction of these images
         decoded = module.bins.decode(module(batch["image"].to(device)))
         for dec in ("soft", "hard"):
-            metrics[dec].update(decoded[dec].float().cpu(), depth)
+            metrics[dec].update(decoded[dec].float().cpu(), target)
         for name, map_ in baselines.items():
             pred = torch.from_numpy(map_).float()
             if pred.shape != depth.shape[-2:]:
                 raise ValueError(f"baseline {name} is {tuple(pred.shape)}, ground truth {tuple(depth.shape[-2:])}")
-            metrics[name].update(pred.expand_as(depth), depth)
+            metrics[name].update(pred.expand_as(depth), target)
     return {n: {k: float(v) for k, v in m.compute().items()} for n, m in metrics.items()}
 
 

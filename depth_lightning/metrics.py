@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -40,45 +41,52 @@ def crop_mask(crop: str, height: int, width: int, device: torch.device | None = 
 
 
 _LOG_THRESHOLDS = (math.log(1.25), 2 * math.log(1.25), 3 * math.log(1.25))
+# Predictions are clipped at least this far from 0 so that log depth stays finite (min_depth may be 0).
+_POSITIVE = 1e-6
 
 
-def _per_image_sums(pred: Tensor, gt: Tensor, valid: Tensor) -> Tensor:
-    """``(B, len(_SUMS))`` float64 sums over each image's valid pixels.
+@dataclass(frozen=True)
+class ScoredTarget:
+    """A ground truth's per-pixel terms, computed once and shared by every prediction scored against
+    it (both decoders, the baselines). Rows are images, columns their flattened pixels."""
 
-    Off the mask both maps are set to 1, so every error term there is exactly 0 and needs no masking;
-    only the threshold counts subtract the invalid pixels. Per-pixel terms and an image's sums in
-    float32: PyTorch's cascade summation keeps a sum within ~1e-8 relative of float64's, below the
-    terms' own ~1e-7, at a sixth of the cost (no float64 copy of each map). Images are summed in
-    float64, one row each, so an image's sums do not depend on its batch.
-    ``max(p/g, g/p) < t`` is tested as ``|ln(p/g)| < ln t``.
+    settings: tuple[float, float, str]  # (min_depth, max_depth, crop) it was prepared for
+    size: tuple[int, int]
+    valid: Tensor  # float 1 on valid pixels, 0 elsewhere
+    invalid: Tensor  # 1 - valid
+    depth: Tensor  # the ground truth, 1 off the mask (finite everywhere)
+    log_depth: Tensor
+    inv_depth: Tensor
+    count: Tensor  # valid pixels per image, float64
+
+
+def _per_image_sums(pred: Tensor, target: ScoredTarget) -> Tensor:
+    """``(B, len(_SUMS))`` float64 sums over each image's valid pixels; ``pred`` (B, N) clipped.
+
+    Off the mask the prediction is replaced by the ground truth (``p*m + g*(1-m)`` is exact for m in
+    {0, 1}), so every error term there is exactly 0 and the sums need no mask; the threshold counts
+    subtract the invalid pixels. ``max(p/g, g/p) < t`` is tested as ``|ln p - ln g| < ln t`` and
+    counted exactly as the sum of ``sign(max(t - |e|, 0))`` (IEEE: ``t - a > 0`` iff ``a < t``): float
+    arithmetic, 3x faster on the CPU than boolean masks. Per-pixel terms and an image's sums are
+    float32 (PyTorch's cascade summation stays within ~1e-8 relative of float64's, below the terms'
+    own rounding, and does not depend on the thread count); images are summed in float64.
     """
-    one = torch.ones((), dtype=pred.dtype, device=pred.device)
-    rows = []
-    for p, g, v in zip(pred.flatten(1), gt.flatten(1), valid.flatten(1), strict=True):
-        p, g = torch.where(v, p, one), torch.where(v, g, one)
-        n = torch.count_nonzero(v)
-        e = torch.log(p / g)
-        abs_e = e.abs()
-        diff = p - g
-        sq = diff.square()
-        off = v.numel() - n
-        rows.append(
-            torch.stack(
-                [
-                    n.double(),
-                    *((torch.count_nonzero(abs_e < t) - off).double() for t in _LOG_THRESHOLDS),
-                    diff.abs_().div_(g).sum().double(),
-                    (sq / g).sum().double(),
-                    sq.sum().double(),
-                    abs_e.sum().double() / math.log(10),
-                    e.sum().double(),
-                    e.square_().sum().double(),
-                ]
-            )
-        )
-    if not rows:
-        return torch.zeros(0, len(_SUMS), dtype=torch.float64, device=pred.device)
-    return torch.stack(rows)
+    pred = torch.addcmul(pred * target.valid, target.depth, target.invalid)
+    e = torch.log(pred) - target.log_depth
+    abs_e = e.abs()
+    diff = pred - target.depth
+    sq = diff.square()
+    off = target.count.new_tensor(pred.shape[1]) - target.count
+    sums = [
+        *((t - abs_e).clamp_(min=0).sign_().sum(1).double() - off for t in _LOG_THRESHOLDS),
+        (diff.abs_() * target.inv_depth).sum(1),
+        (sq * target.inv_depth).sum(1),
+        sq.sum(1),
+        abs_e.sum(1) / math.log(10),
+        e.sum(1),
+        e.square_().sum(1),
+    ]
+    return torch.stack([target.count, *(x.double() for x in sums)], 1)
 
 
 def metrics_from_sums(s: Tensor) -> Tensor:
@@ -106,9 +114,9 @@ class DepthMetrics(Metric):
     """δ<1.25^{1,2,3}, abs rel, sq rel, rmse, rmse log, log10 and silog.
 
     Ground truth is valid where ``min_depth < g < max_depth``; predictions are upsampled bilinearly
-    to the ground truth's size, clipped to ``[min_depth, max_depth]`` (inf -> max, NaN -> min), then
-    the crop is applied. ``per_image`` (the field's convention) averages each image's metrics;
-    ``pooled`` averages over all valid pixels of all images.
+    to the ground truth's size, clipped to ``[min_depth, max_depth]`` (inf -> max, NaN -> min; and at
+    least 1e-6 m, so log depth is finite), then the crop is applied. ``per_image`` (the field's
+    convention) averages each image's metrics; ``pooled`` averages over all valid pixels of all images.
 
     The state is one float64 row per image (its metrics, or its pixel sums when pooled) with the
     image's id, gathered across processes and summed in id order: evaluation split across any
@@ -138,32 +146,75 @@ class DepthMetrics(Metric):
         self.add_state("empty_images", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self._seen = 0
         self.last_count = 0
+        self._crops: dict[tuple[tuple[int, int], str], Tensor] = {}
 
-    def update(self, pred: Tensor, target: Tensor, mask: Tensor | None = None, ids: Tensor | None = None) -> None:
-        """``pred`` and ``target``: ``(B,H,W)`` or ``(B,1,H,W)`` depth in metres; ``mask`` (B,H,W): an
-        evaluation region per image (e.g. KITTI's crop in original-frame coordinates); ``ids``: the
-        images' dataset indices (default: the order of arrival)."""
-        pred = pred.reshape(-1, *pred.shape[-2:]).float()
+    def prepare(self, target: Tensor, mask: Tensor | None = None) -> ScoredTarget:
+        """The ground truth's terms, to pass to :meth:`update` for several predictions of it.
+
+        ``target`` (B,H,W) or (B,1,H,W) in metres; ``mask`` (B,H,W): an evaluation region per image
+        (e.g. KITTI's crop in original-frame coordinates)."""
         target = target.reshape(-1, *target.shape[-2:]).float()
-        if pred.shape[0] != target.shape[0]:
-            raise ValueError(f"batch sizes differ: prediction {pred.shape[0]}, ground truth {target.shape[0]}")
+        size = tuple(target.shape[-2:])
+        # Float arithmetic instead of boolean masks (3x faster on the CPU), exact: for IEEE floats
+        # x - y > 0 iff x > y, so sign(max(x - y, 0)) is 1 exactly where x > y. NaN and inf are
+        # mapped outside (min, max) first.
+        t = torch.nan_to_num(target, nan=self.min_depth, posinf=self.max_depth, neginf=self.min_depth).flatten(1)
+        m = (t - self.min_depth).clamp_(min=0).sign_() * (self.max_depth - t).clamp_(min=0).sign_()
+        if self.crop != "none":
+            m *= self._crop(size, target.device)
+        if mask is not None:
+            m *= mask.reshape(m.shape).float()
+        invalid = 1 - m
+        depth = t * m + invalid  # exact; 1 off the mask, so every term stays finite there
+        return ScoredTarget(
+            settings=(self.min_depth, self.max_depth, self.crop),
+            size=size,
+            valid=m,
+            invalid=invalid,
+            depth=depth,
+            log_depth=torch.log(depth),
+            inv_depth=depth.reciprocal(),
+            count=m.sum(1).double(),  # exact: integers below 2^24
+        )
+
+    def _crop(self, size: tuple[int, int], device: torch.device) -> Tensor:
+        key = (size, str(device))
+        if key not in self._crops:
+            self._crops[key] = crop_mask(self.crop, *size, device=device).flatten().float()
+        return self._crops[key]
+
+    def update(
+        self,
+        pred: Tensor,
+        target: Tensor | ScoredTarget,
+        mask: Tensor | None = None,
+        ids: Tensor | None = None,
+    ) -> None:
+        """``pred`` and ``target``: ``(B,H,W)`` or ``(B,1,H,W)`` depth in metres, or a target from
+        :meth:`prepare` (then ``mask`` is already in it); ``mask`` (B,H,W): an evaluation region per
+        image; ``ids``: the images' dataset indices (default: the order of arrival)."""
+        if not isinstance(target, ScoredTarget):
+            target = self.prepare(target, mask)
+        elif target.settings != (self.min_depth, self.max_depth, self.crop):
+            raise ValueError(
+                f"target prepared for (min_depth, max_depth, crop) = {target.settings}, "
+                f"this metric uses {(self.min_depth, self.max_depth, self.crop)}"
+            )
+        pred = pred.reshape(-1, *pred.shape[-2:]).float()
+        if pred.shape[0] != target.valid.shape[0]:
+            raise ValueError(f"batch sizes differ: prediction {pred.shape[0]}, ground truth {target.valid.shape[0]}")
         if ids is None:
             ids = torch.arange(self._seen, self._seen + pred.shape[0])
         self._seen += pred.shape[0]
         pred = torch.nan_to_num(pred, nan=self.min_depth, posinf=self.max_depth, neginf=self.min_depth)
-        if pred.shape[-2:] != target.shape[-2:]:
-            pred = F.interpolate(pred[:, None], size=target.shape[-2:], mode="bilinear", align_corners=False)
-            pred = pred[:, 0]
-        pred = pred.clamp(self.min_depth, self.max_depth)
-        valid = (target > self.min_depth) & (target < self.max_depth)  # False for NaN and inf too
-        valid &= crop_mask(self.crop, *target.shape[-2:], device=target.device)
-        if mask is not None:
-            valid &= mask.reshape(valid.shape).bool()
-        sums = _per_image_sums(pred, target, valid)
+        if pred.shape[-2:] != target.size:
+            pred = F.interpolate(pred[:, None], size=target.size, mode="bilinear", align_corners=False)[:, 0]
+        pred = pred.flatten(1).clamp_(max(self.min_depth, _POSITIVE), self.max_depth)
+        sums = _per_image_sums(pred, target)
         has_pixels = sums[:, 0] > 0
         self.empty_images += (~has_pixels).sum()
         sums = sums[has_pixels]
-        self.rows.append(metrics_from_sums(sums) if self.mode == "per_image" else sums)
+        self.rows.append(sums)
         self.ids.append(ids.to(sums.device).reshape(-1)[has_pixels].double())
 
     def compute(self) -> dict[str, Tensor]:
@@ -176,7 +227,7 @@ class DepthMetrics(Metric):
         self.last_count = rows.shape[0]
         rows = rows[torch.argsort(dim_zero_cat(self.ids), stable=True)]
         if self.mode == "per_image":
-            values = rows.sum(0) / rows.shape[0]
+            values = metrics_from_sums(rows).sum(0) / rows.shape[0]
         else:
             values = metrics_from_sums(rows.sum(0))
         return dict(zip(METRIC_NAMES, values.unbind(), strict=True))

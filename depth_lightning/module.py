@@ -164,10 +164,10 @@ class DepthModule(L.LightningModule):
         logits = self(batch["image"])
         loss, labels = self._loss(logits, batch["depth"])
         decoded = self.bins.decode(logits)
+        # the ground truth's terms once, for both decoders
+        target = self.metrics[f"{split}_{DECODERS[0]}"].prepare(batch["depth"], batch.get("eval_mask"))
         for dec in DECODERS:
-            self.metrics[f"{split}_{dec}"].update(
-                decoded[dec], batch["depth"], batch.get("eval_mask"), batch.get("index")
-            )
+            self.metrics[f"{split}_{dec}"].update(decoded[dec], target, ids=batch.get("index"))
         valid = labels != self.bins.ignore_index
         predicted = decoded["bin"]
         self.pixel_counts[f"{split}_correct"].update(((predicted == labels) & valid).sum())

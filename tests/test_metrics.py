@@ -128,3 +128,20 @@ def test_crops():
     assert eigen.any(1).nonzero().min().item() == int(0.3324324 * h)
     with pytest.raises(ValueError, match="garg"):
         crop_mask("kitti", h, w)
+
+
+def test_a_prepared_target_scores_several_predictions_as_separate_updates_do():
+    pred, gt = random_maps(seed=3)
+    region = torch.rand(gt.shape) > 0.3
+    other = pred * 1.1
+    separate = [DepthMetrics(MIN, MAX, crop="eigen_nyu") for _ in range(2)]
+    shared = [DepthMetrics(MIN, MAX, crop="eigen_nyu") for _ in range(2)]
+    for m, p in zip(separate, (pred, other)):
+        m.update(torch.from_numpy(p), torch.from_numpy(gt), region)
+    target = shared[0].prepare(torch.from_numpy(gt), region)
+    for m, p in zip(shared, (pred, other)):
+        m.update(torch.from_numpy(p), target)
+    for a, b in zip(separate, shared):
+        assert a.compute() == b.compute()
+    with pytest.raises(ValueError, match="prepared for"):
+        DepthMetrics(MIN, MAX, crop="none").update(torch.from_numpy(pred), target)

@@ -118,9 +118,9 @@ class DepthMetrics(Metric):
     least 1e-6 m, so log depth is finite), then the crop is applied. ``per_image`` (the field's
     convention) averages each image's metrics; ``pooled`` averages over all valid pixels of all images.
 
-    The state is one float64 row per image (its metrics, or its pixel sums when pooled) with the
-    image's id, gathered across processes and summed in id order: evaluation split across any
-    number of processes equals single-process evaluation on the same images, to the last bit.
+    The state is one float64 row of pixel sums per image with the image's id, gathered across
+    processes and reduced in id order: evaluation split across any number of processes equals
+    single-process evaluation on the same images, to the last bit.
     """
 
     full_state_update = False

@@ -60,3 +60,26 @@ def test_paper_numbers_are_the_papers():
 def test_validation_names_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):
         validate(composed(*overrides))
+
+
+@pytest.mark.parametrize("model", ["small", "paper"])
+def test_fused_optimizer_takes_the_same_step_as_the_loop(model):
+    import torch
+
+    from depth_lightning.module import DepthModule, module_config
+
+    cfg = validate(composed(f"model={model}", "model.pretrained=none", "model.backbone=resnet18"))
+    steps = {}
+    for fused in (True, False):
+        with open_dict(cfg):
+            cfg.model.optimizer.fused = fused
+        torch.manual_seed(0)
+        module = DepthModule(module_config(cfg))
+        opt = module.configure_optimizers()["optimizer"]
+        assert opt.defaults["fused"] is (True if fused else None)
+        for p in module.parameters():
+            p.grad = torch.randn_like(p)
+        opt.step()
+        opt.step()  # the second step uses the momentum / moment buffers
+        steps[fused] = torch.cat([p.detach().flatten() for p in module.parameters()])
+    torch.testing.assert_close(steps[True], steps[False], rtol=1e-5, atol=1e-6)

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from depth_lightning.metrics import DepthMetrics
+from depth_lightning.models.bins import DECODERS
 
 
 def fit_baselines(train_depth: np.ndarray) -> dict[str, np.ndarray]:
@@ -26,7 +27,7 @@ def fit_baselines(train_depth: np.ndarray) -> dict[str, np.ndarray]:
 def evaluate_with_baselines(module: Any, loader: Any, baselines: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """Metrics on ``loader`` of the model's two decoders and of each baseline."""
     ev = module.cfg.data.eval
-    names = ["soft", "hard", *baselines]
+    names = [*DECODERS, *baselines]
     metrics = {n: DepthMetrics(ev.min_depth, ev.max_depth, crop=ev.crop, mode=ev.mode) for n in names}
     module.eval()
     device = module.device
@@ -34,7 +35,7 @@ def evaluate_with_baselines(module: Any, loader: Any, baselines: dict[str, np.nd
         depth = batch["depth"]
         target = metrics["soft"].prepare(depth)  # shared by every prediction of these images
         decoded = module.bins.decode(module(batch["image"].to(device)))
-        for dec in ("soft", "hard"):
+        for dec in DECODERS:
             metrics[dec].update(decoded[dec].float().cpu(), target)
         for name, map_ in baselines.items():
             pred = torch.from_numpy(map_).float()

@@ -9,6 +9,7 @@ import numpy as np
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from PIL import Image
 
+from depth_lightning.data.io import save_atomic
 from depth_lightning.visualize import depth_panel
 
 
@@ -37,13 +38,6 @@ class DepthPanels(L.Callback):
         if self.output_dir is not None:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             Image.fromarray(panel).save(self.output_dir / f"val_step{trainer.global_step:07d}.png")
-
-
-def _save_atomic(path: Path, save) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    save(tmp)
-    tmp.replace(path)
 
 
 def _log_figure(trainer: L.Trainer, key: str, image: np.ndarray, caption: str) -> None:
@@ -81,11 +75,11 @@ class BinDiagnostics(L.Callback):
                 "labels": labels,
                 "log_centres": centres,
             }
-            _save_atomic(self.output_dir / "bin_distributions.npz", lambda p: np.savez(p, **arrays))
+            save_atomic(self.output_dir / "bin_distributions.npz", lambda p: np.savez(p, **arrays))
             fig = distribution_figure(arrays["steps"], arrays["probs"], labels, centres)
             _log_figure(trainer, "val/bin_distributions", fig, "predicted distribution over bins at fixed pixels")
         counts = getattr(pl_module, "last_confusion", None)
         if counts is not None:
             counts = counts.numpy()
-            _save_atomic(self.output_dir / "confusion_val.npy", lambda p: np.save(p, counts))
+            save_atomic(self.output_dir / "confusion_val.npy", lambda p: np.save(p, counts))
             _log_figure(trainer, "val/confusion", confusion_figure(counts), "hard-max bin confusion (rows: truth)")

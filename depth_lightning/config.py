@@ -14,9 +14,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from depth_lightning.metrics import CROPS, MODES
 from depth_lightning.models.backbone import BACKBONES
+from depth_lightning.models.bins import DECODERS
 from depth_lightning.models.head import UPSAMPLE_MODES
 
-DECODERS = ("soft", "hard")
 DATASETS = ("synthetic", "synthetic_outdoor", "nyu", "nyu_sync", "kitti")
 
 

@@ -10,13 +10,14 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from depth_lightning.metrics import METRIC_NAMES
+from depth_lightning.models.bins import DECODERS
 from depth_lightning.train import CONF_DIR, fix_run_time, split_metrics, write_results
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
     """A table with one row per decoder."""
     lines = ["decoder " + "".join(f"{k:>10s}" for k in METRIC_NAMES)]
-    for dec in ("soft", "hard"):
+    for dec in DECODERS:
         lines.append(f"{dec:8s}" + "".join(f"{metrics.get(f'{dec}/{k}', float('nan')):10.4f}" for k in METRIC_NAMES))
     lines.append(f"pixel accuracy of the bin labels: {metrics.get('pixel_acc', float('nan')):.4f}")
     return "\n".join(lines)

@@ -14,10 +14,9 @@ from torchmetrics import SumMetric
 
 from depth_lightning.faults import NonFiniteError
 from depth_lightning.metrics import BinConfusion, DepthMetrics
-from depth_lightning.models import bin_cross_entropy, build_network
+from depth_lightning.models import DECODERS, bin_cross_entropy, build_network
 
 SPLITS = ("val", "test")
-DECODERS = ("soft", "hard")
 CHECKPOINT_MARK = "depth_lightning"
 # Pixels (fractions of height, width) whose predicted bin distribution is tracked (Fig. 6).
 TRACKED_PIXELS = ((0.25, 0.25), (0.5, 0.5), (0.75, 0.3), (0.6, 0.8))

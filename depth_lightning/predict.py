@@ -7,7 +7,6 @@ For each image: ``<name>_depth.png`` (16-bit, millimetres), ``<name>_depth_color
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from omegaconf import DictConfig
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from depth_lightning.data.io import save_atomic
 from depth_lightning.train import CONF_DIR
 from depth_lightning.visualize import colorize
 
@@ -61,21 +61,15 @@ def predict_array(module, rgb: np.ndarray, resize: bool = True) -> dict[str, np.
     return {"depth": torch.exp(log_depth)[0, 0].cpu().numpy(), "uncertainty": unc[0, 0].cpu().numpy()}
 
 
-def _save_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def write_prediction(out_dir: Path, stem: str, pred: dict[str, np.ndarray], d_min: float, d_max: float) -> None:
     depth_mm = np.clip(np.round(pred["depth"] * 1000.0), 0, 65535).astype(np.uint16)
-    _save_atomic(out_dir / f"{stem}_depth.png", lambda p: Image.fromarray(depth_mm).save(p, format="PNG"))
+    save_atomic(out_dir / f"{stem}_depth.png", lambda p: Image.fromarray(depth_mm).save(p, format="PNG"))
     color = colorize(pred["depth"], d_min, d_max)
-    _save_atomic(out_dir / f"{stem}_depth_color.png", lambda p: Image.fromarray(color).save(p, format="PNG"))
+    save_atomic(out_dir / f"{stem}_depth_color.png", lambda p: Image.fromarray(color).save(p, format="PNG"))
     unc = pred["uncertainty"]
     ucol = colorize(unc, 0.0, max(float(unc.max()), 1e-6), cmap="viridis", log=False)
-    _save_atomic(out_dir / f"{stem}_uncertainty.png", lambda p: Image.fromarray(ucol).save(p, format="PNG"))
-    _save_atomic(out_dir / f"{stem}_uncertainty.npy", lambda p: np.save(open(p, "wb"), unc.astype(np.float32)))
+    save_atomic(out_dir / f"{stem}_uncertainty.png", lambda p: Image.fromarray(ucol).save(p, format="PNG"))
+    save_atomic(out_dir / f"{stem}_uncertainty.npy", lambda p: np.save(p, unc.astype(np.float32)))
 
 
 def predict(cfg: DictConfig) -> tuple[int, list[str]]:

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from depth_lightning.allocator import keep_freed_memory
 from depth_lightning.config import ConfigError, validate
+from depth_lightning.data.io import save_atomic
 from depth_lightning.distributed import patch_lightning_for_hydra
 from depth_lightning.faults import AtomicCheckpointIO
 
@@ -68,10 +69,8 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
 
 def write_results(path: Path, results: dict[str, Any]) -> None:
     """Write JSON atomically: a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    text = json.dumps(results, indent=2, sort_keys=True)
+    save_atomic(path, lambda p: p.write_text(text))
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -150,7 +149,7 @@ def _run(
         table = evaluate_with_baselines(module, datamodule.val_dataloader(), fit_baselines(frames))
         results["baselines"] = table
         c, p, s = table["constant"]["abs_rel"], table["position_prior"]["abs_rel"], table["soft"]["abs_rel"]
-        print("\nValidation set (synthetic), model vs baselines that see no image content:")
+        print(f"\nValidation set ({cfg.data.name}), model vs baselines that see no image content:")
         print(format_table(table))
         print(f"model soft abs rel / constant's: {s / c:.3f}; / position prior's: {s / p:.3f}\n")
     if cfg.get("test", False):

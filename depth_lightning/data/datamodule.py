@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from depth_lightning.config import DATASETS
 from depth_lightning.data.frames import collate_skipping_bad
 from depth_lightning.data.samplers import EpochSampler, UnpaddedDistributedSampler
 from depth_lightning.data.synthetic import SyntheticScenes
@@ -64,7 +65,7 @@ def build_dataset(cfg: Any, split: str) -> Dataset:
             lower_rows=cfg.eval.lower_rows,
             **common,
         )
-    raise ValueError(f"data.name={cfg.name!r} is unknown; allowed: synthetic, synthetic_outdoor, nyu, nyu_sync, kitti")
+    raise ValueError(f"data.name={cfg.name!r} is unknown; allowed: {', '.join(DATASETS)}")
 
 
 class DepthDataModule(L.LightningDataModule):

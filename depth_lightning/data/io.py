@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +50,14 @@ def read_depth_png(path: str | Path, scale: float) -> np.ndarray:
 
 def write_depth_png(path: str | Path, depth: np.ndarray, scale: float) -> None:
     """Float metres -> 16-bit PNG (``round(depth * scale)``), written atomically."""
-    path = Path(path)
     arr = np.clip(np.round(np.nan_to_num(depth) * scale), 0, 65535).astype(np.uint16)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    Image.fromarray(arr).save(tmp, format="PNG")
-    tmp.replace(path)
+    save_atomic(path, lambda p: Image.fromarray(arr).save(p, format="PNG"))
+
+
+def save_atomic(path: str | Path, write: Callable[[Path], object]) -> None:
+    """``write`` a temporary file beside ``path``, then rename it: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    write(tmp)
+    os.replace(tmp, path)

@@ -175,9 +175,7 @@ class KITTIEigen(FrameDataset):
             depth = velodyne_depth(calib_dir, velo, camera)
         else:
             depth = read_depth_png(s["depth"][1], scale=256.0)
-        if depth.shape != rgb.shape[:2]:
-            raise DataError(f"{s['line']}: depth {depth.shape} and image {rgb.shape[:2]} differ in size")
-        return rgb, depth
+        return rgb, depth  # FrameDataset checks that the sizes agree
 
     def crop_box(self, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
         # Drives differ by a few pixels (375x1242, 370x1224, ...): a fixed-size bottom-centre crop.

@@ -40,6 +40,10 @@ def read_splits(path: str | Path) -> dict[str, np.ndarray]:
 
 
 class NYUBase(FrameDataset):
+    def __init__(self, border: list[int] | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.border = border
+
     def crop_box(self, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
         # The white/black border of the 640x480 frames: a fixed box, the Eigen crop, as peers do.
         return tuple(self.border) if self.border is not None else None  # type: ignore[return-value]
@@ -58,7 +62,6 @@ class NYULabelled(NYUBase):
         splits_path: str,
         split: str,
         target: str = "filled",
-        border: list[int] | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
@@ -70,7 +73,6 @@ class NYULabelled(NYUBase):
             )
         self.indices = read_splits(splits_path)["test" if split in ("val", "test") else "train"]
         self.key = "rawDepths" if split in ("val", "test") or target == "raw" else "depths"
-        self.border = border
         self._h5 = None
         self._pid = None
         with self._file() as f:
@@ -131,9 +133,7 @@ class NYUSync(NYUBase):
     ``python -m depth_lightning.prepare nyu <root>``; ``none`` keeps holes (ignored in the loss).
     """
 
-    def __init__(
-        self, root: str, list_file: str, fill: str = "none", border: list[int] | None = None, **kw: Any
-    ) -> None:
+    def __init__(self, root: str, list_file: str, fill: str = "none", **kw: Any) -> None:
         super().__init__(**kw)
         self.root = Path(root)
         if not self.root.is_dir():
@@ -148,7 +148,7 @@ class NYUSync(NYUBase):
                 raise DataError(f"{self.list_file}:{n}: expected 'image depth [focal]', got {' '.join(parts)!r}")
             rgb, depth = (self.root / p.lstrip("/") for p in parts[:2])
             self.samples.append((rgb, depth, n))
-        self.fill, self.border = fill, border
+        self.fill = fill
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 IGNORE_INDEX = -100  # torch.nn.functional.cross_entropy's default
+DECODERS = ("soft", "hard")  # Eq. 5's soft-weighted-sum and the hard-max of Table 3
 
 
 class LogDepthBins(nn.Module):

@@ -160,6 +160,15 @@ def step_flops(module, batch: dict[str, torch.Tensor]) -> int:
     return int(counter.get_total_flops())
 
 
+def hand_step(module, opt: torch.optim.Optimizer, batch: dict[str, torch.Tensor], precision: str) -> None:
+    """The suite's forward, loss, backward and optimiser step, written by hand."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision.startswith("bf16")):
+        loss = module._loss(module(batch["image"]), batch["depth"])[0]
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
 def plain_loop(module, data: list[dict[str, torch.Tensor]], precision: str) -> list[float]:
     """The same forward, loss, backward and step as the suite, by hand; seconds per step."""
     opt = module.configure_optimizers()["optimizer"]
@@ -167,11 +176,7 @@ def plain_loop(module, data: list[dict[str, torch.Tensor]], precision: str) -> l
     times = []
     for batch in data:
         start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision.startswith("bf16")):
-            loss = module._loss(module(batch["image"]), batch["depth"])[0]
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        hand_step(module, opt, batch, precision)
         times.append(time.perf_counter() - start)
     return times
 
@@ -315,15 +320,7 @@ def bins_cost() -> list[dict[str, Any]]:
             )
             data = batches(cfg, 3, 1)
             opt = module.configure_optimizers()["optimizer"]
-
-            def step(b=data[0], module=module, opt=opt):
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    loss = module._loss(module(b["image"]), b["depth"])[0]
-                loss.backward()
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-
-            t = timed(step, repeats=2, warmup=1)
+            t = timed(lambda m=module, o=opt, b=data[0]: hand_step(m, o, b, "bf16-mixed"), repeats=2, warmup=1)
             rows.append({"bins": k, "upsample": up, "s_per_image": t["median"], **training_memory(module, data[1])})
     return rows
 

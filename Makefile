@@ -30,7 +30,7 @@ train:  ## the default main job (CPU, synthetic scenes, ~8 minutes on 2 cores)
 clean:
 	rm -rf logs outputs multirun .pytest_cache
 
-sweep-demo:  ## the whole ablation study on synthetic scenes (15 runs, CPU), then its report
+sweep-demo:  ## the whole ablation study on synthetic scenes (20 runs, CPU), then its report
 	$(PY) -m depth_lightning.train +experiment=synthetic_ablation hydra.sweep.dir=logs/synthetic_ablation/demo --multirun
 	$(PY) -m experiments.report logs/synthetic_ablation/demo
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from depth_lightning.metrics import DepthMetrics
 from depth_lightning.models.bins import DECODERS
@@ -17,7 +19,8 @@ def fit_baselines(train_depth: np.ndarray) -> dict[str, np.ndarray]:
     if not valid.any():
         raise ValueError("the training frames hold no valid depth: cannot fit the baselines")
     constant = float(np.median(train_depth[valid]))
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # pixels never valid in any frame: NaN, replaced below
+        warnings.simplefilter("ignore", RuntimeWarning)
         prior = np.nanmedian(np.where(valid, train_depth, np.nan), axis=0)
     prior = np.where(np.isfinite(prior), prior, constant)
     return {"constant": np.full_like(prior, constant), "position_prior": prior}
@@ -25,24 +28,32 @@ def fit_baselines(train_depth: np.ndarray) -> dict[str, np.ndarray]:
 
 @torch.no_grad()
 def evaluate_with_baselines(module: Any, loader: Any, baselines: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """Metrics on ``loader`` of the model's two decoders and of each baseline."""
-    ev = module.cfg.data.eval
+    """Metrics on ``loader`` of the model's two decoders and of each baseline, under the module's
+    protocol (headline cap) and on the same pixels: each frame's region and valid ground truth.
+    Baselines are scored at the model's resolution: each map, fitted at the input size, is brought to
+    the model's output size, then upsampled to the ground truth exactly as the model's predictions are."""
+    p = module.protocol
     names = [*DECODERS, *baselines]
-    metrics = {n: DepthMetrics(ev.min_depth, ev.max_depth, crop=ev.crop, mode=ev.mode) for n in names}
+    metrics = {n: DepthMetrics(p.min_depth, p.caps[0], mode=p.aggregation) for n in names}
+    maps = {n: torch.from_numpy(m).float()[None, None] for n, m in baselines.items()}
     module.eval()
-    device = module.device
     for batch in loader:
+        if "image" not in batch:  # every sample of the batch was skipped (data.skip_bad_samples)
+            continue
         depth = batch["depth"]
-        target = metrics["soft"].prepare(depth)  # shared by every prediction of these images
-        decoded = module.bins.decode(module(batch["image"].to(device)))
+        target = metrics["soft"].prepare(depth, batch.get("eval_mask"))  # shared by every prediction
+        decoded = module.bins.decode(module(batch["image"].to(module.device)))
         for dec in DECODERS:
             metrics[dec].update(decoded[dec].float().cpu(), target)
-        for name, map_ in baselines.items():
-            pred = torch.from_numpy(map_).float()
-            if pred.shape != depth.shape[-2:]:
-                raise ValueError(f"baseline {name} is {tuple(pred.shape)}, ground truth {tuple(depth.shape[-2:])}")
-            metrics[name].update(pred.expand_as(depth), target)
-    return {n: {k: float(v) for k, v in m.compute().items()} for n, m in metrics.items()}
+        out_size = tuple(decoded["soft"].shape[-2:])
+        for name, map_ in maps.items():
+            if tuple(map_.shape[-2:]) != out_size:
+                maps[name] = map_ = F.interpolate(map_, size=out_size, mode="area")
+            metrics[name].update(map_[:, 0].expand(depth.shape[0], *out_size), target)
+    results = {n: {k: float(v) for k, v in m.compute().items()} for n, m in metrics.items()}
+    for name, metric in metrics.items():
+        results[name]["pixels"] = metric.last_pixels  # the same for every entry: the same pixels
+    return results
 
 
 def format_table(results: dict[str, dict[str, float]], keys: tuple[str, ...] = ("abs_rel", "d1", "rmse")) -> str:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
+import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from PIL import Image
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from depth_lightning.data.io import save_atomic
 from depth_lightning.visualize import depth_panel
@@ -50,16 +53,41 @@ def _log_figure(trainer: L.Trainer, key: str, image: np.ndarray, caption: str) -
 
 class BinDiagnostics(L.Callback):
     """The paper's Fig. 6 (predicted distribution over the bins at fixed pixels, at every validation
-    of training) and Fig. 7 (confusion of hard-max bin labels, merged to 50 bins), saved as
-    ``bin_distributions.npz`` / ``confusion_val.npy`` in ``output_dir`` and logged as images."""
+    of training) and Fig. 7 (confusion of hard-max bin labels, merged to ``merged`` bins, of the
+    validation that just ended), saved as ``bin_distributions.npz`` / ``confusion_val.npy`` in
+    ``output_dir`` and logged as images."""
 
-    def __init__(self, output_dir: str) -> None:
+    def __init__(self, output_dir: str, merged: int = 50) -> None:
         self.output_dir = Path(output_dir)
+        self.merged = merged
         self.steps: list[int] = []
         self.probs: list[np.ndarray] = []
+        self.confusion: MulticlassConfusionMatrix | None = None
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        size = min(self.merged, pl_module.bins.num_bins)
+        if self.confusion is None or self.confusion.num_classes != size:
+            self.confusion = MulticlassConfusionMatrix(
+                size, ignore_index=pl_module.bins.ignore_index, validate_args=False
+            )
+        self.confusion = self.confusion.to(pl_module.device)
+        self.confusion.reset()
+
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int, *args: Any
+    ) -> None:
+        if trainer.sanity_checking or not outputs or self.confusion is None:
+            return
+        k, size, ignore = pl_module.bins.num_bins, self.confusion.num_classes, pl_module.bins.ignore_index
+        labels = outputs["labels"]
+        truth = torch.where(labels != ignore, labels * size // k, labels)  # merged groups of k/size bins
+        self.confusion.update(outputs["bin"] * size // k, truth)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        if trainer.sanity_checking:
+            return
+        counts = self.confusion.compute().cpu().numpy() if self.confusion is not None else None  # every rank syncs
+        if not trainer.is_global_zero:
             return
         from depth_lightning.visualize import confusion_figure, distribution_figure
 
@@ -78,8 +106,6 @@ class BinDiagnostics(L.Callback):
             save_atomic(self.output_dir / "bin_distributions.npz", lambda p: np.savez(p, **arrays))
             fig = distribution_figure(arrays["steps"], arrays["probs"], labels, centres)
             _log_figure(trainer, "val/bin_distributions", fig, "predicted distribution over bins at fixed pixels")
-        counts = getattr(pl_module, "last_confusion", None)
-        if counts is not None:
-            counts = counts.numpy()
+        if counts is not None and counts.sum() > 0:
             save_atomic(self.output_dir / "confusion_val.npy", lambda p: np.save(p, counts))
             _log_figure(trainer, "val/confusion", confusion_figure(counts), "hard-max bin confusion (rows: truth)")

@@ -12,12 +12,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from depth_lightning.metrics import CROPS, MODES
+from depth_lightning.data.datamodule import DATASETS
+from depth_lightning.data.kitti import PIXEL_RULES
 from depth_lightning.models.backbone import BACKBONES
 from depth_lightning.models.bins import DECODERS
 from depth_lightning.models.head import UPSAMPLE_MODES
-
-DATASETS = ("synthetic", "synthetic_outdoor", "nyu", "nyu_sync", "kitti")
+from depth_lightning.models.network import NORMALIZATIONS, input_normalization
+from depth_lightning.protocol import EvalProtocol
 
 
 class ConfigError(ValueError):
@@ -63,17 +64,18 @@ class ModelConfig:
     sync_bn: bool = False
     compile: bool = False
     channels_last: bool = False
+    normalize: str = "auto"
+    freeze_bn: bool = False
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
 
 @dataclass
 class EvalConfig:
+    region: str = "full"
     min_depth: float = 1e-3
-    max_depth: float = 10.0
-    crop: str = "none"
-    mode: str = "per_image"
-    lower_rows: int | None = None
+    caps: list[float] = field(default_factory=lambda: [10.0])
+    aggregation: str = "per_image"
 
 
 @dataclass
@@ -111,10 +113,13 @@ class DataConfig:
     train_list: str | None = None
     val_list: str | None = None
     test_list: str | None = None
+    val_fraction: float = 0.05
+    val_max_frames: int | None = None
     target: str = "filled"
     fill: str = "none"
     border: list[int] | None = None
     gt: str = "velodyne"
+    velodyne_pixel: str = "round"
     annotated_root: str | None = None
     frame_size: list[int] | None = None
     image_ext: str = ".png"
@@ -166,13 +171,26 @@ def validate(cfg: DictConfig) -> DictConfig:
     _check(d.num_workers >= 0, "data.num_workers", "must be >= 0")
     _choice(cfg.get("nonfinite", "stop"), "nonfinite", ("stop", "skip", "off"))
     _check(isinstance(cfg.get("keep_freed_memory", True), bool), "keep_freed_memory", "must be true or false")
+    _choice(cfg.get("test_checkpoint", "last"), "test_checkpoint", ("last", "best"))
+    _choice(m.normalize, "model.normalize", ("auto", *NORMALIZATIONS))
+    with open_dict(cfg):  # recorded resolved, so a checkpoint rebuilds the same network
+        m.normalize = input_normalization(m.normalize, m.pretrained)
     _choice(d.name, "data.name", DATASETS)
     _choice(d.target, "data.target", ("filled", "raw"))
     _choice(d.fill, "data.fill", ("colorization", "none"))
     _choice(d.gt, "data.gt", ("velodyne", "annotated"))
-    _choice(d.eval.crop, "data.eval.crop", CROPS)
-    _choice(d.eval.mode, "data.eval.mode", MODES)
-    _check(0 <= d.eval.min_depth < d.eval.max_depth, "data.eval", "need 0 <= min_depth < max_depth")
+    _choice(d.velodyne_pixel, "data.velodyne_pixel", PIXEL_RULES)
+    _check(0 < d.val_fraction < 1, "data.val_fraction", f"must be in (0, 1), got {d.val_fraction}")
+    _check(
+        d.val_list is None or d.test_list is None or str(d.val_list) != str(d.test_list),
+        "data.val_list",
+        "is the test list: choosing a checkpoint on the test set biases the test numbers; set val_list=null "
+        "to validate on scenes held out of the training list",
+    )
+    try:
+        EvalProtocol(**d.eval)
+    except ValueError as err:
+        raise ConfigError(f"config error: {err}") from None
     return cfg
 
 

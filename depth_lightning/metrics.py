@@ -1,4 +1,4 @@
-"""The field's depth metrics and evaluation crops (BTS / AdaBins / ZoeDepth conventions)."""
+"""The field's depth metrics (BTS / AdaBins / ZoeDepth conventions); regions and caps: ``protocol``."""
 
 from __future__ import annotations
 
@@ -12,32 +12,12 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from depth_lightning.protocol import AGGREGATIONS
+
 METRIC_NAMES = ("d1", "d2", "d3", "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog")
-CROPS = ("none", "eigen_nyu", "garg", "eigen")
-MODES = ("per_image", "pooled")
 
 # Pixel sums accumulated per image; every metric is a function of these.
 _SUMS = ("n", "t1", "t2", "t3", "abs_rel", "sq_rel", "sq", "abs_log10", "e", "e2")
-
-
-def crop_mask(crop: str, height: int, width: int, device: torch.device | None = None) -> Tensor:
-    """Boolean ``(height, width)`` mask of an evaluation crop.
-
-    ``eigen_nyu``: rows 45:471, cols 41:601 of a 480x640 frame (scaled for other sizes);
-    ``garg`` / ``eigen``: the KITTI crops as fractions of the frame, as peers compute them.
-    """
-    if crop not in CROPS:
-        raise ValueError(f"evaluation crop {crop!r} is unknown; allowed: {', '.join(CROPS)}")
-    mask = torch.zeros(height, width, dtype=torch.bool, device=device)
-    if crop == "none":
-        mask[:] = True
-    elif crop == "eigen_nyu":
-        sy, sx = height / 480, width / 640
-        mask[round(45 * sy) : round(471 * sy), round(41 * sx) : round(601 * sx)] = True
-    else:
-        top, bottom = (0.40810811, 0.99189189) if crop == "garg" else (0.3324324, 0.91351351)
-        mask[int(top * height) : int(bottom * height), int(0.03594771 * width) : int(0.96405229 * width)] = True
-    return mask
 
 
 _LOG_THRESHOLDS = (math.log(1.25), 2 * math.log(1.25), 3 * math.log(1.25))
@@ -50,7 +30,7 @@ class ScoredTarget:
     """A ground truth's per-pixel terms, computed once and shared by every prediction scored against
     it (both decoders, the baselines). Rows are images, columns their flattened pixels."""
 
-    settings: tuple[float, float, str]  # (min_depth, max_depth, crop) it was prepared for
+    settings: tuple[float, float]  # (min_depth, max_depth) it was prepared for
     size: tuple[int, int]
     valid: Tensor  # float 1 on valid pixels, 0 elsewhere
     invalid: Tensor  # 1 - valid
@@ -113,9 +93,10 @@ def metrics_from_sums(s: Tensor) -> Tensor:
 class DepthMetrics(Metric):
     """δ<1.25^{1,2,3}, abs rel, sq rel, rmse, rmse log, log10 and silog.
 
-    Ground truth is valid where ``min_depth < g < max_depth``; predictions are upsampled bilinearly
-    to the ground truth's size, clipped to ``[min_depth, max_depth]`` (inf -> max, NaN -> min; and at
-    least 1e-6 m, so log depth is finite), then the crop is applied. ``per_image`` (the field's
+    Ground truth is valid where ``min_depth < g < max_depth`` and inside the evaluation region given
+    with each batch (:mod:`depth_lightning.protocol`); predictions are upsampled bilinearly to the
+    ground truth's size and clipped to ``[min_depth, max_depth]`` (inf -> max, NaN -> min; and at
+    least 1e-6 m, so log depth is finite). ``per_image`` (the field's
     convention) averages each image's metrics; ``pooled`` averages over all valid pixels of all images.
 
     The state is one float64 row of pixel sums per image with the image's id, gathered across
@@ -130,29 +111,27 @@ class DepthMetrics(Metric):
         self,
         min_depth: float = 1e-3,
         max_depth: float = 10.0,
-        crop: str = "none",
         mode: str = "per_image",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         if not 0 <= min_depth < max_depth:
             raise ValueError(f"metrics need 0 <= min_depth < max_depth, got {min_depth}, {max_depth}")
-        if mode not in MODES:
-            raise ValueError(f"metrics mode {mode!r} is unknown; allowed: {', '.join(MODES)}")
-        crop_mask(crop, 8, 8)  # validates the name
-        self.min_depth, self.max_depth, self.crop, self.mode = min_depth, max_depth, crop, mode
+        if mode not in AGGREGATIONS:
+            raise ValueError(f"metrics mode {mode!r} is unknown; allowed: {', '.join(AGGREGATIONS)}")
+        self.min_depth, self.max_depth, self.mode = min_depth, max_depth, mode
         self.add_state("rows", [], dist_reduce_fx="cat")
         self.add_state("ids", [], dist_reduce_fx="cat")
         self.add_state("empty_images", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self._seen = 0
-        self.last_count = 0
-        self._crops: dict[tuple[tuple[int, int], str], Tensor] = {}
+        self.last_count = 0  # images and valid pixels of the last compute()
+        self.last_pixels = 0
 
     def prepare(self, target: Tensor, mask: Tensor | None = None) -> ScoredTarget:
         """The ground truth's terms, to pass to :meth:`update` for several predictions of it.
 
-        ``target`` (B,H,W) or (B,1,H,W) in metres; ``mask`` (B,H,W): an evaluation region per image
-        (e.g. KITTI's crop in original-frame coordinates)."""
+        ``target`` (B,H,W) or (B,1,H,W) in metres; ``mask`` (B,H,W): each image's evaluation region
+        (:meth:`depth_lightning.protocol.EvalProtocol.mask`)."""
         target = target.reshape(-1, *target.shape[-2:]).float()
         size = tuple(target.shape[-2:])
         # Float arithmetic instead of boolean masks (3x faster on the CPU), exact: for IEEE floats
@@ -160,14 +139,12 @@ class DepthMetrics(Metric):
         # mapped outside (min, max) first.
         t = torch.nan_to_num(target, nan=self.min_depth, posinf=self.max_depth, neginf=self.min_depth).flatten(1)
         m = (t - self.min_depth).clamp_(min=0).sign_() * (self.max_depth - t).clamp_(min=0).sign_()
-        if self.crop != "none":
-            m *= self._crop(size, target.device)
         if mask is not None:
             m *= mask.reshape(m.shape).float()
         invalid = 1 - m
         depth = t * m + invalid  # exact; 1 off the mask, so every term stays finite there
         return ScoredTarget(
-            settings=(self.min_depth, self.max_depth, self.crop),
+            settings=(self.min_depth, self.max_depth),
             size=size,
             valid=m,
             invalid=invalid,
@@ -176,12 +153,6 @@ class DepthMetrics(Metric):
             inv_depth=depth.reciprocal(),
             count=m.sum(1).double(),  # exact: integers below 2^24
         )
-
-    def _crop(self, size: tuple[int, int], device: torch.device) -> Tensor:
-        key = (size, str(device))
-        if key not in self._crops:
-            self._crops[key] = crop_mask(self.crop, *size, device=device).flatten().float()
-        return self._crops[key]
 
     def update(
         self,
@@ -195,10 +166,10 @@ class DepthMetrics(Metric):
         image; ``ids``: the images' dataset indices (default: the order of arrival)."""
         if not isinstance(target, ScoredTarget):
             target = self.prepare(target, mask)
-        elif target.settings != (self.min_depth, self.max_depth, self.crop):
+        elif target.settings != (self.min_depth, self.max_depth):
             raise ValueError(
-                f"target prepared for (min_depth, max_depth, crop) = {target.settings}, "
-                f"this metric uses {(self.min_depth, self.max_depth, self.crop)}"
+                f"target prepared for (min_depth, max_depth) = {target.settings}, "
+                f"this metric uses {(self.min_depth, self.max_depth)}"
             )
         pred = pred.reshape(-1, *pred.shape[-2:]).float()
         if pred.shape[0] != target.valid.shape[0]:
@@ -225,6 +196,7 @@ class DepthMetrics(Metric):
             warnings.warn("DepthMetrics.compute() called with no image holding a valid pixel: NaN", stacklevel=2)
             return {k: torch.tensor(math.nan, dtype=torch.float64) for k in METRIC_NAMES}
         self.last_count = rows.shape[0]
+        self.last_pixels = int(rows[:, 0].sum().item())
         rows = rows[torch.argsort(dim_zero_cat(self.ids), stable=True)]
         if self.mode == "per_image":
             values = metrics_from_sums(rows).sum(0) / rows.shape[0]
@@ -235,24 +207,3 @@ class DepthMetrics(Metric):
     def reset(self) -> None:
         super().reset()
         self._seen = 0
-
-
-class BinConfusion(Metric):
-    """Counts of (ground-truth bin, hard-max bin) over valid pixels, bins merged to ``merged`` groups
-    (the paper's Fig. 7 shows 50); summed across processes."""
-
-    full_state_update = False
-
-    def __init__(self, num_bins: int, merged: int = 50, ignore_index: int = -100, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.num_bins, self.size, self.ignore_index = num_bins, min(merged, num_bins), ignore_index
-        self.add_state("counts", torch.zeros(self.size, self.size, dtype=torch.int64), dist_reduce_fx="sum")
-
-    def update(self, predicted: Tensor, labels: Tensor) -> None:
-        valid = labels != self.ignore_index
-        gt = labels[valid] * self.size // self.num_bins
-        pr = predicted[valid] * self.size // self.num_bins
-        self.counts += torch.bincount(gt * self.size + pr, minlength=self.size**2).reshape(self.size, self.size)
-
-    def compute(self) -> Tensor:
-        return self.counts

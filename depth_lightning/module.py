@@ -13,8 +13,9 @@ from torch import Tensor
 from torchmetrics import SumMetric
 
 from depth_lightning.faults import NonFiniteError
-from depth_lightning.metrics import BinConfusion, DepthMetrics
+from depth_lightning.metrics import DepthMetrics
 from depth_lightning.models import DECODERS, bin_cross_entropy, build_network
+from depth_lightning.protocol import EvalProtocol
 
 SPLITS = ("val", "test")
 CHECKPOINT_MARK = "depth_lightning"
@@ -61,11 +62,14 @@ class DepthModule(L.LightningModule):
         if self.cfg.model.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.bins = self.net.bins
-        ev = self.cfg.data.eval
+        # The dataset's protocol: its region comes with each batch (eval_mask), its caps are here.
+        self.protocol = EvalProtocol(**self.cfg.data.eval)
+        p = self.protocol
         self.metrics = torch.nn.ModuleDict(
             {
-                f"{split}_{dec}": DepthMetrics(ev.min_depth, ev.max_depth, crop=ev.crop, mode=ev.mode)
+                f"{split}_{i}_{dec}": DepthMetrics(p.min_depth, cap, mode=p.aggregation)
                 for split in SPLITS
+                for i, cap in enumerate(p.caps)
                 for dec in DECODERS
             }
         )
@@ -73,8 +77,6 @@ class DepthModule(L.LightningModule):
         self.pixel_counts = torch.nn.ModuleDict(
             {f"{split}_{k}": SumMetric() for split in SPLITS for k in ("correct", "valid")}
         )
-        self.confusion = BinConfusion(self.bins.num_bins, ignore_index=self.bins.ignore_index)
-        self.last_confusion: Tensor | None = None
         self.panel_batch: dict[str, Tensor] | None = None
         self.skipped_steps = 0
         self.images_evaluated = 0
@@ -159,21 +161,21 @@ class DepthModule(L.LightningModule):
         except _SkipStep:
             optimizer.zero_grad()
 
-    def _eval_step(self, split: str, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def _eval_step(self, split: str, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor] | None:
+        """Metrics of both decoders under every cap; returns the bin labels for the callbacks (Fig. 7)."""
         if not self._count_skipped(batch, split):
-            return
+            return None
         logits = self(batch["image"])
         loss, labels = self._loss(logits, batch["depth"])
         decoded = self.bins.decode(logits)
-        # the ground truth's terms once, for both decoders
-        target = self.metrics[f"{split}_{DECODERS[0]}"].prepare(batch["depth"], batch.get("eval_mask"))
-        for dec in DECODERS:
-            self.metrics[f"{split}_{dec}"].update(decoded[dec], target, ids=batch.get("index"))
+        for i in range(len(self.protocol.caps)):
+            # the ground truth's terms once per cap, for both decoders
+            target = self.metrics[f"{split}_{i}_{DECODERS[0]}"].prepare(batch["depth"], batch.get("eval_mask"))
+            for dec in DECODERS:
+                self.metrics[f"{split}_{i}_{dec}"].update(decoded[dec], target, ids=batch.get("index"))
         valid = labels != self.bins.ignore_index
         predicted = decoded["bin"]
         self.pixel_counts[f"{split}_correct"].update(((predicted == labels) & valid).sum())
-        if split == "val":
-            self.confusion.update(predicted, labels)
         self.pixel_counts[f"{split}_valid"].update(valid.sum())
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=logits.shape[0], sync_dist=True)
         if split == "val" and batch_idx == 0:
@@ -185,6 +187,7 @@ class DepthModule(L.LightningModule):
                 "uncertainty": decoded["uncertainty"][:n].detach().cpu(),
                 **self._tracked_distributions(logits[0], labels[0]),
             }
+        return {"bin": predicted, "labels": labels}
 
     def _tracked_distributions(self, logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """Predicted distributions over the bins at the tracked pixels of one image (Fig. 6)."""
@@ -196,25 +199,26 @@ class DepthModule(L.LightningModule):
 
     def _eval_epoch_end(self, split: str) -> None:
         self.images_evaluated = 0
-        for dec in DECODERS:
-            values = self.metrics[f"{split}_{dec}"].compute()
-            self.images_evaluated = self.metrics[f"{split}_{dec}"].last_count
-            self.metrics[f"{split}_{dec}"].reset()
-            for name, value in values.items():
-                self.log(f"{split}/{dec}/{name}", value.float())
-                if dec == self.cfg.model.decoder:
-                    self.log(f"{split}/{name}", value.float(), prog_bar=name == "abs_rel")
+        for i in range(len(self.protocol.caps)):
+            prefix = self.protocol.prefix(i)
+            for dec in DECODERS:
+                metric = self.metrics[f"{split}_{i}_{dec}"]
+                values = metric.compute()
+                if i == 0:
+                    self.images_evaluated = metric.last_count
+                metric.reset()
+                for name, value in values.items():
+                    self.log(f"{split}/{prefix}{dec}/{name}", value.float())
+                    if i == 0 and dec == self.cfg.model.decoder:
+                        self.log(f"{split}/{name}", value.float(), prog_bar=name == "abs_rel")
         correct = self.pixel_counts[f"{split}_correct"].compute()
         valid = self.pixel_counts[f"{split}_valid"].compute()
         for k in ("correct", "valid"):
             self.pixel_counts[f"{split}_{k}"].reset()
         self.log(f"{split}/pixel_acc", (correct / valid.clamp_min(1)).float())
-        if split == "val":
-            self.last_confusion = self.confusion.compute().cpu()
-            self.confusion.reset()
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._eval_step("val", batch, batch_idx)
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor] | None:
+        return self._eval_step("val", batch, batch_idx)
 
     def on_validation_epoch_start(self) -> None:
         self.panel_batch = None
@@ -222,8 +226,8 @@ class DepthModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self._eval_epoch_end("val")
 
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._eval_step("test", batch, batch_idx)
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor] | None:
+        return self._eval_step("test", batch, batch_idx)
 
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")

@@ -18,15 +18,13 @@ from tqdm import tqdm
 
 from depth_lightning.data.fill import fill_depth_colorization
 from depth_lightning.data.io import DataError, read_depth_png, read_rgb, write_depth_png
+from depth_lightning.data.kitti import PIXEL_RULES
 from depth_lightning.data.nyu import filled_path, parse_list
 
-
-def kitti_filled_path(image: Path) -> Path:
-    drive, camera = image.parent.parent.parent, image.parent.parent.name
-    return drive / "proj_depth" / "filled" / camera / f"{image.stem}.png"
+Job = tuple[str, Path, Path, Path, str]  # (dataset, rgb, raw depth, output, Velodyne pixel rule)
 
 
-def nyu_jobs(root: Path, list_file: Path | None) -> list[tuple[str, Path, Path, Path]]:
+def nyu_jobs(root: Path, list_file: Path | None) -> list[Job]:
     if list_file is not None:
         pairs = [(root / p[0].lstrip("/"), root / p[1].lstrip("/")) for p in parse_list(list_file)]
     else:
@@ -35,22 +33,18 @@ def nyu_jobs(root: Path, list_file: Path | None) -> list[tuple[str, Path, Path, 
             for d in sorted(root.rglob("sync_depth_*.png"))
             if not d.stem.endswith("_filled")
         ]
-    return [("nyu", rgb, depth, filled_path(depth)) for rgb, depth in pairs]
+    return [("nyu", rgb, depth, filled_path(depth), "") for rgb, depth in pairs]
 
 
-def kitti_jobs(root: Path, list_file: Path) -> list[tuple[str, Path, Path, Path]]:
-    from depth_lightning.data.kitti import KITTIEigen
+def kitti_jobs(root: Path, list_file: Path, pixel_rule: str) -> list[Job]:
+    from depth_lightning.data.kitti import KITTIEigen, filled_velodyne_path
 
     ds = KITTIEigen(str(root), str(list_file), gt="velodyne", input_size=(32, 32), train=True)
-    jobs = []
-    for s in ds.samples:
-        if s["depth"] is not None:
-            jobs.append(("kitti", s["image"], s["depth"][2], kitti_filled_path(s["image"])))
-    return jobs
+    return [("kitti", s["image"], s["depth"][2], filled_velodyne_path(s["image"]), pixel_rule) for s in ds.samples]
 
 
-def _run(job: tuple[str, Path, Path, Path]) -> tuple[str, str, float]:
-    kind, rgb_path, depth_path, out = job
+def _run(job: Job) -> tuple[str, str, float]:
+    kind, rgb_path, depth_path, out, pixel_rule = job
     if out.is_file():
         return "skipped", str(out), 0.0
     start = time.perf_counter()
@@ -62,7 +56,7 @@ def _run(job: tuple[str, Path, Path, Path]) -> tuple[str, str, float]:
             from depth_lightning.data.kitti import velodyne_depth
 
             camera = int(rgb_path.parent.parent.name[-1])
-            depth = velodyne_depth(depth_path.parent.parent.parent.parent, depth_path, camera)
+            depth = velodyne_depth(depth_path.parent.parent.parent.parent, depth_path, camera, pixel_rule)
         filled = fill_depth_colorization(rgb, depth)
         out.parent.mkdir(parents=True, exist_ok=True)
         write_depth_png(out, filled, 1000.0 if kind == "nyu" else 256.0)
@@ -77,12 +71,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", type=Path)
     parser.add_argument("--list", type=Path, default=None, help="split list (required for kitti)")
     parser.add_argument("--workers", type=int, default=max(1, mp.cpu_count() - 0))
+    parser.add_argument(
+        "--velodyne-pixel",
+        choices=PIXEL_RULES,
+        default="round",
+        help="kitti: where a LiDAR point lands (round: as the official depth maps; data.velodyne_pixel)",
+    )
     args = parser.parse_args(argv)
     if not args.root.is_dir():
         parser.error(f"{args.root} is not a folder")
     if args.dataset == "kitti" and args.list is None:
         parser.error("kitti needs --list <split list> (e.g. the Eigen train split)")
-    jobs = nyu_jobs(args.root, args.list) if args.dataset == "nyu" else kitti_jobs(args.root, args.list)
+    if args.dataset == "nyu":
+        jobs = nyu_jobs(args.root, args.list)
+    else:
+        jobs = kitti_jobs(args.root, args.list, args.velodyne_pixel)
     counts = {"written": 0, "skipped": 0, "failed": 0}
     seconds: list[float] = []
     failures: list[str] = []

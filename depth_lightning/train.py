@@ -139,6 +139,10 @@ def _run(
     from depth_lightning.baselines import evaluate_with_baselines, fit_baselines, format_table
 
     if cfg.get("train", True):
+        datamodule.setup("fit")  # builds train and validation only: fit never reads the test list
+        held_out = datamodule.describe_validation()
+        if held_out and trainer.is_global_zero:
+            save_atomic(Path(cfg.paths.output_dir) / "val_split.txt", lambda p: p.write_text(held_out))
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         results["val"] = split_metrics(trainer.callback_metrics, "val")
         results["global_step"] = trainer.global_step
@@ -153,8 +157,14 @@ def _run(
         print(format_table(table))
         print(f"model soft abs rel / constant's: {s / c:.3f}; / position prior's: {s / p:.3f}\n")
     if cfg.get("test", False):
-        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+        # last: the weights after the final step, as the paper reports (Sec. 3.4); best: the checkpoint
+        # chosen on the validation split, which never holds a test frame
+        tested = best if cfg.get("test_checkpoint", "last") == "best" and best else None
+        if cfg.get("test_checkpoint", "last") == "best" and not best:
+            log.warning("test_checkpoint=best: no best checkpoint was written; testing the last weights")
+        trainer.test(module, datamodule=datamodule, ckpt_path=tested, weights_only=False)
         results["test"] = split_metrics(trainer.callback_metrics, "test")
+        results["tested_checkpoint"] = tested or "last"
 
 
 def _finish_wandb() -> None:

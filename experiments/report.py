@@ -1,9 +1,11 @@
-"""The paper's Tables 3 and 4 and Figures 6 and 7 from finished runs (no W&B needed).
+"""The paper's Tables 1-4 and Figures 6 and 7 from finished runs, beside the paper's own numbers.
 
     python -m experiments.report <sweep or run folder>... [--out DIR] [--bins K] [--split test|val]
 
 Reads the ``metrics.json`` every run writes (plus ``bin_distributions.npz`` and
-``confusion_val.npy``), works on partial sweeps, and says which runs are missing or failed.
+``confusion_val.npy``), works on partial sweeps, and says which runs are missing or failed. Each table
+shows, per row, the paper's numbers, ours and the difference (ours - paper); the difference only where
+our runs are on the paper's dataset (Tables 1, 3, 4: NYU v2; Table 2: KITTI).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import csv
 import io
 import json
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,15 +24,18 @@ import numpy as np
 import yaml
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
-VARIANTS = ("full", "no_dilation", "no_concat")
+VARIANTS = ("full", "no_dilation", "no_concat", "no_dilation_no_concat")
 PAPER_BINS = (50, 100, 200, 500, 1000)
-TABLE3_ROWS = (  # (row key, label, variant, decoder)
+NYU = ("nyu", "nyu_sync")
+# (row key in paper_numbers.yaml, label, variant, decoder): Table 3 and Sec. 5.1's third variant
+TABLE3_ROWS = (
     ("no_dilation", "No dilation", "no_dilation", "soft"),
     ("no_concat", "No concat layer", "no_concat", "soft"),
+    ("no_dilation_no_concat", "No dilation, no concat (Sec. 5.1)", "no_dilation_no_concat", "soft"),
     ("hard_max", "Hard-max inference", "full", "hard"),
     ("soft_weighted_sum", "Soft-weighted-sum (full model)", "full", "soft"),
 )
-TABLE3_COLS = (
+DEPTH_COLS = (
     ("d1", "δ<1.25"),
     ("d2", "δ<1.25²"),
     ("d3", "δ<1.25³"),
@@ -37,7 +43,9 @@ TABLE3_COLS = (
     ("log10", "log10"),
     ("rmse", "rms"),
 )
+TABLE3_COLS = DEPTH_COLS
 TABLE4_COLS = (("pixel_acc", "pixel accuracy"), ("abs_rel", "rel"))
+DIFF = "ours - paper"
 
 
 @dataclass
@@ -49,13 +57,14 @@ class Run:
     metrics: dict[str, float]
     split: str
     status: str
+    dataset: str = "?"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _variant(model: dict[str, Any]) -> str:
-    dilated, fusion = model.get("dilated", True), model.get("fusion", True)
+    dilated, fusion = bool(model.get("dilated", True)), bool(model.get("fusion", True))
     return {(True, True): "full", (False, True): "no_dilation", (True, False): "no_concat"}.get(
-        (bool(dilated), bool(fusion)), "no_dilation_no_concat"
+        (dilated, fusion), "no_dilation_no_concat"
     )
 
 
@@ -99,6 +108,7 @@ def collect_runs(folders: list[Path], split: str = "test") -> tuple[list[Run], l
                     data[chosen],
                     chosen,
                     status,
+                    dataset=cfg.get("data", {}).get("name", "?"),
                 )
             )
     tasks = sorted({r.task for r in runs})
@@ -107,50 +117,114 @@ def collect_runs(folders: list[Path], split: str = "test") -> tuple[list[Run], l
     return runs, problems
 
 
-def reference_bins(runs: list[Run], wanted: int | None = None) -> int | None:
-    """The bin count of Table 3: ``wanted``, else the full model's count closest to the paper's 200."""
+def ablation_runs(runs: list[Run]) -> list[Run]:
+    """The runs of Tables 3 and 4: NYU runs when there are any (the paper's dataset), else the
+    dataset most runs are on."""
+    if not runs:
+        return []
+    nyu = [r for r in runs if r.dataset in NYU]
+    if nyu:
+        return nyu
+    common = Counter(r.dataset for r in runs).most_common(1)[0][0]
+    return [r for r in runs if r.dataset == common]
+
+
+def reference_bins(runs: list[Run], wanted: int | None = None, paper_bins: int = 200) -> int | None:
+    """The bin count of a table: ``wanted``, else the full model's count closest to the paper's."""
     counts = sorted({r.bins for r in runs if r.variant == "full"} or {r.bins for r in runs})
     if not counts:
         return None
     if wanted is not None:
         return wanted
-    return min(counts, key=lambda k: (abs(k - 200), k))
+    return min(counts, key=lambda k: (abs(k - paper_bins), k))
 
 
-def _find(runs: list[Run], variant: str, bins: int) -> Run | None:
+def _find(runs: list[Run], variant: str, bins: int | None) -> Run | None:
     matches = [r for r in runs if r.variant == variant and r.bins == bins]
     return matches[-1] if matches else None
 
 
-def _paper() -> dict[str, Any]:
+def paper_numbers() -> dict[str, Any]:
     return yaml.safe_load(PAPER_NUMBERS.read_text()) if PAPER_NUMBERS.is_file() else {}
 
 
+def _row(label: str, source: str, values: dict[str, Any], cols, run: Run | None = None) -> dict[str, Any]:
+    row: dict[str, Any] = {"row": label, "source": source, "run": str(run.path) if run else None}
+    for col, _ in cols:
+        row[col] = values.get(col)
+    return row
+
+
+def _ours(run: Run | None, prefix: str, cols) -> dict[str, Any]:
+    return {col: (run.metrics.get(f"{prefix}{col}") if run else None) for col, _ in cols}
+
+
+def _diff(ours: dict[str, Any], paper: dict[str, Any], cols) -> dict[str, Any]:
+    return {
+        col: ours[col] - paper[col] if ours.get(col) is not None and paper.get(col) is not None else None
+        for col, _ in cols
+    }
+
+
+def _compared(label, paper, ours, run, cols, comparable: bool) -> list[dict[str, Any]]:
+    """The paper's row, ours and (on the paper's dataset) the difference."""
+    rows = [_row(label, "paper", paper, cols), _row(label, "ours", ours, cols, run)]
+    if comparable:
+        rows.append(_row(label, DIFF, _diff(ours, paper, cols), cols))
+    return rows
+
+
+def table1(runs: list[Run], bins: int | None = None) -> tuple[list[dict[str, Any]], Run | None]:
+    """Table 1 (NYU v2): the paper's rows, then our full model (soft) at K closest to 200."""
+    paper = paper_numbers().get("table1", [])
+    nyu = [r for r in runs if r.dataset in NYU]
+    run = _find(nyu, "full", reference_bins(nyu, bins, 200))
+    rows = [_row(p["method"], "paper", p, DEPTH_COLS) for p in paper if p["method"] != "ours"]
+    theirs = next((p for p in paper if p["method"] == "ours"), {})
+    rows += _compared("Li et al. (ours)", theirs, _ours(run, "soft/", DEPTH_COLS), run, DEPTH_COLS, True)
+    return rows, run
+
+
+def table2(runs: list[Run], bins: int | None = None) -> tuple[list[dict[str, Any]], Run | None]:
+    """Table 2 (KITTI): the paper's rows, then our full model (soft) at K closest to 50, uncapped
+    (our headline cap, 80 m) and capped at 50 m."""
+    paper = paper_numbers().get("table2", [])
+    kitti = [r for r in runs if r.dataset == "kitti"]
+    run = _find(kitti, "full", reference_bins(kitti, bins, 50))
+    rows = []
+    for p in paper:
+        cap = f" cap {p['cap']}m" if p.get("cap") else ""
+        if p["method"] != "ours":
+            rows.append(_row(p["method"] + cap, "paper", p, DEPTH_COLS))
+            continue
+        prefix = f"cap{p['cap']:g}/soft/" if p.get("cap") else "soft/"
+        rows += _compared("Li et al. (ours)" + cap, p, _ours(run, prefix, DEPTH_COLS), run, DEPTH_COLS, True)
+    return rows, run
+
+
 def table3(runs: list[Run], bins: int | None) -> list[dict[str, Any]]:
-    paper = _paper().get("table3", {})
+    """Table 3: every variant of Sec. 5.1 and both decoders of the full model, at K = ``bins``."""
+    paper = paper_numbers().get("table3", {})
+    comparable = bool(runs) and runs[0].dataset in NYU
     rows = []
     for key, label, variant, decoder in TABLE3_ROWS:
         run = _find(runs, variant, bins) if bins is not None else None
-        row: dict[str, Any] = {"row": label, "run": str(run.path) if run else None}
-        for col, _ in TABLE3_COLS:
-            row[col] = run.metrics.get(f"{decoder}/{col}") if run else None
-            row[f"paper_{col}"] = (paper.get(key) or {}).get(col)
-        rows.append(row)
+        rows += _compared(
+            label, paper.get(key) or {}, _ours(run, f"{decoder}/", TABLE3_COLS), run, TABLE3_COLS, comparable
+        )
     return rows
 
 
 def table4(runs: list[Run]) -> list[dict[str, Any]]:
-    paper = _paper().get("table4", {})
+    """Table 4: pixel accuracy of the bin labels and rel (soft) of the full model for every K."""
+    paper = paper_numbers().get("table4", {})
+    comparable = bool(runs) and runs[0].dataset in NYU
     counts = sorted({r.bins for r in runs if r.variant == "full"} | set(PAPER_BINS))
     rows = []
     for k in counts:
         run = _find(runs, "full", k)
-        row: dict[str, Any] = {"row": k, "run": str(run.path) if run else None}
-        row["pixel_acc"] = run.metrics.get("pixel_acc") if run else None
-        row["abs_rel"] = run.metrics.get("soft/abs_rel") if run else None
-        for col, _ in TABLE4_COLS:
-            row[f"paper_{col}"] = (paper.get(k) or {}).get(col)
-        rows.append(row)
+        ours = {"pixel_acc": run.metrics.get("pixel_acc"), "abs_rel": run.metrics.get("soft/abs_rel")} if run else {}
+        rows += _compared(k, paper.get(k) or {}, ours, run, TABLE4_COLS, comparable)
     return rows
 
 
@@ -159,41 +233,38 @@ def missing_runs(runs: list[Run]) -> list[str]:
     return [f"{v}-K{k}" for v in VARIANTS for k in PAPER_BINS if (v, k) not in have]
 
 
-def _fmt(value: Any) -> str:
-    return "—" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def _columns(cols: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
-    out = []
-    for key, label in cols:
-        out += [(key, f"{label} (ours)"), (f"paper_{key}", f"{label} (paper)")]
-    return out
+def _fmt(value: Any, source: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:+.3f}" if source == DIFF else f"{value:.3f}"
+    return str(value)
 
 
 def to_markdown(rows: list[dict[str, Any]], cols: tuple[tuple[str, str], ...], first: str) -> str:
-    columns = _columns(cols)
     lines = [
-        "| " + " | ".join([first] + [c[1] for c in columns]) + " |",
-        "| " + " | ".join(["---"] + ["---:"] * len(columns)) + " |",
+        "| " + " | ".join([first, ""] + [c[1] for c in cols]) + " |",
+        "| " + " | ".join(["---", "---"] + ["---:"] * len(cols)) + " |",
     ]
     for row in rows:
-        lines.append("| " + " | ".join([str(row["row"])] + [_fmt(row[c[0]]) for c in columns]) + " |")
+        cells = [str(row["row"]), row["source"]] + [_fmt(row[c[0]], row["source"]) for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def to_csv(rows: list[dict[str, Any]], cols: tuple[tuple[str, str], ...], first: str) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    columns = _columns(cols)
-    writer.writerow([first] + [c[0] for c in columns] + ["run"])
+    writer.writerow([first, "source"] + [c[0] for c in cols] + ["run"])
     for row in rows:
-        writer.writerow([row["row"]] + ["" if row[c[0]] is None else row[c[0]] for c in columns] + [row["run"] or ""])
+        writer.writerow(
+            [row["row"], row["source"]] + ["" if row[c[0]] is None else row[c[0]] for c in cols] + [row["run"] or ""]
+        )
     return buf.getvalue()
 
 
 def to_latex(rows: list[dict[str, Any]], cols: tuple[tuple[str, str], ...], first: str, caption: str) -> str:
-    columns = _columns(cols)
-    esc = {"δ": r"$\delta$", "²": r"$^2$", "³": r"$^3$", "<": r"$<$"}
+    esc = {"δ": r"$\delta$", "²": r"$^2$", "³": r"$^3$", "<": r"$<$", "&": r"\&"}
 
     def tex(s: str) -> str:
         for a, b in esc.items():
@@ -203,14 +274,16 @@ def to_latex(rows: list[dict[str, Any]], cols: tuple[tuple[str, str], ...], firs
     lines = [
         r"\begin{table}[t]",
         r"\centering",
-        r"\begin{tabular}{l" + "r" * len(columns) + "}",
+        r"\begin{tabular}{ll" + "r" * len(cols) + "}",
         r"\toprule",
-        " & ".join([first] + [tex(c[1]) for c in columns]) + r" \\",
+        " & ".join([first, ""] + [tex(c[1]) for c in cols]) + r" \\",
         r"\midrule",
     ]
     for row in rows:
-        lines.append(" & ".join([str(row["row"])] + [_fmt(row[c[0]]).replace("—", "--") for c in columns]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", r"\end{table}"]
+        cells = [tex(str(row["row"])), row["source"]]
+        cells += [_fmt(row[c[0]], row["source"]).replace("—", "--") for c in cols]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{tex(caption)}}}", r"\end{table}"]
     return "\n".join(lines)
 
 
@@ -241,17 +314,31 @@ def figure7(run: Run, out: Path) -> Path | None:
     return out
 
 
+def _ours_caption(run: Run | None, what: str) -> str:
+    return f"ours: {run.dataset}, K = {run.bins}, {run.path.name}" if run else f"ours: no {what} run in these folders"
+
+
 def build_report(folders: list[Path], out: Path, bins: int | None = None, split: str = "test") -> dict[str, Any]:
     """Collect the runs and write every table (md, csv, tex), the figures and ``report.md``."""
     runs, problems = collect_runs(folders, split)
     out.mkdir(parents=True, exist_ok=True)
-    k = reference_bins(runs, bins)
-    t3, t4 = table3(runs, k), table4(runs)
+    t1, run1 = table1(runs)
+    t2, run2 = table2(runs)
+    ablation = ablation_runs(runs)
+    k = reference_bins(ablation, bins)
+    t3, t4 = table3(ablation, k), table4(ablation)
+    on = ablation[0].dataset if ablation else "no run"
+    tables = (
+        ("table1", t1, DEPTH_COLS, "method", f"Table 1, NYU Depth v2 ({_ours_caption(run1, 'NYU')})"),
+        ("table2", t2, DEPTH_COLS, "method", f"Table 2, KITTI Eigen split ({_ours_caption(run2, 'KITTI')})"),
+        ("table3", t3, TABLE3_COLS, "variant", f"Table 3, components (ours: {on}, K = {k}; paper: NYU v2)"),
+        ("table4", t4, TABLE4_COLS, "bins", f"Table 4, number of bins, full model, soft (ours: {on}; paper: NYU v2)"),
+    )
     files = {}
-    for name, rows, cols, first, caption in (
-        ("table3", t3, TABLE3_COLS, "variant", f"Ablation of the architecture and the inference rule (K = {k})."),
-        ("table4", t4, TABLE4_COLS, "bins", "Number of bins vs pixel accuracy and rel (full model, soft)."),
-    ):
+    lines = [f"# Report ({len(runs)} finished runs, {split} split)", ""]
+    if not runs:
+        lines += ["**No finished run was found** in " + ", ".join(str(f) for f in folders) + ".", ""]
+    for name, rows, cols, first, caption in tables:
         for ext, text in (
             ("md", to_markdown(rows, cols, first)),
             ("csv", to_csv(rows, cols, first)),
@@ -259,31 +346,22 @@ def build_report(folders: list[Path], out: Path, bins: int | None = None, split:
         ):
             (out / f"{name}.{ext}").write_text(text + "\n")
             files[f"{name}.{ext}"] = out / f"{name}.{ext}"
-    full = _find(runs, "full", k) if k is not None else None
+        lines += [f"## {caption}", "", to_markdown(rows, cols, first), ""]
+    if ablation and ablation[0].dataset not in NYU:
+        lines += [f"The ablation runs are on `{on}`, the paper's on NYU v2: no difference is computed.", ""]
+    full = _find(ablation, "full", k) if k is not None else None
     figures = {}
     if full is not None:
         for name, fn in (("fig6", figure6), ("fig7", figure7)):
             written = fn(full, out / f"{name}.png")
             if written:
                 figures[name] = written
-    missing = missing_runs(runs)
-    lines = [f"# Ablation report ({len(runs)} finished runs, {split} split)", ""]
-    if not runs:
-        lines += ["**No finished run was found** in " + ", ".join(str(f) for f in folders) + ".", ""]
-    lines += [
-        f"## Table 3 (K = {k})",
-        "",
-        to_markdown(t3, TABLE3_COLS, "variant"),
-        "",
-        "## Table 4",
-        "",
-        to_markdown(t4, TABLE4_COLS, "bins"),
-        "",
-    ]
+    missing = missing_runs(ablation)
     if figures:
         lines += ["## Figures", ""] + [f"![{n}]({p.name})" for n, p in figures.items()] + [""]
     if missing:
-        lines += ["## Missing from the paper's 15-run sweep", "", ", ".join(missing), ""]
+        lines += [f"## Missing from the paper's {len(VARIANTS) * len(PAPER_BINS)}-run ablation", ""]
+        lines += [", ".join(missing), ""]
     if problems:
         lines += ["## Problems", ""] + [f"- {p}" for p in problems] + [""]
     (out / "report.md").write_text("\n".join(lines))
@@ -291,6 +369,8 @@ def build_report(folders: list[Path], out: Path, bins: int | None = None, split:
         "runs": runs,
         "problems": problems,
         "missing": missing,
+        "table1": t1,
+        "table2": t2,
         "table3": t3,
         "table4": t4,
         "figures": figures,

@@ -46,6 +46,11 @@ def write_nyu_labelled(
         f.create_dataset("images", data=images)
         f.create_dataset("depths", data=depths)
         f.create_dataset("rawDepths", data=raw)
+        # MATLAB's cell of scene names: object references to uint16 char arrays, two frames a scene
+        scenes = f.create_dataset("scenes", (1, n), dtype=h5py.ref_dtype)
+        for i in range(n):
+            name = f"scene_{i // 2:04d}"
+            scenes[0, i] = f.create_dataset(f"#refs#/s{i}", data=np.array([[ord(c)] for c in name], np.uint16)).ref
     with open(path, "r+b") as f:
         f.write(MAT_HEADER.ljust(128, b" "))
     scipy.io.savemat(

@@ -53,7 +53,8 @@ def test_paper_numbers_are_the_papers():
         (["+model.bakbone=x"], "bakbone"),
         (["model.dropout=1.5"], "model.dropout"),
         (["data.depth_min=20"], "d_min"),
-        (["data.eval.crop=center"], "data.eval.crop"),
+        (["data.eval.region=center"], "data.eval.region"),
+        (["+data.eval.crop=garg"], "data.eval.crop"),
         (["model.num_bins=abc"], "num_bins"),
     ],
 )

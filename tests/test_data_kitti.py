@@ -8,6 +8,7 @@ from PIL import Image
 
 from depth_lightning.data.io import DataError, read_depth_png
 from depth_lightning.data.kitti import KITTIEigen, read_calib, velodyne_depth
+from depth_lightning.protocol import EvalProtocol
 
 REAL = SHARED / "realdata" / "kitti"
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real KITTI samples not present at {REAL}")
@@ -51,6 +52,7 @@ def test_split_formats_and_frames_with_ground_truth(kitti, fmt, caplog):
             frame_size=[370, 1224],
             input_size=(94, 310),
             train=False,
+            protocol=EvalProtocol("garg", caps=(80.0,)),
         )
     assert ds.listed == 4 and len(ds) == 3  # the last frame has no annotated map
     assert "4 frames listed, 3 with ground truth" in caplog.text
@@ -72,9 +74,8 @@ def test_kitti_errors(kitti, tmp_path):
         KITTIEigen(str(tmp_path / "nope"), str(kitti["bts"]), input_size=(94, 310), train=True)
     bad = tmp_path / "list.txt"
     bad.write_text("2011_09_26/2011_09_26_drive_0001_sync 0000000099 l\n")
-    ds = KITTIEigen(str(kitti["raw"]), str(bad), input_size=(94, 310), train=True)
     with pytest.raises(DataError, match=r"list.txt:1 names .*0000000099.png"):
-        ds[0]
+        KITTIEigen(str(kitti["raw"]), str(bad), input_size=(94, 310), train=True)
     bad.write_text("just-one-token-too-many a b c\n")
     with pytest.raises(DataError, match="list.txt:1: unrecognised"):
         KITTIEigen(str(kitti["raw"]), str(bad), input_size=(94, 310), train=True)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from depth_lightning.metrics import METRIC_NAMES, DepthMetrics, crop_mask
+from depth_lightning.metrics import METRIC_NAMES, DepthMetrics
+from depth_lightning.protocol import EvalProtocol
 
 MIN, MAX = 1e-3, 10.0
 
@@ -105,37 +106,22 @@ def test_no_images_gives_nan_with_a_warning():
     assert metric.empty_images.item() == 1
 
 
-def test_predictions_are_upsampled_to_ground_truth_then_cropped():
+def test_predictions_are_upsampled_to_ground_truth_then_masked_by_the_region():
     gt = torch.full((1, 480, 640), 2.0)
-    metric = DepthMetrics(MIN, MAX, crop="eigen_nyu")
+    metric = DepthMetrics(MIN, MAX)
     pred = torch.full((1, 120, 160), 2.0)
     pred[..., :5, :] = 9.0  # the top rows fall outside the Eigen crop after upsampling
-    metric.update(pred, gt)
+    region = torch.from_numpy(EvalProtocol("eigen_nyu").mask((480, 640)).copy())[None]
+    metric.update(pred, gt, region)
     assert metric.compute()["abs_rel"].item() == pytest.approx(0.0, abs=1e-7)
-
-
-def test_crops():
-    nyu = crop_mask("eigen_nyu", 480, 640)
-    assert nyu.sum().item() == (471 - 45) * (601 - 41)
-    assert nyu[45, 41] and not nyu[44, 41] and not nyu[471, 600] and nyu[470, 600]
-    h, w = 375, 1242
-    garg = crop_mask("garg", h, w)
-    rows = garg.any(1).nonzero()
-    cols = garg.any(0).nonzero()
-    assert rows.min().item() == int(0.40810811 * h) and rows.max().item() == int(0.99189189 * h) - 1
-    assert cols.min().item() == int(0.03594771 * w) and cols.max().item() == int(0.96405229 * w) - 1
-    eigen = crop_mask("eigen", h, w)
-    assert eigen.any(1).nonzero().min().item() == int(0.3324324 * h)
-    with pytest.raises(ValueError, match="garg"):
-        crop_mask("kitti", h, w)
 
 
 def test_a_prepared_target_scores_several_predictions_as_separate_updates_do():
     pred, gt = random_maps(seed=3)
     region = torch.rand(gt.shape) > 0.3
     other = pred * 1.1
-    separate = [DepthMetrics(MIN, MAX, crop="eigen_nyu") for _ in range(2)]
-    shared = [DepthMetrics(MIN, MAX, crop="eigen_nyu") for _ in range(2)]
+    separate = [DepthMetrics(MIN, MAX) for _ in range(2)]
+    shared = [DepthMetrics(MIN, MAX) for _ in range(2)]
     for m, p in zip(separate, (pred, other)):
         m.update(torch.from_numpy(p), torch.from_numpy(gt), region)
     target = shared[0].prepare(torch.from_numpy(gt), region)
@@ -144,4 +130,4 @@ def test_a_prepared_target_scores_several_predictions_as_separate_updates_do():
     for a, b in zip(separate, shared):
         assert a.compute() == b.compute()
     with pytest.raises(ValueError, match="prepared for"):
-        DepthMetrics(MIN, MAX, crop="none").update(torch.from_numpy(pred), target)
+        DepthMetrics(MIN, 80.0).update(torch.from_numpy(pred), target)

@@ -190,3 +190,35 @@ def test_cpu_dropout_off_in_eval_and_at_zero_and_on_strided_input():
     y = Dropout(0.5).train()(x[..., ::2])  # not dense: taken contiguous first
     assert y.shape == (1, 8, 6, 5)
     assert set(torch.unique(y / x[..., ::2] * 0.5).tolist()) <= {0.0, 1.0}
+
+
+def test_imagenet_normalisation_equals_torchvisions_preprocessing_of_the_weights(tmp_path):
+    weights = torchvision.models.ResNet152_Weights.DEFAULT
+    preprocess = weights.transforms()  # no download: only the weights' metadata
+    x = torch.rand(2, 3, 48, 64)
+    expected = torchvision.transforms.functional.normalize(x, preprocess.mean, preprocess.std)
+    path = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    pretrained = DepthNet("resnet18", 20, pretrained=str(path), normalize="auto")
+    torch.testing.assert_close(pretrained.normalize(x), expected)
+    # the network feeds the backbone the normalised image: what a bare trunk gives on `expected`
+    pretrained.eval()
+    torch.testing.assert_close(pretrained.backbone(pretrained.normalize(x))[-1], pretrained.backbone(expected)[-1])
+    from_scratch = DepthNet("resnet18", 20, normalize="auto")
+    assert isinstance(from_scratch.normalize, torch.nn.Identity)
+    with pytest.raises(ValueError, match="model.normalize"):
+        DepthNet("resnet18", 20, normalize="zscore")
+
+
+def test_frozen_backbone_batchnorm_keeps_its_statistics_while_the_head_trains():
+    net = DepthNet("resnet18", 20, freeze_bn=True).train()
+    backbone_bn = [m for m in net.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    head_bn = [m for m in net.head.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert backbone_bn and all(not m.training for m in backbone_bn) and all(m.training for m in head_bn)
+    before = [m.running_mean.clone() for m in backbone_bn + head_bn]
+    net(torch.rand(1, 3, 64, 64) * 3).sum().backward()
+    after = [m.running_mean for m in backbone_bn + head_bn]
+    assert all(torch.equal(a, b) for a, b in zip(before[: len(backbone_bn)], after[: len(backbone_bn)]))
+    assert not torch.equal(before[-1], after[-1])  # the head's BatchNorm still learns its statistics
+    assert net.backbone.bn1.weight.grad is not None  # affine parameters are still trained
+    assert all(m.training for m in DepthNet("resnet18", 20).train().backbone.modules())

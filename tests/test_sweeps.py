@@ -31,8 +31,8 @@ TINY = [
 def test_every_experiment_composes(name):
     cfg = validate(composed(f"+experiment={name}"))
     assert cfg.task_name == name
-    if "ablation" in name:
-        assert cfg.model.upsample == "bilinear"
+    if name in ("nyu_ablation", "kitti_ablation"):  # the paper's learned 8x8 deconvolution
+        assert cfg.model.upsample == "learned" and cfg.test_checkpoint == "last"
 
 
 def test_paper_experiments_carry_the_papers_numbers():
@@ -42,7 +42,8 @@ def test_paper_experiments_carry_the_papers_numbers():
     assert nyu.data.augment.scale == [1.3, 1.5] and nyu.data.augment.rotate == 5.0
     kitti = validate(composed("+experiment=kitti_paper"))
     assert (kitti.model.num_bins, kitti.data.height, kitti.data.width) == (50, 188, 620)
-    assert (kitti.data.eval.max_depth, kitti.data.eval.crop, kitti.data.eval.lower_rows) == (80.0, "garg", 256)
+    assert (list(kitti.data.eval.caps), kitti.data.eval.region, kitti.data.frame_size) == ([80.0, 50.0], "paper", None)
+    assert nyu.test_checkpoint == kitti.test_checkpoint == "last"  # Sec. 3.4: the model after 50k iterations
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,8 @@ def test_ablation_sweep_saves_both_decoders_for_every_variant(sweep):
         "3_no_dilation-K40",
         "4_no_concat-K20",
         "5_no_concat-K40",
+        "6_no_dilation_no_concat-K20",
+        "7_no_dilation_no_concat-K40",
     ]
     for name in names:
         results = json.loads((sweep / name / "metrics.json").read_text())
@@ -84,6 +87,7 @@ def test_ablation_sweep_saves_both_decoders_for_every_variant(sweep):
             "full": (True, True),
             "no_dilation": (False, True),
             "no_concat": (True, False),
+            "no_dilation_no_concat": (False, False),
         }[variant]
         assert model["num_bins"] == int(k)
         assert (sweep / name / "bin_distributions.npz").is_file() and (sweep / name / "confusion_val.npy").is_file()
@@ -108,17 +112,34 @@ def test_sweep_runs_share_one_wandb_group(sweep):
 @pytest.mark.slow
 def test_report_builds_tables_and_figures(sweep, tmp_path):
     proc = run_module("experiments.report", str(sweep), "--out", str(tmp_path / "report"), cwd=ROOT)
-    assert "Table 3 (K = 40)" in proc.stdout
-    for name in ("table3", "table4"):
+    assert "Table 3, components (ours: synthetic, K = 40; paper: NYU v2)" in proc.stdout
+    for name in ("table1", "table2", "table3", "table4"):
+        assert f"## Table {name[-1]}," in proc.stdout
         for ext in ("md", "csv", "tex"):
             assert (tmp_path / "report" / f"{name}.{ext}").stat().st_size > 0
     assert (tmp_path / "report" / "fig6.png").is_file() and (tmp_path / "report" / "fig7.png").is_file()
     result = report.build_report([sweep], tmp_path / "again")
-    rows = {r["row"]: r for r in result["table3"]}
+
+    def rows(table, source):
+        return {r["row"]: r for r in result[table] if r["source"] == source}
+
     ours = json.loads((sweep / "1_full-K40" / "metrics.json").read_text())["test"]
-    assert rows["Hard-max inference"]["abs_rel"] == ours["hard/abs_rel"]
-    assert rows["Soft-weighted-sum (full model)"]["abs_rel"] == ours["soft/abs_rel"]
-    assert "full-K200" in result["missing"]
+    assert rows("table3", "ours")["Hard-max inference"]["abs_rel"] == ours["hard/abs_rel"]
+    assert rows("table3", "ours")["Soft-weighted-sum (full model)"]["abs_rel"] == ours["soft/abs_rel"]
+    third = json.loads((sweep / "7_no_dilation_no_concat-K40" / "metrics.json").read_text())["test"]
+    assert rows("table3", "ours")["No dilation, no concat (Sec. 5.1)"]["d1"] == third["soft/d1"]
+    # the paper's numbers beside ours (Tables 1-4 of the paper, as fractions)
+    assert rows("table3", "paper")["No dilation"]["d1"] == 0.7802
+    assert rows("table3", "paper")["Hard-max inference"]["rmse"] == 0.531
+    assert rows("table4", "paper")[200]["pixel_acc"] == 0.25 and rows("table4", "ours")[40]["abs_rel"] is not None
+    assert rows("table1", "paper")["Laina et al. [12]"]["abs_rel"] == 0.127
+    assert rows("table1", "paper")["Li et al. (ours)"]["rmse"] == 0.505
+    assert rows("table2", "paper")["Li et al. (ours) cap 50m"]["rmse"] == 3.906
+    assert rows("table2", "paper")["Godard et al. [14] cap 50m"]["d1"] == 0.818
+    # synthetic runs are not the paper's data: shown, but no difference is computed
+    assert not [r for r in result["table3"] if r["source"] == report.DIFF]
+    assert rows("table1", "ours")["Li et al. (ours)"]["d1"] is None  # no NYU run in a synthetic sweep
+    assert "full-K200" in result["missing"] and "no_dilation_no_concat-K50" in result["missing"]
 
 
 @pytest.mark.slow
@@ -136,7 +157,7 @@ def test_notebook_executes_on_the_sweep(sweep, monkeypatch):
         if c.cell_type == "code"
         for o in c.outputs
     )
-    assert "6 finished runs" in outputs and "Table 3" in outputs
+    assert "8 finished runs" in outputs and "Table 3" in outputs
     assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
@@ -157,7 +178,11 @@ def test_report_on_bad_sweeps_says_what_is_wrong(tmp_path):
         json.dumps(
             {
                 "status": "completed",
-                "config": {"task_name": "other", "model": {"dilated": True, "fusion": True, "num_bins": 200}},
+                "config": {
+                    "task_name": "other",
+                    "data": {"name": "nyu_sync"},
+                    "model": {"dilated": True, "fusion": True, "num_bins": 200},
+                },
                 "test": metrics | {"pixel_acc": 0.2},
             }
         )
@@ -165,7 +190,14 @@ def test_report_on_bad_sweeps_says_what_is_wrong(tmp_path):
     result = report.build_report([tmp_path / "sweep"], tmp_path / "out")
     text = "\n".join(result["problems"])
     assert "0_full-K50: status 'running'" in text and "1_full-K100: no metrics.json" in text
-    assert result["table3"][3]["abs_rel"] == 0.5 and result["table3"][0]["abs_rel"] is None
+    ours = {r["row"]: r for r in result["table3"] if r["source"] == "ours"}
+    assert ours["Soft-weighted-sum (full model)"]["abs_rel"] == 0.5 and ours["No dilation"]["abs_rel"] is None
+    # an NYU run: the difference to the paper is computed (0.5 - 0.139), also in Table 1
+    diff = {r["row"]: r for r in result["table3"] if r["source"] == report.DIFF}
+    assert diff["Soft-weighted-sum (full model)"]["abs_rel"] == pytest.approx(0.5 - 0.139)
+    assert diff["No dilation"]["abs_rel"] is None
+    table1 = {r["source"]: r for r in result["table1"] if r["row"] == "Li et al. (ours)"}
+    assert table1["ours"]["rmse"] == 0.5 and table1[report.DIFF]["rmse"] == pytest.approx(0.5 - 0.505)
 
 
 @pytest.mark.slow

@@ -12,18 +12,21 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from depth_lightning.data.io import DataError
+from depth_lightning.data.splits import HoldOut
 from depth_lightning.data.transforms import PaperAugmentation
+from depth_lightning.protocol import EvalProtocol
 
 log = logging.getLogger(__name__)
 
 
 class FrameDataset(Dataset, ABC):
-    """Base class: subclasses implement ``__len__``, ``load(i) -> (rgb uint8, depth float32 metres)``
-    and ``describe(i)`` (the files of sample ``i``, for error messages).
+    """Base class: subclasses implement ``__len__``, ``load(i) -> (rgb uint8, depth float32 metres)``,
+    ``describe(i)`` (the files of sample ``i``, for error messages) and, to hold out validation
+    scenes, ``scenes()`` and ``subset(keep)``.
 
     Items: ``image`` (3,h,w) in [0,1] at the input size; ``depth``: at the input size for training,
-    at the frame's native (cropped) resolution for evaluation; ``eval_mask`` when the dataset
-    defines one; ``index``.
+    at the frame's native (cropped) resolution for evaluation, with ``eval_mask``, the protocol's
+    region of that frame; ``index``.
     """
 
     def __init__(
@@ -33,11 +36,14 @@ class FrameDataset(Dataset, ABC):
         augment: Any | None = None,
         skip_bad_samples: bool = False,
         seed: int = 0,
+        protocol: EvalProtocol | None = None,
     ) -> None:
         self.input_size = tuple(input_size)
         self.train, self.seed = train, seed
         self.augment = PaperAugmentation(augment) if (train and augment is not None) else None
         self.skip_bad_samples = skip_bad_samples
+        self.protocol = protocol or EvalProtocol()
+        self.held_out_scenes: list[str] = []
 
     # -- to implement
     @abstractmethod
@@ -54,9 +60,21 @@ class FrameDataset(Dataset, ABC):
         """``(top, bottom, left, right)`` applied to RGB and depth before anything else."""
         return None
 
-    def eval_mask(self, shape: tuple[int, int]) -> np.ndarray | None:
-        """Evaluation region of a frame of original ``shape``, in cropped coordinates."""
-        return None
+    @abstractmethod
+    def scenes(self) -> list[str]:
+        """The scene (or drive) of each sample, for a scene-disjoint validation split."""
+
+    @abstractmethod
+    def subset(self, keep: list[int]) -> None:
+        """Keep only the samples at ``keep``."""
+
+    def hold_out(self, hold: HoldOut | None) -> None:
+        """Keep the part of the list ``hold`` assigns to this split (all of it when ``hold`` is None)."""
+        if hold is None:
+            return
+        scenes = self.scenes()
+        self.held_out_scenes = hold.held_out_scenes(scenes)
+        self.subset(hold.select(scenes))
 
     # -- the pipeline
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
@@ -88,9 +106,7 @@ class FrameDataset(Dataset, ABC):
                 self.augment.set_seed(int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0]))
                 image, depth = self.augment(image, depth)
         else:
-            mask = self.eval_mask(original)
-            if mask is not None:
-                item["eval_mask"] = torch.from_numpy(mask)
+            item["eval_mask"] = torch.from_numpy(np.array(self.protocol.mask(original, box)))  # a writable copy
         item["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
         item["depth"] = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))
         return item

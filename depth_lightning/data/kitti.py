@@ -13,10 +13,20 @@ import numpy as np
 from depth_lightning.data.frames import FrameDataset
 from depth_lightning.data.io import DataError, read_depth_png, read_rgb
 from depth_lightning.data.nyu import parse_list
-from depth_lightning.metrics import crop_mask
+from depth_lightning.data.splits import HoldOut
 
 KITTI_URL = "https://www.cvlibs.net/datasets/kitti/raw_data.php"
+# Where a projected LiDAR point lands: ``round`` matches the official KITTI depth maps
+# (data_depth_velodyne, data_depth_annotated); ``round_minus_one`` is monodepth2's Eigen ground truth
+# (generate_depth_map), one pixel up-left of them.
+PIXEL_RULES = ("round", "round_minus_one")
 log = logging.getLogger(__name__)
+
+
+def filled_velodyne_path(image: Path) -> Path:
+    """Where ``python -m depth_lightning.prepare kitti`` writes a frame's colorization-filled depth."""
+    drive, camera = image.parent.parent.parent, image.parent.parent.name
+    return drive / "proj_depth" / "filled" / camera / f"{image.stem}.png"
 
 
 def read_calib(path: str | Path) -> dict[str, np.ndarray]:
@@ -55,12 +65,17 @@ def velodyne_projection(calib_dir: str, camera: int = 2) -> tuple[np.ndarray, in
     return projection, int(height), int(width)
 
 
-def velodyne_depth(calib_dir: str | Path, velo_path: str | Path, camera: int = 2) -> np.ndarray:
+def velodyne_depth(
+    calib_dir: str | Path, velo_path: str | Path, camera: int = 2, pixel_rule: str = "round"
+) -> np.ndarray:
     """Sparse depth (H,W) of one Velodyne scan seen by rectified camera ``camera`` (0 = no point).
 
     ``P_rect_0c · R_rect_00 · [R|T]_velo_to_cam`` on homogeneous points; points behind the camera
-    dropped; pixel = round(u, v) - 1 as the usual tooling does; the nearest point kept per pixel.
+    dropped; pixel = round(u, v) (``pixel_rule=round``, as the official depth maps) or
+    round(u, v) - 1 (``round_minus_one``, monodepth2's Eigen ground truth); the nearest point kept.
     """
+    if pixel_rule not in PIXEL_RULES:
+        raise ValueError(f"data.velodyne_pixel={pixel_rule!r} is unknown; allowed: {', '.join(PIXEL_RULES)}")
     projection, height, width = velodyne_projection(str(calib_dir), camera)
     velo_path = Path(velo_path)
     if not velo_path.is_file():
@@ -73,8 +88,9 @@ def velodyne_depth(calib_dir: str | Path, velo_path: str | Path, camera: int = 2
     points[:, 3] = 1.0
     im = (projection @ points.T).T
     im = im[im[:, 2] > 0]  # in front of the camera
-    u = np.round(im[:, 0] / im[:, 2]).astype(np.int64) - 1
-    v = np.round(im[:, 1] / im[:, 2]).astype(np.int64) - 1
+    shift = 1 if pixel_rule == "round_minus_one" else 0
+    u = np.round(im[:, 0] / im[:, 2]).astype(np.int64) - shift
+    v = np.round(im[:, 1] / im[:, 2]).astype(np.int64) - shift
     z = im[:, 2]
     ok = (u >= 0) & (v >= 0) & (u < width) & (v < height)
     u, v, z = u[ok], v[ok], z[ok]
@@ -90,7 +106,11 @@ class KITTIEigen(FrameDataset):
     List formats: ``<date>/<drive> <frame> l|r`` (monodepth2), ``<image> <depth|None> <focal>``
     (BTS; depth relative to ``annotated_root``), ``<left image> <right image>`` (monodepth).
     ``gt``: ``velodyne`` (projected scans) or ``annotated`` (official maps, value / 256).
-    Evaluation frames without ground truth are left out, and how many is logged.
+    ``fill``: ``colorization`` trains on the filled maps of ``prepare kitti`` (Sec. 4.2), ``none`` on
+    the sparse ground truth; evaluation always uses the ``gt`` maps, unfilled.
+    Frames without ground truth (no scan, or no annotated map) are left out, and how many is logged.
+    ``frame_size``: a bottom-centre crop every frame is cut to first (drives differ by a few
+    pixels); ``None`` (the paper: "the entire image is the network input") uses frames whole.
     """
 
     def __init__(
@@ -101,8 +121,9 @@ class KITTIEigen(FrameDataset):
         annotated_root: str | None = None,
         frame_size: list[int] | None = None,
         image_ext: str = ".png",
-        eval_crop: str = "garg",
-        lower_rows: int | None = None,
+        fill: str = "none",
+        velodyne_pixel: str = "round",
+        hold_out: HoldOut | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
@@ -114,18 +135,18 @@ class KITTIEigen(FrameDataset):
             )
         if gt not in ("velodyne", "annotated"):
             raise ValueError(f"data.gt={gt!r} is unknown; allowed: velodyne, annotated")
+        if velodyne_pixel not in PIXEL_RULES:
+            raise ValueError(f"data.velodyne_pixel={velodyne_pixel!r} is unknown; allowed: {', '.join(PIXEL_RULES)}")
+        self.velodyne_pixel = velodyne_pixel
         self.gt, self.list_file, self.image_ext = gt, Path(list_file), image_ext
+        self.fill = fill if self.train else "none"
         self.annotated_root = Path(annotated_root) if annotated_root else None
-        self.frame_size, self.eval_crop, self.lower_rows = frame_size, eval_crop, lower_rows
+        self.frame_size = frame_size
         listed = [self._parse(parts, n) for n, parts in enumerate(parse_list(self.list_file), start=1)]
-        if self.train:
-            self.samples = listed
-        else:
-            self.samples = [s for s in listed if s["depth"] is not None]
-            log.info(
-                "%s: %d frames listed, %d with ground truth (%s)", self.list_file, len(listed), len(self.samples), gt
-            )
+        self.samples = [s for s in listed if s["depth"] is not None]
+        log.info("%s: %d frames listed, %d with ground truth (%s)", self.list_file, len(listed), len(self.samples), gt)
         self.listed = len(listed)
+        self.hold_out(hold_out)
 
     def _parse(self, parts: list[str], n: int) -> dict[str, Any]:
         where = f"{self.list_file}:{n}"
@@ -142,10 +163,18 @@ class KITTIEigen(FrameDataset):
                 return {"image": image, "depth": None, "line": where}
         else:
             raise DataError(f"{where}: unrecognised split line {' '.join(parts)!r}")
+        if not image.is_file():  # found now, not hours into an epoch
+            if not self.skip_bad_samples:
+                raise DataError(f"{where} names {image}, which does not exist (data.skip_bad_samples=true skips it)")
+            log.warning("skipping %s: %s does not exist", where, image)
+            return {"image": image, "depth": None, "line": where}
         frame_name = image.stem
         drive_dir = image.parent.parent.parent
         if self.gt == "velodyne":
-            depth = ("velodyne", drive_dir.parent, drive_dir / "velodyne_points" / "data" / f"{frame_name}.bin", camera)
+            scan = drive_dir / "velodyne_points" / "data" / f"{frame_name}.bin"
+            if not scan.is_file():
+                return {"image": image, "depth": None, "line": where}  # no scan for this frame
+            depth = ("velodyne", drive_dir.parent, scan, camera)
         else:
             if self.annotated_root is None:
                 raise DataError("data.gt=annotated needs data.annotated_root (the data_depth_annotated folder)")
@@ -163,16 +192,28 @@ class KITTIEigen(FrameDataset):
         s = self.samples[index]
         return f"{s['line']} ({s['image']})"
 
+    def scenes(self) -> list[str]:
+        return [s["image"].parent.parent.parent.name for s in self.samples]  # the drive
+
+    def subset(self, keep: list[int]) -> None:
+        self.samples = [self.samples[i] for i in keep]
+
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         s = self.samples[index]
         if not s["image"].is_file():
             raise DataError(f"{s['line']} names {s['image']}, which does not exist")
         rgb = read_rgb(s["image"])
-        if s["depth"] is None:  # training frame without ground truth: every pixel ignored
-            return rgb, np.zeros(rgb.shape[:2], np.float32)
+        if self.fill == "colorization":
+            filled = filled_velodyne_path(s["image"])
+            if not filled.is_file():
+                raise DataError(
+                    f"{filled}: no filled depth for {s['line']}; run python -m depth_lightning.prepare kitti "
+                    f"{self.root} --list {self.list_file} (or set data.fill=none)"
+                )
+            return rgb, read_depth_png(filled, scale=256.0)
         if s["depth"][0] == "velodyne":
             _, calib_dir, velo, camera = s["depth"]
-            depth = velodyne_depth(calib_dir, velo, camera)
+            depth = velodyne_depth(calib_dir, velo, camera, self.velodyne_pixel)
         else:
             depth = read_depth_png(s["depth"][1], scale=256.0)
         return rgb, depth  # FrameDataset checks that the sizes agree
@@ -187,13 +228,3 @@ class KITTIEigen(FrameDataset):
             raise DataError(f"a {h}x{w} frame is smaller than data.frame_size={fh}x{fw}")
         left = (w - fw) // 2
         return h - fh, h, left, left + fw
-
-    def eval_mask(self, shape: tuple[int, int]) -> np.ndarray | None:
-        mask = crop_mask(self.eval_crop, *shape).numpy()
-        if self.lower_rows is not None:
-            mask[: max(0, shape[0] - self.lower_rows)] = False
-        box = self.crop_box(shape)
-        if box is not None:
-            t, b, left, r = box
-            mask = mask[t:b, left:r]
-        return np.ascontiguousarray(mask)

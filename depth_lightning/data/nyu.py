@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ import numpy as np
 
 from depth_lightning.data.frames import FrameDataset
 from depth_lightning.data.io import DataError, read_depth_png, read_rgb
+from depth_lightning.data.splits import HoldOut
 
 NYU_URL = "https://cs.nyu.edu/~fergus/datasets/nyu_depth_v2.html"
+log = logging.getLogger(__name__)
 
 
 def filled_path(depth_path: Path) -> Path:
@@ -46,7 +49,16 @@ class NYUBase(FrameDataset):
 
     def crop_box(self, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
         # The white/black border of the 640x480 frames: a fixed box, the Eigen crop, as peers do.
-        return tuple(self.border) if self.border is not None else None  # type: ignore[return-value]
+        if self.border is None:
+            return None
+        top, bottom, left, right = self.border
+        if shape[0] < bottom or shape[1] < right:
+            raise DataError(
+                f"a {shape[0]}x{shape[1]} frame is smaller than the border box data.border={list(self.border)} "
+                "(rows top:bottom, cols left:right of a 480x640 NYU frame); NYU frames are 480x640: "
+                "is this the right dataset, or set data.border=null for frames without the NYU border"
+            )
+        return top, bottom, left, right
 
 
 class NYULabelled(NYUBase):
@@ -62,6 +74,7 @@ class NYULabelled(NYUBase):
         splits_path: str,
         split: str,
         target: str = "filled",
+        hold_out: HoldOut | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
@@ -71,7 +84,8 @@ class NYULabelled(NYUBase):
                 f"{self.mat_path}: nyu_depth_v2_labeled.mat not found; data.root should hold it and splits.mat "
                 f"(both published at {NYU_URL})"
             )
-        self.indices = read_splits(splits_path)["test" if split in ("val", "test") else "train"]
+        # validation: scenes held out of the official training frames (``hold_out``), never the test set
+        self.indices = read_splits(splits_path)["test" if split == "test" else "train"]
         self.key = "rawDepths" if split in ("val", "test") or target == "raw" else "depths"
         self._h5 = None
         self._pid = None
@@ -80,10 +94,12 @@ class NYULabelled(NYUBase):
                 if key not in f:
                     raise DataError(f"{self.mat_path}: no dataset '{key}' in the file (not the labelled NYU .mat?)")
             n = f["images"].shape[0]
+            self._scene_names = _scene_names(f) if hold_out is not None else None
         if self.indices.max(initial=-1) >= n:
             raise DataError(
                 f"{splits_path}: index {self.indices.max() + 1} is beyond the {n} frames of {self.mat_path}"
             )
+        self.hold_out(hold_out)
 
     def _file(self):
         import h5py
@@ -105,6 +121,14 @@ class NYULabelled(NYUBase):
     def describe(self, index: int) -> str:
         return f"{self.mat_path} frame {int(self.indices[index]) + 1}"
 
+    def scenes(self) -> list[str]:
+        if self._scene_names is None:  # no 'scenes' in the file: each frame stands alone
+            return [f"frame {int(k) + 1}" for k in self.indices]
+        return [self._scene_names[int(k)] for k in self.indices]
+
+    def subset(self, keep: list[int]) -> None:
+        self.indices = self.indices[keep]
+
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         f, k = self._handle(), int(self.indices[index])
         # MATLAB stores column-major: (3, 640, 480) per image, (640, 480) per depth map.
@@ -116,6 +140,15 @@ class NYULabelled(NYUBase):
         state = self.__dict__.copy()
         state["_h5"], state["_pid"] = None, None
         return state
+
+
+def _scene_names(f: Any) -> list[str] | None:
+    """The labelled file's ``scenes`` (a MATLAB cell of char arrays: HDF5 object references)."""
+    if "scenes" not in f:
+        log.warning("%s has no 'scenes': validation frames are held out by frame, not by scene", f.filename)
+        return None
+    refs = f["scenes"][()].ravel()
+    return ["".join(chr(c) for c in np.asarray(f[r]).ravel()) for r in refs]
 
 
 def parse_list(path: str | Path) -> list[list[str]]:
@@ -133,7 +166,9 @@ class NYUSync(NYUBase):
     ``python -m depth_lightning.prepare nyu <root>``; ``none`` keeps holes (ignored in the loss).
     """
 
-    def __init__(self, root: str, list_file: str, fill: str = "none", **kw: Any) -> None:
+    def __init__(
+        self, root: str, list_file: str, fill: str = "none", hold_out: HoldOut | None = None, **kw: Any
+    ) -> None:
         super().__init__(**kw)
         self.root = Path(root)
         if not self.root.is_dir():
@@ -149,6 +184,7 @@ class NYUSync(NYUBase):
             rgb, depth = (self.root / p.lstrip("/") for p in parts[:2])
             self.samples.append((rgb, depth, n))
         self.fill = fill
+        self.hold_out(hold_out)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -156,6 +192,12 @@ class NYUSync(NYUBase):
     def describe(self, index: int) -> str:
         rgb, depth, n = self.samples[index]
         return f"{self.list_file}:{n} ({rgb}, {depth})"
+
+    def scenes(self) -> list[str]:
+        return [rgb.parent.name for rgb, _, _ in self.samples]
+
+    def subset(self, keep: list[int]) -> None:
+        self.samples = [self.samples[i] for i in keep]
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         rgb_path, depth_path, n = self.samples[index]

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from depth_lightning.protocol import EvalProtocol
+
 EPS = 1e-4
 # Intrinsics of the datasets the variants imitate, as fractions of the frame size.
 NYU_INTRINSICS = (518.86 / 640, 519.47 / 480, 325.58 / 640, 253.74 / 480)
@@ -371,7 +373,8 @@ class SyntheticScenes(Dataset):
     """``length`` procedural frames; frame ``i`` is a pure function of ``(seed, i)``.
 
     Items are dicts: ``image`` (3,H,W) float32 RGB in [0,1], ``depth`` (H,W) metres (0 = invalid),
-    ``index``. ``flip``: random horizontal flips (training).
+    ``index``, and with a ``protocol`` (evaluation splits) ``eval_mask``, its region of the frame.
+    ``flip``: random horizontal flips (training).
     ``cache``: keep rendered frames in memory (validation sets that are read every epoch).
     """
 
@@ -385,6 +388,7 @@ class SyntheticScenes(Dataset):
         flip: bool = False,
         cache: bool = False,
         augment_seed: int = 0,
+        protocol: EvalProtocol | None = None,
     ) -> None:
         if scene not in RENDERERS:
             raise ValueError(f"data.scene={scene!r} is unknown; allowed: {', '.join(RENDERERS)}")
@@ -393,6 +397,7 @@ class SyntheticScenes(Dataset):
         self.length, self.height, self.width, self.seed = length, height, width, seed
         self.scene, self.flip, self.cache, self.augment_seed = scene, flip, cache, augment_seed
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.protocol = protocol
 
     def __len__(self) -> int:
         return self.length
@@ -413,8 +418,11 @@ class SyntheticScenes(Dataset):
         # A pure function of (seed, epoch, index): reproducible, and exact when a run resumes.
         if self.flip and np.random.default_rng([self.augment_seed, epoch, index, 7]).random() < 0.5:
             rgb, depth = rgb[:, ::-1], depth[:, ::-1]
-        return {
+        item = {
             "image": torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255),
             "depth": torch.from_numpy(np.ascontiguousarray(depth)),
             "index": index,
         }
+        if self.protocol is not None:
+            item["eval_mask"] = torch.from_numpy(np.array(self.protocol.mask(depth.shape)))  # a writable copy
+        return item

@@ -1,0 +1,193 @@
+"""The evaluation protocol: regions on the original frame, applied once; caps; the same pixels for
+the model, both decoders and the baselines."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import SHARED
+from datasets import write_kitti
+from omegaconf import open_dict
+from PIL import Image
+from test_config import composed
+from torch.utils.data import DataLoader
+
+from depth_lightning.config import validate
+from depth_lightning.data.datamodule import build_dataset
+from depth_lightning.data.frames import collate_skipping_bad
+from depth_lightning.data.io import read_depth_png
+from depth_lightning.data.kitti import KITTIEigen, velodyne_depth
+from depth_lightning.metrics import DepthMetrics
+from depth_lightning.protocol import EvalProtocol, region_mask
+
+REAL = SHARED / "realdata" / "kitti"
+needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real KITTI samples not present at {REAL}")
+
+
+def by_hand(rows: slice, cols: slice, shape=(375, 1242)) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    mask[rows, cols] = True
+    return mask
+
+
+@pytest.mark.parametrize(
+    ("region", "expected", "pixels"),
+    [
+        # int(0.40810811 * 375) = 153, int(0.99189189 * 375) = 371, int(0.03594771 * 1242) = 44, ... = 1197
+        ("garg", by_hand(slice(153, 371), slice(44, 1197)), 218 * 1153),
+        # int(0.3324324 * 375) = 124, int(0.91351351 * 375) = 342
+        ("eigen", by_hand(slice(124, 342), slice(44, 1197)), 218 * 1153),
+        # Sec. 4.2: the lower 256 x 1242 crop
+        ("paper", by_hand(slice(375 - 256, 375), slice(0, 1242)), 256 * 1242),
+        ("full", by_hand(slice(0, 375), slice(0, 1242)), 375 * 1242),
+    ],
+)
+def test_kitti_regions_equal_masks_written_by_hand(region, expected, pixels):
+    mask = region_mask(region, 375, 1242)
+    assert mask.sum() == expected.sum() == pixels
+    np.testing.assert_array_equal(mask, expected)
+
+
+def test_nyu_region_is_the_eigen_crop_and_names_are_checked():
+    nyu = region_mask("eigen_nyu", 480, 640)
+    np.testing.assert_array_equal(nyu, by_hand(slice(45, 471), slice(41, 601), (480, 640)))
+    with pytest.raises(ValueError, match="data.eval.region='kitti'.*garg"):
+        region_mask("kitti", 10, 10)
+    with pytest.raises(ValueError, match="every cap"):
+        EvalProtocol(caps=(0.0005,))
+
+
+def test_a_region_is_cut_once_to_the_part_of_the_frame_a_dataset_keeps():
+    p = EvalProtocol("garg", caps=(80.0, 50.0))
+    box = (5, 375, 9, 1233)  # a bottom-centre 370x1224 crop of a 375x1242 frame
+    np.testing.assert_array_equal(p.mask((375, 1242), box), region_mask("garg", 375, 1242)[5:, 9:1233])
+    assert p.prefix(0) == "" and p.prefix(1) == "cap50/"
+
+
+@pytest.fixture(scope="module")
+def kitti(tmp_path_factory):
+    return write_kitti(tmp_path_factory.mktemp("kitti"))
+
+
+@pytest.mark.parametrize("region", ["garg", "paper"])
+def test_kitti_evaluation_counts_each_valid_pixel_of_the_region_once(kitti, region):
+    """Whole frames (the paper's input), ground truth at the frame's own size, the region of the
+    original frame: a metric over the dataset's items scores exactly the pixels counted by hand."""
+    protocol = EvalProtocol(region, caps=(80.0,))
+    ds = KITTIEigen(str(kitti["raw"]), str(kitti["monodepth2"]), input_size=(94, 310), train=False, protocol=protocol)
+    item = ds[0]
+    gt = velodyne_depth(kitti["raw"] / "2011_09_26", ds.samples[0]["depth"][2])
+    assert item["depth"].shape == (375, 1242)
+    np.testing.assert_array_equal(item["depth"].numpy(), gt)
+    expected = int(((gt > 1e-3) & (gt < 80) & region_mask(region, 375, 1242)).sum())
+    metric = DepthMetrics(1e-3, 80.0)
+    metric.update(torch.full((1, 94, 310), 10.0), item["depth"][None], item["eval_mask"][None])
+    metric.compute()
+    assert metric.last_pixels == expected and expected > 1000
+
+
+def test_model_both_decoders_and_baselines_are_scored_on_the_same_pixels(kitti, tmp_path):
+    from depth_lightning.baselines import evaluate_with_baselines, fit_baselines
+    from depth_lightning.module import DepthModule, module_config
+
+    cfg = composed(
+        "data=kitti",
+        f"data.root={kitti['raw']}",
+        f"data.train_list={kitti['monodepth2']}",
+        f"data.val_list={kitti['bts']}",  # the fixture has one drive: nothing to hold out
+        f"data.test_list={kitti['monodepth2']}",
+        "data.fill=none",
+        "data.height=64",
+        "data.width=208",
+        "data.eval.region=paper",
+    )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path)
+    validate(cfg)
+    module = DepthModule(module_config(cfg))
+    test = build_dataset(cfg.data, "test")
+    train = build_dataset(cfg.data, "train")
+    train.augment = None
+    baselines = fit_baselines(np.stack([train[i]["depth"].numpy() for i in range(len(train))]))
+    assert baselines["constant"].shape == (64, 208)  # the input size, not the 375x1242 ground truth
+    table = evaluate_with_baselines(module, DataLoader(test, batch_size=1, collate_fn=collate_skipping_bad), baselines)
+    expected = 0
+    for i in range(len(test)):
+        gt = velodyne_depth(kitti["raw"] / "2011_09_26", test.samples[i]["depth"][2])
+        expected += int(((gt > 1e-3) & (gt < 80) & region_mask("paper", 375, 1242)).sum())
+    assert {name: row["pixels"] for name, row in table.items()} == dict.fromkeys(table, expected)
+
+
+def test_every_kitti_evaluation_reports_both_caps():
+    cfg = validate(composed("+experiment=kitti_paper"))
+    assert list(cfg.data.eval.caps) == [80.0, 50.0] and cfg.data.eval.region == "paper"
+    assert validate(composed("data=kitti")).data.eval.region == "garg"
+
+
+def test_velodyne_pixel_rule_moves_points_one_pixel_up_left(kitti, tmp_path):
+    from depth_lightning.data.kitti import velodyne_projection
+
+    date = kitti["raw"] / "2011_09_26"
+    m, _, _ = velodyne_projection(str(date))
+    # a point that projects to (u, v) = (600.3, 200.2) at 15 m
+    target = np.array([600.3 * 15, 200.2 * 15, 15.0])
+    point = np.linalg.solve(m[:, :3], target - m[:, 3])
+    scan = tmp_path / "one.bin"
+    np.array([[*point, 1.0]], np.float32).tofile(scan)
+    rounded = velodyne_depth(date, scan)
+    minus_one = velodyne_depth(date, scan, pixel_rule="round_minus_one")
+    assert list(zip(*np.nonzero(rounded), strict=True)) == [(200, 600)]
+    assert list(zip(*np.nonzero(minus_one), strict=True)) == [(199, 599)]
+    with pytest.raises(ValueError, match="data.velodyne_pixel"):
+        velodyne_depth(date, scan, pixel_rule="floor")
+
+
+@needs_real
+def test_real_scan_matches_the_official_depth_map_with_plain_rounding():
+    """Drive 0001 frame 5: with plain rounding more projected points agree with the official
+    annotated map, and closer, than one pixel up-left of it."""
+    date = REAL / "raw" / "2011_09_26"
+    scan = date / "2011_09_26_drive_0001_sync" / "velodyne_points" / "data" / "0000000005.bin"
+    official = read_depth_png(
+        REAL / "data_depth_annotated/train/2011_09_26_drive_0001_sync/proj_depth/groundtruth/image_02/0000000005.png",
+        256.0,
+    )
+    agree = {}
+    for rule in ("round", "round_minus_one"):
+        d = velodyne_depth(date, scan, pixel_rule=rule)
+        both = (d > 0) & (official > 0)
+        rel = np.abs(d[both] - official[both]) / official[both]
+        agree[rule] = (int((rel < 0.005).sum()), float(np.median(rel)))
+    print(f"\nwithin 0.5 % of the official map (pixels, median rel): {agree}")
+    assert agree["round"][0] > 1.1 * agree["round_minus_one"][0]
+    assert agree["round"][1] < agree["round_minus_one"][1]
+
+
+def test_kitti_trains_on_filled_maps_and_says_how_to_make_them(kitti, tmp_path):
+    from depth_lightning.data.io import DataError
+    from depth_lightning.data.kitti import filled_velodyne_path
+
+    ds = KITTIEigen(str(kitti["raw"]), str(kitti["monodepth2"]), input_size=(94, 310), train=True, fill="colorization")
+    with pytest.raises(DataError, match="python -m depth_lightning.prepare kitti"):
+        ds[0]
+    filled = filled_velodyne_path(ds.samples[0]["image"])
+    filled.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        Image.fromarray(np.full((375, 1242), 7 * 256, np.uint16)).save(filled)
+        np.testing.assert_allclose(ds[0]["depth"].numpy(), 7.0)  # no augmentation: the filled map, resized
+    finally:
+        filled.unlink()
+
+
+def test_kitti_frames_without_a_scan_are_counted_and_left_out(kitti, tmp_path, caplog):
+    import logging
+    import shutil
+
+    raw = tmp_path / "raw"
+    shutil.copytree(kitti["raw"], raw)
+    (raw / "2011_09_26/2011_09_26_drive_0001_sync/velodyne_points/data/0000000001.bin").unlink()
+    with caplog.at_level(logging.INFO):
+        for train in (True, False):
+            ds = KITTIEigen(str(raw), str(kitti["monodepth2"]), input_size=(94, 310), train=train)
+            assert ds.listed == 4 and len(ds) == 3
+            assert all(s["image"].stem != "0000000001" for s in ds.samples)
+    assert "4 frames listed, 3 with ground truth" in caplog.text

@@ -1,0 +1,87 @@
+"""Validation held out of the training list by scene; the test list read only by `test`."""
+
+import json
+
+import pytest
+from conftest import run_module
+from datasets import write_nyu_labelled, write_nyu_sync
+from test_config import composed
+
+from depth_lightning.config import ConfigError, validate
+from depth_lightning.data.datamodule import build_dataset
+from depth_lightning.data.splits import HoldOut
+
+SCENES = {f"room_{i:02d}": 2 for i in range(8)}
+
+
+def test_held_out_scenes_are_a_function_of_the_seed_and_never_all_of_them():
+    scenes = [s for s in SCENES for _ in range(2)]
+    val = HoldOut("val", fraction=0.2, seed=0)
+    assert val.held_out_scenes(scenes) == HoldOut("train", fraction=0.2, seed=0).held_out_scenes(scenes)
+    assert len(val.held_out_scenes(scenes)) == 2  # ceil(0.2 x 8)
+    assert len(HoldOut("val", fraction=0.999).held_out_scenes(scenes)) == 7  # one scene stays for training
+    train_idx, val_idx = HoldOut("train", 0.2).select(scenes), val.select(scenes)
+    assert sorted(train_idx + val_idx) == list(range(16))
+    assert len(HoldOut("val", 0.5, max_frames=3).select(scenes)) == 3
+    with pytest.raises(ValueError, match="give data.val_list"):
+        val.held_out_scenes(["one", "one"])
+
+
+def test_nyu_sync_validation_is_scene_disjoint_from_training(tmp_path):
+    root = write_nyu_sync(tmp_path, SCENES, size=(60, 80))
+    cfg = validate(
+        composed(
+            "data=nyu_sync", f"data.root={root}", f"data.train_list={root / 'train.txt'}", "data.val_fraction=0.25"
+        )
+    )
+    train, val = build_dataset(cfg.data, "train"), build_dataset(cfg.data, "val")
+    train_scenes, val_scenes = set(train.scenes()), set(val.scenes())
+    assert len(val_scenes) == 2 and not train_scenes & val_scenes
+    assert train_scenes | val_scenes == set(SCENES) and len(train) + len(val) == 16
+    assert val.held_out_scenes == sorted(val_scenes)
+
+
+def test_nyu_labelled_validation_is_scenes_of_the_training_frames(tmp_path):
+    root = write_nyu_labelled(tmp_path / "nyu")  # frames 1-4 train (scenes 0 and 1), 5-6 test (scene 2)
+    cfg = validate(composed("data=nyu", f"data.root={root}"))
+    train, val, test = (build_dataset(cfg.data, s) for s in ("train", "val", "test"))
+    assert sorted([*train.indices, *val.indices]) == [0, 1, 2, 3]
+    assert len(set(train.scenes()) & set(val.scenes())) == 0 and len(val) == 2
+    assert list(test.indices) == [4, 5] and val.key == "rawDepths"
+
+
+def test_validation_on_the_test_list_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="data.val_list: is the test list"):
+        validate(composed("data=nyu_sync", "data.val_list=t.txt", "data.test_list=t.txt"))
+
+
+@pytest.mark.slow
+def test_fit_never_opens_the_test_list_and_writes_the_held_out_scenes(tmp_path):
+    root = write_nyu_sync(tmp_path / "nyu", SCENES, size=(60, 80))
+    run = tmp_path / "run"
+    run_module(
+        "depth_lightning.train",
+        "data=nyu_sync",
+        f"data.root={root}",
+        f"data.train_list={root / 'train.txt'}",
+        f"data.test_list={tmp_path / 'no-such-test-list.txt'}",  # any read of it would fail the run
+        "data.fill=none",
+        "data.border=null",  # small frames without NYU's border
+        "data.val_fraction=0.25",
+        "data.height=48",
+        "data.width=64",
+        "debug=tiny",
+        "logger=csv",
+        "trainer.max_steps=4",
+        "test=false",
+        "baselines=true",
+        f"hydra.run.dir={run}",
+        cwd=tmp_path,
+    )
+    results = json.loads((run / "metrics.json").read_text())
+    assert results["status"] == "completed" and "soft/abs_rel" in results["val"]
+    held = (run / "val_split.txt").read_text().splitlines()
+    scenes = [ln.split()[1] for ln in held if ln.startswith("scene ")]
+    frames = [ln for ln in held if ln.startswith(str(root / "train.txt"))]
+    assert len(scenes) == 2 and len(frames) == 4
+    assert all(any(f"/{s}/" in ln for s in scenes) for ln in frames)

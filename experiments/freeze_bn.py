@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     for freeze in (False, True):
         for seed in args.seeds:
             results = _train(
-                args.out / f"freeze_bn={freeze}-seed{seed}",
+                args.out / f"freeze_bn-{str(freeze).lower()}-seed{seed}",
                 "model=paper",  # SGD, lr 1e-3, momentum 0.9, weight decay 4e-4, dropout 0.5
                 "model.backbone=resnet18",
                 f"model.pretrained={weights.resolve()}",

@@ -191,3 +191,15 @@ def test_kitti_frames_without_a_scan_are_counted_and_left_out(kitti, tmp_path, c
             assert ds.listed == 4 and len(ds) == 3
             assert all(s["image"].stem != "0000000001" for s in ds.samples)
     assert "4 frames listed, 3 with ground truth" in caplog.text
+
+
+def test_frames_of_different_sizes_in_one_evaluation_batch_are_a_clear_error():
+    from depth_lightning.data.io import DataError
+
+    items = [
+        {"image": torch.zeros(3, 8, 8), "depth": torch.zeros(375, 1242), "index": 0},
+        {"image": torch.zeros(3, 8, 8), "depth": torch.zeros(370, 1224), "index": 1},
+    ]
+    with pytest.raises(DataError, match="data.eval_batch_size=1"):
+        collate_skipping_bad(items)
+    assert collate_skipping_bad(items[:1])["depth"].shape == (1, 375, 1242)

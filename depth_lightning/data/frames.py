@@ -115,6 +115,13 @@ class FrameDataset(Dataset, ABC):
 def collate_skipping_bad(batch: list[dict[str, Any] | None]) -> dict[str, Any]:
     """Default collation of the good samples; ``skipped`` counts the bad ones (``skip_bad_samples``)."""
     good = [b for b in batch if b is not None]
+    sizes = {tuple(b["depth"].shape) for b in good}
+    if len(sizes) > 1:  # evaluation ground truth is at each frame's own size
+        raise DataError(
+            f"frames of {len(sizes)} sizes in one evaluation batch ({', '.join('x'.join(map(str, s)) for s in sizes)} "
+            f"at indices {[b['index'] for b in good]}): set data.eval_batch_size=1, or data.frame_size=[h, w] to cut "
+            "every frame to one size"
+        )
     out = default_collate(good) if good else {}
     out["skipped"] = torch.tensor(len(batch) - len(good))
     return out

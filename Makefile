@@ -35,4 +35,4 @@ sweep-demo:  ## the whole ablation study on synthetic scenes (20 runs, CPU), the
 	$(PY) -m experiments.report logs/synthetic_ablation/demo
 
 bench:  ## every performance number, written to benchmarks/results/<machine>-<date>.json and .md
-	$(PY) -m benchmarks.bench
+	$(PY) -m benchmarks

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from depth_lightning.metrics import DepthMetrics
 from depth_lightning.models.bins import DECODERS
+from depth_lightning.protocol import EvalProtocol
 
 
 def fit_baselines(train_depth: np.ndarray) -> dict[str, np.ndarray]:
@@ -27,12 +28,14 @@ def fit_baselines(train_depth: np.ndarray) -> dict[str, np.ndarray]:
 
 
 @torch.no_grad()
-def evaluate_with_baselines(module: Any, loader: Any, baselines: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """Metrics on ``loader`` of the model's two decoders and of each baseline, under the module's
-    protocol (headline cap) and on the same pixels: each frame's region and valid ground truth.
+def evaluate_with_baselines(
+    module: Any, loader: Any, baselines: dict[str, np.ndarray], protocol: EvalProtocol
+) -> dict[str, dict[str, float]]:
+    """Metrics on ``loader`` of the model's two decoders and of each baseline, under ``protocol``
+    (its headline cap) and on the same pixels: each frame's region and valid ground truth.
     Baselines are scored at the model's resolution: each map, fitted at the input size, is brought to
     the model's output size, then upsampled to the ground truth exactly as the model's predictions are."""
-    p = module.protocol
+    p = protocol
     names = [*DECODERS, *baselines]
     metrics = {n: DepthMetrics(p.min_depth, p.caps[0], mode=p.aggregation) for n in names}
     maps = {n: torch.from_numpy(m).float()[None, None] for n, m in baselines.items()}
@@ -54,10 +57,3 @@ def evaluate_with_baselines(module: Any, loader: Any, baselines: dict[str, np.nd
     for name, metric in metrics.items():
         results[name]["pixels"] = metric.last_pixels  # the same for every entry: the same pixels
     return results
-
-
-def format_table(results: dict[str, dict[str, float]], keys: tuple[str, ...] = ("abs_rel", "d1", "rmse")) -> str:
-    lines = [f"{'':16s}" + "".join(f"{k:>10s}" for k in keys)]
-    for name, vals in results.items():
-        lines.append(f"{name:16s}" + "".join(f"{vals[k]:10.4f}" for k in keys))
-    return "\n".join(lines)

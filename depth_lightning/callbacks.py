@@ -12,35 +12,43 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from PIL import Image
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from depth_lightning.data.io import save_atomic
+from depth_lightning.files import save_atomic
 from depth_lightning.visualize import depth_panel
 
 
 class DepthPanels(L.Callback):
-    """After each validation: RGB | ground truth | prediction | error | uncertainty, to W&B,
-    TensorBoard and as PNG files in ``output_dir``."""
+    """After each validation: RGB | ground truth | prediction | error | uncertainty of the first
+    ``images`` validation images, to W&B, TensorBoard and as PNG files in ``output_dir``."""
 
-    def __init__(self, output_dir: str | None = None) -> None:
+    def __init__(self, output_dir: str | None = None, images: int = 4) -> None:
         self.output_dir = Path(output_dir) if output_dir else None
+        self.images = images
+        self.batch: dict[str, np.ndarray] | None = None
+
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int, *args: Any
+    ) -> None:
+        if batch_idx != 0 or not outputs or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        n = self.images
+        self.batch = {
+            "image": batch["image"][:n].float().cpu().numpy(),
+            "depth": batch["depth"][:n].float().cpu().numpy(),
+            "pred": outputs["depth"][:n].float().cpu().numpy(),
+            "uncertainty": outputs["uncertainty"][:n].float().cpu().numpy(),
+        }
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        batch = getattr(pl_module, "panel_batch", None)
-        if batch is None or trainer.sanity_checking or not trainer.is_global_zero:
+        if self.batch is None:
             return
-        bins = pl_module.bins
-        panel = depth_panel(
-            batch["image"].numpy(),
-            batch["depth"].numpy(),
-            batch["pred"].numpy(),
-            batch["uncertainty"].numpy(),
-            bins.d_min,
-            bins.d_max,
-        )
+        b, bins = self.batch, pl_module.bins
+        panel = depth_panel(b["image"], b["depth"], b["pred"], b["uncertainty"], bins.d_min, bins.d_max)
+        self.batch = None
         caption = "RGB | ground truth | prediction | abs rel error (0-0.5) | uncertainty"
         _log_figure(trainer, "val/panels", panel, caption)
         if self.output_dir is not None:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(panel).save(self.output_dir / f"val_step{trainer.global_step:07d}.png")
+            path = self.output_dir / f"val_step{trainer.global_step:07d}.png"
+            save_atomic(path, lambda p: Image.fromarray(panel).save(p))
 
 
 def _log_figure(trainer: L.Trainer, key: str, image: np.ndarray, caption: str) -> None:
@@ -52,16 +60,20 @@ def _log_figure(trainer: L.Trainer, key: str, image: np.ndarray, caption: str) -
 
 
 class BinDiagnostics(L.Callback):
-    """The paper's Fig. 6 (predicted distribution over the bins at fixed pixels, at every validation
-    of training) and Fig. 7 (confusion of hard-max bin labels, merged to ``merged`` bins, of the
-    validation that just ended), saved as ``bin_distributions.npz`` / ``confusion_val.npy`` in
-    ``output_dir`` and logged as images."""
+    """The paper's Fig. 6 (predicted distribution over the bins at fixed pixels of the first
+    validation image, at every validation) and Fig. 7 (confusion of hard-max bin labels of the
+    validation that just ended, merged to ``merged`` bins), saved as ``bin_distributions.npz`` /
+    ``confusion_val.npy`` in ``output_dir`` and logged as images."""
+
+    # Pixels (fractions of height, width) whose predicted distribution is tracked (Fig. 6).
+    TRACKED = ((0.25, 0.25), (0.5, 0.5), (0.75, 0.3), (0.6, 0.8))
 
     def __init__(self, output_dir: str, merged: int = 50) -> None:
         self.output_dir = Path(output_dir)
         self.merged = merged
         self.steps: list[int] = []
         self.probs: list[np.ndarray] = []
+        self.tracked: tuple[np.ndarray, np.ndarray] | None = None  # (probabilities, labels) of this validation
         self.confusion: MulticlassConfusionMatrix | None = None
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -72,40 +84,42 @@ class BinDiagnostics(L.Callback):
             )
         self.confusion = self.confusion.to(pl_module.device)
         self.confusion.reset()
+        self.tracked = None
 
     def on_validation_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int, *args: Any
     ) -> None:
         if trainer.sanity_checking or not outputs or self.confusion is None:
             return
-        k, size, ignore = pl_module.bins.num_bins, self.confusion.num_classes, pl_module.bins.ignore_index
+        bins = pl_module.bins
+        k, size = bins.num_bins, self.confusion.num_classes
         labels = outputs["labels"]
-        truth = torch.where(labels != ignore, labels * size // k, labels)  # merged groups of k/size bins
+        truth = torch.where(labels != bins.ignore_index, labels * size // k, labels)  # groups of k/size bins
         self.confusion.update(outputs["bin"] * size // k, truth)
+        if batch_idx == 0:
+            logits, h, w = outputs["logits"][0], *outputs["logits"].shape[-2:]
+            rows = torch.tensor([min(h - 1, int(fy * h)) for fy, _ in self.TRACKED], device=logits.device)
+            cols = torch.tensor([min(w - 1, int(fx * w)) for _, fx in self.TRACKED], device=logits.device)
+            probs = bins.probabilities(logits[None])[0][:, rows, cols].T
+            self.tracked = (probs.cpu().numpy(), labels[0][rows, cols].cpu().numpy())
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or self.confusion is None:
             return
-        counts = self.confusion.compute().cpu().numpy() if self.confusion is not None else None  # every rank syncs
+        counts = self.confusion.compute().cpu().numpy()  # every rank takes part in the sum
         if not trainer.is_global_zero:
             return
         from depth_lightning.visualize import confusion_figure, distribution_figure
 
-        batch = getattr(pl_module, "panel_batch", None)
         centres = pl_module.bins.log_centres.cpu().numpy()
-        if batch is not None and "tracked_probs" in batch:
+        if self.tracked is not None:
             self.steps.append(trainer.global_step)
-            self.probs.append(batch["tracked_probs"].numpy())
-            labels = batch["tracked_labels"].numpy()
-            arrays = {
-                "steps": np.array(self.steps),
-                "probs": np.stack(self.probs),
-                "labels": labels,
-                "log_centres": centres,
-            }
+            self.probs.append(self.tracked[0])
+            arrays = {"steps": np.array(self.steps), "probs": np.stack(self.probs), "labels": self.tracked[1]}
+            arrays["log_centres"] = centres
             save_atomic(self.output_dir / "bin_distributions.npz", lambda p: np.savez(p, **arrays))
-            fig = distribution_figure(arrays["steps"], arrays["probs"], labels, centres)
+            fig = distribution_figure(arrays["steps"], arrays["probs"], arrays["labels"], centres)
             _log_figure(trainer, "val/bin_distributions", fig, "predicted distribution over bins at fixed pixels")
-        if counts is not None and counts.sum() > 0:
+        if counts.sum() > 0:
             save_atomic(self.output_dir / "confusion_val.npy", lambda p: np.save(p, counts))
             _log_figure(trainer, "val/confusion", confusion_figure(counts), "hard-max bin confusion (rows: truth)")

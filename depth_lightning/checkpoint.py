@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
-from depth_lightning.module import CHECKPOINT_MARK, DepthModule
+from depth_lightning.module import DepthModule
 
 
 class CheckpointError(ValueError):
@@ -25,26 +24,29 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as err:
         raise CheckpointError(f"ckpt_path={str(path)!r}: cannot be read as a PyTorch checkpoint ({err})") from None
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    if not isinstance(hp, dict) or not hp.get(CHECKPOINT_MARK) or "state_dict" not in ckpt:
+    target = hp.get("net", {}).get("_target_", "") if isinstance(hp, dict) and isinstance(hp.get("net"), dict) else ""
+    if not target.startswith("depth_lightning.") or "state_dict" not in ckpt:
         raise CheckpointError(
-            f"ckpt_path={str(path)!r} is not a depth_lightning checkpoint (it lacks the run config in its "
-            "hyper_parameters); use a .ckpt written by python -m depth_lightning.train"
+            f"ckpt_path={str(path)!r} is not a depth_lightning checkpoint (its hyper_parameters do not hold the "
+            "network's config); use a .ckpt written by python -m depth_lightning.train"
         )
     return ckpt
 
 
-def load_module(path: str | Path, overrides: dict[str, Any] | None = None) -> DepthModule:
-    """Rebuild the model from the config inside the checkpoint and load its weights strictly.
+def load_module(path: str | Path, data: dict[str, Any] | None = None) -> DepthModule:
+    """Rebuild the model from the arguments saved in the checkpoint and load its weights strictly.
 
-    ``overrides`` are merged into the checkpoint's config (e.g. another ``data`` to evaluate on, or
-    only ``data.test_length``).
+    ``data``: another dataset config to evaluate on instead of the checkpoint's own.
     """
     ckpt = read_checkpoint(path)
-    config = copy.deepcopy(ckpt["hyper_parameters"]["config"])
-    config["model"]["pretrained"] = "none"  # the weights come from the checkpoint
-    if overrides:
-        config = OmegaConf.to_container(OmegaConf.merge(config, overrides), resolve=True)
-    module = DepthModule(config)
+    hparams = copy.deepcopy(ckpt["hyper_parameters"])
+    hparams["net"]["pretrained"] = "none"  # the weights come from the checkpoint
+    if data is not None:
+        hparams["data"] = data
+    try:
+        module = DepthModule(**hparams)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"ckpt_path={str(path)!r}: its saved arguments do not build a model ({err})") from None
     missing, unexpected = module.load_state_dict(ckpt["state_dict"], strict=False)
     if missing or unexpected:
         raise CheckpointError(

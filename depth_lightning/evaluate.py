@@ -6,49 +6,67 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from depth_lightning.config import CONF_DIR, build, plain
+from depth_lightning.files import write_json
 from depth_lightning.metrics import METRIC_NAMES
 from depth_lightning.models.bins import DECODERS
-from depth_lightning.train import CONF_DIR, fix_run_time, split_metrics, write_results
+from depth_lightning.tables import format_table
+from depth_lightning.train import fix_run_time, split_metrics
 
 
-def format_metrics(metrics: dict[str, float]) -> str:
-    """A table with one row per decoder."""
-    lines = ["decoder " + "".join(f"{k:>10s}" for k in METRIC_NAMES)]
-    for dec in DECODERS:
-        lines.append(f"{dec:8s}" + "".join(f"{metrics.get(f'{dec}/{k}', float('nan')):10.4f}" for k in METRIC_NAMES))
-    lines.append(f"pixel accuracy of the bin labels: {metrics.get('pixel_acc', float('nan')):.4f}")
-    return "\n".join(lines)
+def _given_on_command_line() -> set[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return set()
+    return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+
+
+def evaluation_data(cfg: DictConfig, module: Any) -> dict[str, Any]:
+    """The data to test on: the checkpoint's own (with any ``+data.<key>=`` given merged in), or a
+    dataset chosen with ``data=<name>``; at the checkpoint's input size unless ``data.height`` /
+    ``data.width`` are given explicitly."""
+    data = dict(module.hparams.data)
+    if cfg.get("data") is not None:
+        chosen = plain(cfg.data)
+        data = chosen if "_target_" in chosen else plain(OmegaConf.merge(data, chosen))
+    given = _given_on_command_line()
+    for key, value in zip(("height", "width"), module.hparams.input_size, strict=True):
+        if f"data.{key}" not in given:
+            data[key] = value
+    return data
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    from depth_lightning.allocator import keep_freed_memory
     from depth_lightning.checkpoint import load_module
-    from depth_lightning.config import validate
-    from depth_lightning.data import DepthDataModule
-    from depth_lightning.distributed import patch_lightning_for_hydra
+    from depth_lightning.hydra_ddp import run_ddp_ranks_as_this_job
+    from depth_lightning.speed import keep_freed_memory
 
-    patch_lightning_for_hydra()
+    run_ddp_ranks_as_this_job()
     keep_freed_memory(cfg.get("keep_freed_memory", True))
-    overrides = {}
-    if cfg.get("data") is not None:
-        overrides["data"] = OmegaConf.to_container(cfg.data, resolve=True)
-    module = load_module(cfg.ckpt_path, overrides)
-    run_cfg = validate(module.cfg)
-    trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer), logger=False, enable_checkpointing=False)
-    trainer.test(module, datamodule=DepthDataModule(run_cfg.data), verbose=False)
+    module = load_module(cfg.ckpt_path)
+    data = evaluation_data(cfg, module)
+    datamodule = build(data, "data")
+    trainer = build(cfg.trainer, "trainer")
+    if trainer.is_global_zero:
+        h, w = module.hparams.input_size
+        print(f"data={datamodule.name} at input {data['height']}x{data['width']} (trained at {h}x{w})")
+    trainer.test(module, datamodule=datamodule, verbose=False)
     metrics = split_metrics(trainer.callback_metrics, "test")
     if trainer.is_global_zero:
-        print(f"\nTest split of data={run_cfg.data.name}, checkpoint {cfg.ckpt_path}:")
-        print(format_metrics(metrics))
+        print(f"\nTest split of data={datamodule.name}, checkpoint {cfg.ckpt_path}:")
+        rows = {dec: {k: metrics.get(f"{dec}/{k}", float("nan")) for k in METRIC_NAMES} for dec in DECODERS}
+        print(format_table(rows, METRIC_NAMES, first="decoder"))
+        print(f"pixel accuracy of the bin labels: {metrics.get('pixel_acc', float('nan')):.4f}")
         out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "eval_metrics.json"
-        write_results(
+        write_json(
             out,
             {
                 "ckpt_path": str(cfg.ckpt_path),
-                "data": run_cfg.data.name,
+                "data": datamodule.name,
+                "input_size": [data["height"], data["width"]],
                 "test": metrics,
                 "images": module.images_evaluated,
                 "world_size": trainer.world_size,

@@ -33,7 +33,7 @@ def export_onnx(
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     model = ExportedDepth(module.net.eval(), uncertainty).eval()
-    h, w = example_size or (module.cfg.data.height, module.cfg.data.width)
+    h, w = example_size or tuple(module.hparams.input_size)
     example = torch.rand(2, 3, h, w)  # not 1: torch.export would specialise a size-1 batch
     batch = torch.export.Dim("batch", min=1, max=1024)
     height, width = torch.export.Dim("height", min=32, max=4096), torch.export.Dim("width", min=32, max=4096)
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from omegaconf import DictConfig
 
     from depth_lightning.checkpoint import load_module
-    from depth_lightning.train import CONF_DIR
+    from depth_lightning.config import CONF_DIR
 
     @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
     def _run(cfg: DictConfig) -> None:

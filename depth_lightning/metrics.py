@@ -1,4 +1,15 @@
-"""The field's depth metrics (BTS / AdaBins / ZoeDepth conventions); regions and caps: ``protocol``."""
+"""The field's depth metrics (BTS / AdaBins / ZoeDepth conventions); regions and caps: ``protocol``.
+
+For predicted depth p and ground truth g over an image's valid pixels, with e = ln p - ln g:
+
+    d1, d2, d3  mean(max(p/g, g/p) < 1.25^k)       abs_rel  mean(|p - g| / g)
+    sq_rel      mean((p - g)^2 / g)                 rmse     sqrt(mean((p - g)^2))
+    rmse_log    sqrt(mean(e^2))                     log10    mean(|log10 p - log10 g|)
+    silog       100 sqrt(mean(e^2) - mean(e)^2)     (BTS, ZoeDepth, the Toolbox)
+
+Each image contributes sums over its pixels (:data:`SUMS`); ``per_image`` averages each image's
+metrics over images (the field's convention), ``pooled`` computes them over all pixels at once.
+"""
 
 from __future__ import annotations
 
@@ -15,75 +26,68 @@ from torchmetrics.utilities import dim_zero_cat
 from depth_lightning.protocol import AGGREGATIONS
 
 METRIC_NAMES = ("d1", "d2", "d3", "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog")
-
-# Pixel sums accumulated per image; every metric is a function of these.
-_SUMS = ("n", "t1", "t2", "t3", "abs_rel", "sq_rel", "sq", "abs_log10", "e", "e2")
-
-
-_LOG_THRESHOLDS = (math.log(1.25), 2 * math.log(1.25), 3 * math.log(1.25))
+# Sums over an image's valid pixels; every metric is a function of them.
+SUMS = ("n", "d1", "d2", "d3", "abs_rel", "sq_rel", "sq_err", "abs_log_err", "log_err", "sq_log_err")
 # Predictions are clipped at least this far from 0 so that log depth stays finite (min_depth may be 0).
 _POSITIVE = 1e-6
 
 
 @dataclass(frozen=True)
 class ScoredTarget:
-    """A ground truth's per-pixel terms, computed once and shared by every prediction scored against
-    it (both decoders, the baselines). Rows are images, columns their flattened pixels."""
+    """A ground truth prepared once for every prediction scored against it (both decoders, the
+    baselines). Rows are images, columns their flattened pixels; off the valid mask the depth is 1,
+    so that every term stays finite there."""
 
     settings: tuple[float, float]  # (min_depth, max_depth) it was prepared for
     size: tuple[int, int]
-    valid: Tensor  # float 1 on valid pixels, 0 elsewhere
-    invalid: Tensor  # 1 - valid
-    depth: Tensor  # the ground truth, 1 off the mask (finite everywhere)
+    valid: Tensor  # bool
+    depth: Tensor
     log_depth: Tensor
-    inv_depth: Tensor
-    count: Tensor  # valid pixels per image, float64
 
 
-def _per_image_sums(pred: Tensor, target: ScoredTarget) -> Tensor:
-    """``(B, len(_SUMS))`` float64 sums over each image's valid pixels; ``pred`` (B, N) clipped.
+def image_sums(pred: Tensor, target: ScoredTarget) -> Tensor:
+    """``(B, len(SUMS))`` float64: each image's sums over its valid pixels; ``pred`` (B, N) clipped.
 
-    Off the mask the prediction is replaced by the ground truth (``p*m + g*(1-m)`` is exact for m in
-    {0, 1}), so every error term there is exactly 0 and the sums need no mask; the threshold counts
-    subtract the invalid pixels. ``max(p/g, g/p) < t`` is tested as ``|ln p - ln g| < ln t`` and
-    counted exactly as the sum of ``sign(max(t - |e|, 0))`` (IEEE: ``t - a > 0`` iff ``a < t``): float
-    arithmetic, 3x faster on the CPU than boolean masks. Per-pixel terms and an image's sums are
-    float32 (PyTorch's cascade summation stays within ~1e-8 relative of float64's, below the terms'
-    own rounding, and does not depend on the thread count); images are summed in float64.
+    Off the mask the prediction is set to the ground truth, so every error term is 0 there and only
+    the threshold counts need the mask. Pixel terms and an image's sums are float32 (PyTorch's
+    cascade summation stays within ~1e-8 relative of float64's, independent of the thread count);
+    images are then summed in float64. Scalar factors (1 / ln 10) are applied to the sums, not the
+    pixels: an elementwise operation with a scalar may round differently with the thread count.
     """
-    pred = torch.addcmul(pred * target.valid, target.depth, target.invalid)
-    e = torch.log(pred) - target.log_depth
-    abs_e = e.abs()
-    diff = pred - target.depth
-    sq = diff.square()
-    off = target.count.new_tensor(pred.shape[1]) - target.count
-    sums = [
-        *((t - abs_e).clamp_(min=0).sign_().sum(1).double() - off for t in _LOG_THRESHOLDS),
-        (diff.abs_() * target.inv_depth).sum(1),
-        (sq * target.inv_depth).sum(1),
-        sq.sum(1),
-        abs_e.sum(1) / math.log(10),
-        e.sum(1),
-        e.square_().sum(1),
-    ]
-    return torch.stack([target.count, *(x.double() for x in sums)], 1)
+    valid, g = target.valid, target.depth
+    p = torch.where(valid, pred, g)
+    ratio = torch.maximum(p / g, g / p)
+    err = p - g
+    log_err = torch.log(p) - target.log_depth
+    terms = (
+        valid,
+        valid & (ratio < 1.25),
+        valid & (ratio < 1.25**2),
+        valid & (ratio < 1.25**3),
+        err.abs() / g,
+        err.square() / g,
+        err.square(),
+        log_err.abs(),
+        log_err,
+        log_err.square(),
+    )
+    return torch.stack([t.sum(1, dtype=torch.float32) for t in terms], 1).double()
 
 
 def metrics_from_sums(s: Tensor) -> Tensor:
-    """Metrics ``(..., len(METRIC_NAMES))`` from pixel sums ``(..., len(_SUMS))``."""
-    n = s[..., 0]
-    mean = {k: s[..., i] / n for i, k in enumerate(_SUMS)}
-    silog_var = (mean["e2"] - mean["e"].square()).clamp_min(0)
+    """Metrics ``(..., len(METRIC_NAMES))`` from sums ``(..., len(SUMS))``."""
+    mean = {k: s[..., i] / s[..., 0] for i, k in enumerate(SUMS)}
+    silog_var = (mean["sq_log_err"] - mean["log_err"].square()).clamp_min(0)
     return torch.stack(
         [
-            mean["t1"],
-            mean["t2"],
-            mean["t3"],
+            mean["d1"],
+            mean["d2"],
+            mean["d3"],
             mean["abs_rel"],
             mean["sq_rel"],
-            mean["sq"].sqrt(),
-            mean["e2"].sqrt(),  # rmse log
-            mean["abs_log10"],
+            mean["sq_err"].sqrt(),
+            mean["sq_log_err"].sqrt(),
+            mean["abs_log_err"] / math.log(10),  # |log10 p - log10 g| = |ln p - ln g| / ln 10
             100 * silog_var.sqrt(),
         ],
         dim=-1,
@@ -96,24 +100,17 @@ class DepthMetrics(Metric):
     Ground truth is valid where ``min_depth < g < max_depth`` and inside the evaluation region given
     with each batch (:mod:`depth_lightning.protocol`); predictions are upsampled bilinearly to the
     ground truth's size and clipped to ``[min_depth, max_depth]`` (inf -> max, NaN -> min; and at
-    least 1e-6 m, so log depth is finite). ``per_image`` (the field's
-    convention) averages each image's metrics; ``pooled`` averages over all valid pixels of all images.
+    least 1e-6 m, so log depth is finite).
 
-    The state is one float64 row of pixel sums per image with the image's id, gathered across
-    processes and reduced in id order: evaluation split across any number of processes equals
-    single-process evaluation on the same images, to the last bit.
+    The state is one float64 row of sums per image with the image's id, gathered across processes
+    and reduced in id order: evaluation split across any number of processes equals single-process
+    evaluation on the same images, to the last bit.
     """
 
     full_state_update = False
     higher_is_better = None
 
-    def __init__(
-        self,
-        min_depth: float = 1e-3,
-        max_depth: float = 10.0,
-        mode: str = "per_image",
-        **kwargs,
-    ) -> None:
+    def __init__(self, min_depth: float = 1e-3, max_depth: float = 10.0, mode: str = "per_image", **kwargs) -> None:
         super().__init__(**kwargs)
         if not 0 <= min_depth < max_depth:
             raise ValueError(f"metrics need 0 <= min_depth < max_depth, got {min_depth}, {max_depth}")
@@ -128,31 +125,17 @@ class DepthMetrics(Metric):
         self.last_pixels = 0
 
     def prepare(self, target: Tensor, mask: Tensor | None = None) -> ScoredTarget:
-        """The ground truth's terms, to pass to :meth:`update` for several predictions of it.
+        """The ground truth, to pass to :meth:`update` for several predictions of it.
 
         ``target`` (B,H,W) or (B,1,H,W) in metres; ``mask`` (B,H,W): each image's evaluation region
         (:meth:`depth_lightning.protocol.EvalProtocol.mask`)."""
         target = target.reshape(-1, *target.shape[-2:]).float()
-        size = tuple(target.shape[-2:])
-        # Float arithmetic instead of boolean masks (3x faster on the CPU), exact: for IEEE floats
-        # x - y > 0 iff x > y, so sign(max(x - y, 0)) is 1 exactly where x > y. NaN and inf are
-        # mapped outside (min, max) first.
-        t = torch.nan_to_num(target, nan=self.min_depth, posinf=self.max_depth, neginf=self.min_depth).flatten(1)
-        m = (t - self.min_depth).clamp_(min=0).sign_() * (self.max_depth - t).clamp_(min=0).sign_()
+        g = target.flatten(1)
+        valid = torch.isfinite(g) & (g > self.min_depth) & (g < self.max_depth)
         if mask is not None:
-            m *= mask.reshape(m.shape).float()
-        invalid = 1 - m
-        depth = t * m + invalid  # exact; 1 off the mask, so every term stays finite there
-        return ScoredTarget(
-            settings=(self.min_depth, self.max_depth),
-            size=size,
-            valid=m,
-            invalid=invalid,
-            depth=depth,
-            log_depth=torch.log(depth),
-            inv_depth=depth.reciprocal(),
-            count=m.sum(1).double(),  # exact: integers below 2^24
-        )
+            valid &= mask.reshape(valid.shape).bool()
+        depth = torch.where(valid, g, 1.0)
+        return ScoredTarget((self.min_depth, self.max_depth), tuple(target.shape[-2:]), valid, depth, torch.log(depth))
 
     def update(
         self,
@@ -180,12 +163,11 @@ class DepthMetrics(Metric):
         pred = torch.nan_to_num(pred, nan=self.min_depth, posinf=self.max_depth, neginf=self.min_depth)
         if pred.shape[-2:] != target.size:
             pred = F.interpolate(pred[:, None], size=target.size, mode="bilinear", align_corners=False)[:, 0]
-        pred = pred.flatten(1).clamp_(max(self.min_depth, _POSITIVE), self.max_depth)
-        sums = _per_image_sums(pred, target)
+        pred = pred.flatten(1).clamp(max(self.min_depth, _POSITIVE), self.max_depth)
+        sums = image_sums(pred, target)
         has_pixels = sums[:, 0] > 0
         self.empty_images += (~has_pixels).sum()
-        sums = sums[has_pixels]
-        self.rows.append(sums)
+        self.rows.append(sums[has_pixels])
         self.ids.append(ids.to(sums.device).reshape(-1)[has_pixels].double())
 
     def compute(self) -> dict[str, Tensor]:
@@ -199,7 +181,7 @@ class DepthMetrics(Metric):
         self.last_pixels = int(rows[:, 0].sum().item())
         rows = rows[torch.argsort(dim_zero_cat(self.ids), stable=True)]
         if self.mode == "per_image":
-            values = metrics_from_sums(rows).sum(0) / rows.shape[0]
+            values = metrics_from_sums(rows).mean(0)
         else:
             values = metrics_from_sums(rows.sum(0))
         return dict(zip(METRIC_NAMES, values.unbind(), strict=True))

@@ -15,11 +15,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
-from depth_lightning.data.io import save_atomic
-from depth_lightning.train import CONF_DIR
+from depth_lightning.config import CONF_DIR
+from depth_lightning.data.io import DataError, read_rgb, write_depth_png
+from depth_lightning.files import save_atomic
 from depth_lightning.visualize import colorize
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp"}
@@ -37,22 +38,13 @@ def list_images(path: Path) -> list[Path]:
     raise FileNotFoundError(f"input={str(path)!r}: no such file or folder")
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """``(H,W,3)`` uint8; a clear error naming the file when it is not a readable image."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable image ({err})") from None
-
-
 @torch.no_grad()
 def predict_array(module, rgb: np.ndarray, resize: bool = True) -> dict[str, np.ndarray]:
     """Depth (metres, the configured decoder) and uncertainty at the image's own size."""
     h, w = rgb.shape[:2]
     image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(255).to(module.device)
     if resize:
-        size = (module.cfg.data.height, module.cfg.data.width)
+        size = tuple(module.hparams.input_size)
         image = F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
     out = module.predict_step({"image": image})
     # Upsample in log depth: depth is a multiplicative quantity, and log is what the bins are linear in.
@@ -62,8 +54,7 @@ def predict_array(module, rgb: np.ndarray, resize: bool = True) -> dict[str, np.
 
 
 def write_prediction(out_dir: Path, stem: str, pred: dict[str, np.ndarray], d_min: float, d_max: float) -> None:
-    depth_mm = np.clip(np.round(pred["depth"] * 1000.0), 0, 65535).astype(np.uint16)
-    save_atomic(out_dir / f"{stem}_depth.png", lambda p: Image.fromarray(depth_mm).save(p, format="PNG"))
+    write_depth_png(out_dir / f"{stem}_depth.png", pred["depth"], scale=1000.0)  # 16-bit millimetres
     color = colorize(pred["depth"], d_min, d_max)
     save_atomic(out_dir / f"{stem}_depth_color.png", lambda p: Image.fromarray(color).save(p, format="PNG"))
     unc = pred["uncertainty"]
@@ -87,7 +78,7 @@ def predict(cfg: DictConfig) -> tuple[int, list[str]]:
     for path in tqdm(images, desc="predict", unit="img"):
         try:
             rgb = read_rgb(path)
-        except ValueError as err:
+        except DataError as err:
             errors.append(str(err))
             log.error("%s", err)
             continue

@@ -30,7 +30,7 @@ PAPER_KITTI_ROWS = 256
 def region_mask(region: str, height: int, width: int) -> np.ndarray:
     """Boolean ``(height, width)`` mask of ``region`` on an original frame of that size."""
     if region not in REGIONS:
-        raise ValueError(f"data.eval.region={region!r} is unknown; allowed: {', '.join(REGIONS)}")
+        raise ValueError(f"data.protocol.region={region!r} is unknown; allowed: {', '.join(REGIONS)}")
     mask = np.zeros((height, width), dtype=bool)
     if region == "full":
         mask[:] = True
@@ -67,11 +67,11 @@ class EvalProtocol:
         object.__setattr__(self, "caps", tuple(float(c) for c in self.caps))
         region_mask(self.region, 1, 1)  # validates the name
         if not self.caps:
-            raise ValueError("data.eval.caps must hold at least one maximum depth")
+            raise ValueError("data.protocol.caps must hold at least one maximum depth")
         if any(not self.min_depth < c for c in self.caps) or self.min_depth < 0:
             raise ValueError(f"data.eval: need 0 <= min_depth < every cap, got {self.min_depth} and {self.caps}")
         if self.aggregation not in AGGREGATIONS:
-            raise ValueError(f"data.eval.aggregation={self.aggregation!r} is unknown; allowed: {AGGREGATIONS}")
+            raise ValueError(f"data.protocol.aggregation={self.aggregation!r} is unknown; allowed: {AGGREGATIONS}")
 
     def prefix(self, cap_index: int) -> str:
         """Metric-key prefix of cap ``cap_index``: ``""`` for the headline, ``"cap50/"`` for the others."""

@@ -1,8 +1,13 @@
-"""The main job: ``python -m depth_lightning.train [overrides]`` (Hydra; configs in ``conf/``)."""
+"""The main job: ``python -m depth_lightning.train [overrides]`` (Hydra; configs in ``conf/``).
+
+config -> objects (:func:`depth_lightning.config.build`): the datamodule (``data``), the
+LightningModule with its network (``model``), callbacks, loggers and the Trainer; then fit, the
+baselines table, and test. ``metrics.json`` in the run folder records the config, the status and
+every final number.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -12,38 +17,36 @@ from typing import Any
 
 import hydra
 import lightning as L
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
-from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from depth_lightning.allocator import keep_freed_memory
-from depth_lightning.config import ConfigError, validate
-from depth_lightning.data.io import save_atomic
-from depth_lightning.distributed import patch_lightning_for_hydra
+from depth_lightning.config import CONF_DIR, build, check_choice, plain
 from depth_lightning.faults import AtomicCheckpointIO
+from depth_lightning.files import save_atomic, write_json
+from depth_lightning.hydra_ddp import run_ddp_ranks_as_this_job
+from depth_lightning.speed import keep_freed_memory
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger(__name__)
 
 
 def build_trainer(cfg: DictConfig, **extra: Any) -> L.Trainer:
-    """A Trainer from ``cfg.trainer``, the configured loggers and callbacks."""
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    """The Trainer of ``cfg.trainer`` with the configured loggers and callbacks."""
+    loggers = [build(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items() if c is not None]
+    callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items() if c is not None]
     if not loggers:  # Lightning refuses a learning-rate monitor with nothing to log to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
-    kwargs.setdefault("sync_batchnorm", bool(cfg.model.sync_bn))
     plugins = [AtomicCheckpointIO()]
     if SLURMEnvironment.detect():
         # submitit requeues the job on timeout or preemption; Lightning must not do it a second time.
         plugins.append(SLURMEnvironment(auto_requeue=False))
-    try:
-        return L.Trainer(**kwargs, logger=loggers or False, callbacks=callbacks, plugins=plugins, **extra)
-    except TypeError as err:
-        raise ConfigError(f"config error: trainer: {err} (see lightning.Trainer's arguments)") from None
+    return build(cfg.trainer, "trainer", logger=loggers or False, callbacks=callbacks, plugins=plugins, **extra)
+
+
+def build_module(cfg: DictConfig) -> Any:
+    """The LightningModule of ``cfg.model``, told the input size and the data it is trained on."""
+    size = [cfg.data.height, cfg.data.width]
+    return build(cfg.model, "model", _recursive_=False, input_size=size, data=plain(cfg.data))
 
 
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
@@ -67,24 +70,6 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     return str(path)
 
 
-def write_results(path: Path, results: dict[str, Any]) -> None:
-    """Write JSON atomically: a reader never sees a half-written file."""
-    text = json.dumps(results, indent=2, sort_keys=True)
-    save_atomic(path, lambda p: p.write_text(text))
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}} -> {"a.b": 1}``: the run config as W&B shows and filters it."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def split_metrics(metrics: dict[str, Any], split: str) -> dict[str, float]:
     """``{"val/soft/d1": x, ...}`` -> ``{"soft/d1": x, ...}`` for one split."""
     prefix = f"{split}/"
@@ -93,42 +78,37 @@ def split_metrics(metrics: dict[str, Any], split: str) -> dict[str, float]:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then (optionally) print the baselines table and test. Returns the results it saved."""
-    from depth_lightning.data import DepthDataModule
-    from depth_lightning.module import DepthModule, module_config
-
-    validate(cfg)
-    patch_lightning_for_hydra()
+    check_choice(cfg.get("test_checkpoint", "last"), "test_checkpoint", ("last", "best"))
+    run_ddp_ranks_as_this_job()
     keep_freed_memory(cfg.get("keep_freed_memory", True))
     os.environ.setdefault("WANDB_MODE", "offline")  # never needs an account; `wandb sync` uploads later
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
-    datamodule = DepthDataModule(cfg.data)
-    config = module_config(cfg)
-    module = DepthModule(config)
+    datamodule, module = build(cfg.data, "data"), build_module(cfg)
     ckpt_path = resolve_ckpt_path(cfg)
     if ckpt_path is not None:
         from depth_lightning.checkpoint import check_compatible
 
         check_compatible(ckpt_path, module)
     trainer = build_trainer(cfg)
-    for lg in trainer.loggers:
-        if isinstance(lg, WandbLogger) and trainer.is_global_zero:
-            lg.experiment.config.update(flatten(config), allow_val_change=True)
+    config = plain(cfg)
+    for logger in trainer.loggers:  # the whole run config, once (the module logs none of its own)
+        logger.log_hyperparams(config)
     results: dict[str, Any] = {"config": config, "status": "running"}
     if trainer.is_global_zero:
-        write_results(out_dir / "metrics.json", results)
+        write_json(out_dir / "metrics.json", results)
     try:
         _run(cfg, trainer, module, datamodule, ckpt_path, results)
     except BaseException as err:
         if trainer.is_global_zero:  # the report lists the run as failed, with the reason
-            write_results(out_dir / "metrics.json", {**results, "status": "failed", "error": repr(err)[:2000]})
+            write_json(out_dir / "metrics.json", {**results, "status": "failed", "error": repr(err)[:2000]})
         raise
     finally:
         _finish_wandb()  # also after a failure: the next job of a multirun starts its own W&B run
     results["status"] = "completed"
     results["world_size"] = trainer.world_size
     if trainer.is_global_zero:
-        write_results(out_dir / "metrics.json", results)
+        write_json(out_dir / "metrics.json", results)
     return results
 
 
@@ -136,7 +116,8 @@ def _run(
     cfg: DictConfig, trainer: L.Trainer, module: Any, datamodule: Any, ckpt_path: str | None, results: dict[str, Any]
 ) -> None:
     """Fit, baselines, test; results go into ``results``."""
-    from depth_lightning.baselines import evaluate_with_baselines, fit_baselines, format_table
+    from depth_lightning.baselines import evaluate_with_baselines, fit_baselines
+    from depth_lightning.tables import format_table
 
     if cfg.get("train", True):
         datamodule.setup("fit")  # builds train and validation only: fit never reads the test list
@@ -149,12 +130,12 @@ def _run(
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     results["best_checkpoint"] = best or None
     if cfg.get("baselines", False) and trainer.is_global_zero:
-        frames = datamodule.training_depth_sample(cfg.data.baseline_frames)
-        table = evaluate_with_baselines(module, datamodule.val_dataloader(), fit_baselines(frames))
+        baselines = fit_baselines(datamodule.training_depth_sample())
+        table = evaluate_with_baselines(module, datamodule.val_dataloader(), baselines, datamodule.protocol)
         results["baselines"] = table
         c, p, s = table["constant"]["abs_rel"], table["position_prior"]["abs_rel"], table["soft"]["abs_rel"]
-        print(f"\nValidation set ({cfg.data.name}), model vs baselines that see no image content:")
-        print(format_table(table))
+        print(f"\nValidation set ({datamodule.name}), model vs baselines that see no image content:")
+        print(format_table(table, ("abs_rel", "d1", "rmse")))
         print(f"model soft abs rel / constant's: {s / c:.3f}; / position prior's: {s / p:.3f}\n")
     if cfg.get("test", False):
         # last: the weights after the final step, as the paper reports (Sec. 3.4); best: the checkpoint

@@ -34,7 +34,7 @@ def pretrain(out: Path, steps: int) -> Path:
     """A ResNet-18 trained on the indoor scenes; its trunk saved as a torchvision state_dict."""
     weights = out / "resnet18_indoor.pth"
     if not weights.is_file():
-        _train(out / "pretrain", f"trainer.max_steps={steps}", "baselines=false", "data.train_length=1600")
+        _train(out / "pretrain", f"trainer.max_steps={steps}", "baselines=false", "data.dataset.train_length=1600")
         state = torch.load(out / "pretrain" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
         prefix = "net.backbone."
         trunk = {k[len(prefix) :]: v for k, v in state["state_dict"].items() if k.startswith(prefix)}
@@ -56,16 +56,16 @@ def main(argv: list[str] | None = None) -> int:
             results = _train(
                 args.out / f"freeze_bn-{str(freeze).lower()}-seed{seed}",
                 "model=paper",  # SGD, lr 1e-3, momentum 0.9, weight decay 4e-4, dropout 0.5
-                "model.backbone=resnet18",
-                f"model.pretrained={weights.resolve()}",
-                "model.normalize=none",  # the stand-in weights were trained on RGB in [0, 1]
-                f"model.freeze_bn={str(freeze).lower()}",
-                "model.num_bins=80",
-                "model.upsample=bilinear",
-                "model.scheduler.name=constant",
+                "model.net.backbone=resnet18",
+                f"model.net.pretrained={weights.resolve()}",
+                "model.net.normalize=none",  # the stand-in weights were trained on RGB in [0, 1]
+                f"model.net.freeze_bn={str(freeze).lower()}",
+                "model.net.num_bins=80",
+                "model.net.upsample=bilinear",
+                "~model.scheduler",  # a constant learning rate
                 "data=synthetic_outdoor",
                 "data.batch_size=1",
-                f"data.train_length={8 * args.steps}",  # one epoch, validated at its end
+                f"data.dataset.train_length={8 * args.steps}",  # one epoch, validated at its end
                 "trainer.accumulate_grad_batches=8",
                 f"trainer.max_steps={args.steps}",
                 "trainer.max_time=null",

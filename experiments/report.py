@@ -61,8 +61,8 @@ class Run:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _variant(model: dict[str, Any]) -> str:
-    dilated, fusion = bool(model.get("dilated", True)), bool(model.get("fusion", True))
+def _variant(net: dict[str, Any]) -> str:
+    dilated, fusion = bool(net.get("dilated", True)), bool(net.get("fusion", True))
     return {(True, True): "full", (False, True): "no_dilation", (True, False): "no_concat"}.get(
         (dilated, fusion), "no_dilation_no_concat"
     )
@@ -99,12 +99,13 @@ def collect_runs(folders: list[Path], split: str = "test") -> tuple[list[Run], l
                 problems.append(f"{run_dir}: status {status!r}{why}; left out of the tables")
                 continue
             cfg = data.get("config", {})
+            net = cfg.get("model", {}).get("net", {})
             runs.append(
                 Run(
                     run_dir,
                     cfg.get("task_name", "?"),
-                    _variant(cfg.get("model", {})),
-                    int(cfg.get("model", {}).get("num_bins", 0)),
+                    _variant(net),
+                    int(net.get("num_bins", 0)),
                     data[chosen],
                     chosen,
                     status,

@@ -8,7 +8,7 @@ from depth_lightning.models import IGNORE_INDEX, LogDepthBins, bin_cross_entropy
 
 @pytest.fixture
 def bins() -> LogDepthBins:
-    return LogDepthBins(0.5, 10.0, 200, valid_min=0.1, valid_max=12.0)
+    return LogDepthBins(0.5, 10.0, 200)
 
 
 def test_bin_geometry(bins):
@@ -26,10 +26,10 @@ def test_labels_round_trip_within_half_a_bin(bins):
 
 
 def test_labels_of_invalid_pixels_are_ignored(bins):
-    depth = torch.tensor([[[0.0, -1.0, math.nan, math.inf, 0.05, 13.0, 0.2, 11.0]]])
+    depth = torch.tensor([[[0.0, -1.0, math.nan, math.inf, 0.05, 13.0, 0.5, 10.0]]])
     labels = bins.labels(depth)[0, 0].tolist()
-    assert labels[:6] == [IGNORE_INDEX] * 6
-    assert labels[6] == 0 and labels[7] == bins.num_bins - 1  # valid but outside the bins: clamped
+    assert labels[:4] == [IGNORE_INDEX] * 4
+    assert labels[4:] == [0, bins.num_bins - 1, 0, bins.num_bins - 1]  # outside the bins: clamped to the ends
 
 
 def test_soft_of_two_bin_mixture_is_geometric_mean(bins):
@@ -50,14 +50,22 @@ def test_decoders_stay_float32_under_bf16_autocast(bins):
     torch.testing.assert_close(soft, bins.soft(logits.bfloat16().float()))
 
 
-def test_pixel_accuracy(bins):
+def test_pixel_accuracy_of_the_module_counts_valid_pixels_only(bins):
+    from depth_lightning.train import build_module
+    from tests.helpers import composed
+
+    module = build_module(composed("debug=tiny", f"model.net.num_bins={bins.num_bins}"))
     depth = torch.exp(torch.empty(1, 4, 4).uniform_(math.log(0.5), math.log(10.0)))
     depth[0, 0, 0] = 0  # invalid, never counted
-    labels = bins.labels(depth).clamp_min(0)
-    logits = torch.nn.functional.one_hot(labels, bins.num_bins).permute(0, 3, 1, 2).float()
-    assert bins.pixel_accuracy(logits, depth).item() == 1.0
+    labels = bins.labels(depth)
+    logits = torch.nn.functional.one_hot(labels.clamp_min(0), bins.num_bins).permute(0, 3, 1, 2).float()
+    accuracy = module.pixel_acc["val"]
+    accuracy.update(bins.most_likely(logits), labels)
+    assert accuracy.compute().item() == 1.0
     logits[0, :, 1, 1] = logits[0, :, 1, 1].roll(1)
-    assert bins.pixel_accuracy(logits, depth).item() == pytest.approx(14 / 15)
+    accuracy.reset()
+    accuracy.update(bins.most_likely(logits), labels)
+    assert accuracy.compute().item() == pytest.approx(14 / 15)
 
 
 @pytest.mark.parametrize(

@@ -1,31 +1,28 @@
-from pathlib import Path
-
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 
-from depth_lightning.config import ConfigError, validate
-
-CONF = str(Path(__file__).resolve().parent.parent / "conf")
-
-
-def composed(*overrides: str):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-        HydraConfig.instance().set_config(cfg)
-        with open_dict(cfg):
-            del cfg["hydra"]
-        return cfg
+from depth_lightning.config import ConfigError
+from depth_lightning.train import build_module
+from tests.helpers import built, composed
 
 
 @pytest.mark.parametrize("data", ["synthetic", "synthetic_outdoor"])
 @pytest.mark.parametrize("model", ["small", "paper"])
 @pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "ddp"])
-def test_every_group_option_composes_and_validates(data, model, trainer):
-    cfg = validate(composed(f"data={data}", f"model={model}", f"trainer={trainer}"))
-    assert cfg.model.d_max == cfg.data.depth_max
-    assert cfg.trainer.max_steps > 0 and cfg.trainer.accelerator
+def test_every_group_option_builds(data, model, trainer):
+    import torch
+
+    on_this_machine = [] if torch.cuda.is_available() else ["trainer.accelerator=cpu"]
+    cfg, datamodule, module, trainer_ = built(
+        f"data={data}",
+        f"model={model}",
+        f"trainer={trainer}",
+        "model.net.pretrained=none",
+        "model.net.backbone=resnet18",
+        *on_this_machine,
+    )
+    assert (module.bins.d_min, module.bins.d_max) == datamodule.depth_range
+    assert list(module.hparams.input_size) == [cfg.data.height, cfg.data.width]
+    assert trainer_.max_steps == cfg.trainer.max_steps > 0
 
 
 @pytest.mark.parametrize("logger", ["wandb", "csv", "tensorboard", "none", "default"])
@@ -35,49 +32,48 @@ def test_logger_options(logger):
 
 
 def test_paper_numbers_are_the_papers():
-    cfg = validate(composed("model=paper"))
-    m = cfg.model
-    assert (m.backbone, m.num_bins, m.dropout, m.dilated, m.fusion) == ("resnet152", 200, 0.5, True, True)
-    assert (m.optimizer.name, m.optimizer.lr, m.optimizer.momentum, m.optimizer.weight_decay) == (
-        "sgd",
-        1e-3,
-        0.9,
-        4e-4,
-    )
-    assert list(m.scheduler.milestones) == [30000, 40000] and m.scheduler.gamma == 0.1
+    cfg = composed("model=paper")
+    n, o, s = cfg.model.net, cfg.model.optimizer, cfg.model.scheduler
+    assert (n.backbone, n.num_bins, n.dropout, n.dilated, n.fusion) == ("resnet152", 200, 0.5, True, True)
+    assert (o._target_, o.lr, o.momentum, o.weight_decay) == ("torch.optim.SGD", 1e-3, 0.9, 4e-4)
+    assert list(s.milestones) == [30000, 40000] and s.gamma == 0.1
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["+model.bakbone=x"], "bakbone"),
-        (["model.dropout=1.5"], "model.dropout"),
+        (["+model.net.bakbone=x"], "model.net.bakbone: not a setting of depth_lightning.models.DepthNet"),
+        (["model.net.dropout=1.5"], "model.net.dropout"),
         (["data.depth_min=20"], "d_min"),
-        (["data.eval.region=center"], "data.eval.region"),
-        (["+data.eval.crop=garg"], "data.eval.crop"),
-        (["model.num_bins=abc"], "num_bins"),
+        (["data.protocol.region=center"], "data.protocol.region"),
+        (["+data.protocol.crop=garg"], "data.protocol.crop"),
+        (["model.net.num_bins=abc"], "num_bins"),
+        (["+trainer.max_stepz=3"], "trainer.max_stepz"),
+        (["data.height=16"], "data.height"),
+        (["model.decoder=median"], "model.decoder"),
     ],
 )
-def test_validation_names_the_key(overrides, message):
-    with pytest.raises(ConfigError, match=message):
-        validate(composed(*overrides))
+def test_a_bad_setting_is_named(overrides, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        built(*overrides)
 
 
 @pytest.mark.parametrize("model", ["small", "paper"])
 def test_fused_optimizer_takes_the_same_step_as_the_loop(model):
     import torch
 
-    from depth_lightning.module import DepthModule, module_config
-
-    cfg = validate(composed(f"model={model}", "model.pretrained=none", "model.backbone=resnet18"))
     steps = {}
     for fused in (True, False):
-        with open_dict(cfg):
-            cfg.model.optimizer.fused = fused
         torch.manual_seed(0)
-        module = DepthModule(module_config(cfg))
+        cfg = composed(
+            f"model={model}",
+            "model.net.pretrained=none",
+            "model.net.backbone=resnet18",
+            f"model.optimizer.fused={fused}",
+        )
+        module = build_module(cfg)
         opt = module.configure_optimizers()["optimizer"]
-        assert opt.defaults["fused"] is (True if fused else None)
+        assert opt.defaults["fused"] is fused
         for p in module.parameters():
             p.grad = torch.randn_like(p)
         opt.step()

@@ -5,9 +5,10 @@ import math
 
 import numpy as np
 import pytest
-from conftest import run_module
-from datasets import write_kitti, write_nyu_labelled, write_nyu_sync
 from PIL import Image
+
+from tests.datasets import write_kitti, write_nyu_labelled, write_nyu_sync
+from tests.helpers import run_module
 
 
 def _train_and_evaluate(tmp_path, *overrides):
@@ -30,7 +31,7 @@ def _train_and_evaluate(tmp_path, *overrides):
     out = tmp_path / "eval.json"
     run_module(
         "depth_lightning.evaluate",
-        f"ckpt_path={results['best_checkpoint']}",
+        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",  # the weights training tested (test_checkpoint=last)
         f"output={out}",
         f"hydra.run.dir={tmp_path / 'eval'}",
         cwd=tmp_path,
@@ -42,7 +43,7 @@ def _train_and_evaluate(tmp_path, *overrides):
 def test_train_and_evaluate_on_nyu_labelled(tmp_path):
     root = write_nyu_labelled(tmp_path / "nyu")
     results, evaluated = _train_and_evaluate(
-        tmp_path, "data=nyu", f"data.root={root}", "data.height=96", "data.width=128"
+        tmp_path, "data=nyu", f"data.dataset.root={root}", "data.height=96", "data.width=128"
     )
     assert evaluated["data"] == "nyu"
     # the same checkpoint and test split; training tested under bf16 autocast, evaluate in float32
@@ -55,24 +56,29 @@ def test_train_and_evaluate_on_kitti(tmp_path):
     results, evaluated = _train_and_evaluate(
         tmp_path,
         "data=kitti",
-        f"data.root={k['raw']}",
-        f"data.train_list={k['monodepth2']}",
-        f"data.val_list={k['monodepth2']}",  # one drive: nothing to hold out
-        f"data.test_list={k['bts']}",
-        "data.fill=none",
-        "data.gt=annotated",
-        f"data.annotated_root={k['annotated']}",
+        f"data.dataset.root={k['raw']}",
+        f"data.dataset.train_list={k['monodepth2']}",
+        f"data.dataset.val_list={k['monodepth2']}",  # one drive: nothing to hold out
+        f"data.dataset.test_list={k['bts']}",
+        "data.dataset.fill=none",
+        "data.dataset.gt=annotated",
+        f"data.dataset.annotated_root={k['annotated']}",
         "data.height=64",
         "data.width=208",
     )
-    assert evaluated["data"] == "kitti"
+    assert evaluated["data"] == "kitti" and evaluated["images"] == 3  # the 3 listed frames with a map
+    assert evaluated["input_size"] == [64, 208]  # the checkpoint's, not kitti.yaml's 188x620
+    for key in ("soft/abs_rel", "hard/abs_rel", "cap50/soft/abs_rel", "cap50/soft/rmse"):
+        assert evaluated["test"][key] == pytest.approx(results["test"][key], rel=5e-3), key
+    # Table 2's two caps in one pass: the 50 m cap leaves out the far points, so its rmse is lower
+    assert evaluated["test"]["cap50/soft/rmse"] < evaluated["test"]["soft/rmse"]
 
 
 def test_missing_dataset_root_says_what_to_put_there(tmp_path):
     proc = run_module(
         "depth_lightning.train",
         "data=nyu_sync",
-        f"data.root={tmp_path / 'absent'}",
+        f"data.dataset.root={tmp_path / 'absent'}",
         "debug=tiny",
         "logger=csv",
         f"hydra.run.dir={tmp_path / 'run'}",

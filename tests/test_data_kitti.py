@@ -2,13 +2,13 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import SHARED
-from datasets import write_kitti
 from PIL import Image
 
 from depth_lightning.data.io import DataError, read_depth_png
 from depth_lightning.data.kitti import KITTIEigen, read_calib, velodyne_depth
 from depth_lightning.protocol import EvalProtocol
+from tests.datasets import write_kitti
+from tests.helpers import SHARED
 
 REAL = SHARED / "realdata" / "kitti"
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real KITTI samples not present at {REAL}")
@@ -46,12 +46,13 @@ def test_split_formats_and_frames_with_ground_truth(kitti, fmt, caplog):
     with caplog.at_level(logging.INFO):
         ds = KITTIEigen(
             str(kitti["raw"]),
+            None,
             str(kitti[fmt]),
+            split="test",
             gt="annotated",
             annotated_root=str(kitti["annotated"]),
             frame_size=[370, 1224],
             input_size=(94, 310),
-            train=False,
             protocol=EvalProtocol("garg", caps=(80.0,)),
         )
     assert ds.listed == 4 and len(ds) == 3  # the last frame has no annotated map
@@ -65,20 +66,20 @@ def test_split_formats_and_frames_with_ground_truth(kitti, fmt, caplog):
     assert cols.min() == int(0.03594771 * 1242) - 9
     png = np.array(Image.open(kitti["gt_dir"] / "0000000000.png")).astype(np.float32) / 256
     np.testing.assert_allclose(item["depth"].numpy(), png[5:375, 9:1233])
-    velo = KITTIEigen(str(kitti["raw"]), str(kitti[fmt]), gt="velodyne", input_size=(94, 310), train=False)
+    velo = KITTIEigen(str(kitti["raw"]), None, str(kitti[fmt]), gt="velodyne", input_size=(94, 310), split="test")
     assert len(velo) == (4 if fmt == "monodepth2" else 3)
 
 
 def test_kitti_errors(kitti, tmp_path):
     with pytest.raises(DataError, match="should hold KITTI raw"):
-        KITTIEigen(str(tmp_path / "nope"), str(kitti["bts"]), input_size=(94, 310), train=True)
+        KITTIEigen(str(tmp_path / "nope"), str(kitti["bts"]), None, input_size=(94, 310), split="train")
     bad = tmp_path / "list.txt"
     bad.write_text("2011_09_26/2011_09_26_drive_0001_sync 0000000099 l\n")
     with pytest.raises(DataError, match=r"list.txt:1 names .*0000000099.png"):
-        KITTIEigen(str(kitti["raw"]), str(bad), input_size=(94, 310), train=True)
+        KITTIEigen(str(kitti["raw"]), str(bad), None, input_size=(94, 310), split="train")
     bad.write_text("just-one-token-too-many a b c\n")
     with pytest.raises(DataError, match="list.txt:1: unrecognised"):
-        KITTIEigen(str(kitti["raw"]), str(bad), input_size=(94, 310), train=True)
+        KITTIEigen(str(kitti["raw"]), str(bad), None, input_size=(94, 310), split="train")
 
 
 @needs_real

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED
-from datasets import write_nyu_labelled, write_nyu_sync
 from PIL import Image
 
 from depth_lightning.data.io import DataError, read_depth_png
 from depth_lightning.data.nyu import NYULabelled, NYUSync, read_splits
+from tests.datasets import write_nyu_labelled, write_nyu_sync
+from tests.helpers import SHARED
 
 REAL_NYU = SHARED / "realdata" / "nyu"
 needs_real = pytest.mark.skipif(not REAL_NYU.is_dir(), reason=f"real NYU samples not present at {REAL_NYU}")
@@ -19,17 +19,8 @@ def labelled(tmp_path_factory):
 
 
 def test_labelled_mat_reads_lazily_with_matlab_axis_order(labelled):
-    train = NYULabelled(
-        labelled / "nyu_depth_v2_labeled.mat", labelled / "splits.mat", "train", input_size=(240, 320), train=True
-    )
-    test = NYULabelled(
-        labelled / "nyu_depth_v2_labeled.mat",
-        labelled / "splits.mat",
-        "test",
-        border=BORDER,
-        input_size=(240, 320),
-        train=False,
-    )
+    train = NYULabelled(labelled, split="train", input_size=(240, 320))
+    test = NYULabelled(labelled, split="test", border=BORDER, input_size=(240, 320))
     assert (len(train), len(test)) == (4, 2)
     rgb, depth = test.load(0)
     assert rgb.shape == (480, 640, 3) and depth.shape == (480, 640)
@@ -42,9 +33,7 @@ def test_labelled_mat_reads_lazily_with_matlab_axis_order(labelled):
 
 
 def test_labelled_is_safe_in_several_workers(labelled):
-    ds = NYULabelled(
-        labelled / "nyu_depth_v2_labeled.mat", labelled / "splits.mat", "train", input_size=(64, 80), train=True
-    )
+    ds = NYULabelled(labelled, labelled / "nyu_depth_v2_labeled.mat", labelled / "splits.mat", input_size=(64, 80))
     ds.load(0)  # a handle opened in the parent must not leak into the workers
     loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2)
     batches = list(loader)
@@ -53,38 +42,38 @@ def test_labelled_is_safe_in_several_workers(labelled):
 
 def test_sync_list_and_depth_in_metres(tmp_path):
     root = write_nyu_sync(tmp_path, {"kitchen_0001": 2, "office_0003": 1})
-    ds = NYUSync(root, root / "train.txt", fill="none", border=BORDER, input_size=(120, 160), train=True)
+    ds = NYUSync(root, root / "train.txt", None, fill="none", border=BORDER, input_size=(120, 160), split="train")
     assert len(ds) == 3
     rgb, depth = ds.load(2)
     png = np.array(Image.open(root / "office_0003" / "sync_depth_00000.png"))
     np.testing.assert_allclose(depth, png / 1000.0, rtol=1e-6)
     assert ds[0]["depth"].shape == (120, 160)
     # without leading slashes too
-    assert len(NYUSync(root, root / "test.txt", input_size=(120, 160), train=False)) == 2
+    assert len(NYUSync(root, None, root / "test.txt", input_size=(120, 160), split="test")) == 2
 
 
 def test_sync_errors_name_the_line_and_the_file(tmp_path):
     root = write_nyu_sync(tmp_path, {"bedroom": 2})
     (root / "bedroom" / "rgb_00001.jpg").unlink()
-    ds = NYUSync(root, root / "train.txt", input_size=(64, 80), train=True)
+    ds = NYUSync(root, root / "train.txt", None, input_size=(64, 80), split="train")
     with pytest.raises(DataError, match=r"train.txt:2 names .*rgb_00001.jpg"):
         ds[1]
     with pytest.raises(DataError, match="prepare nyu"):
-        NYUSync(root, root / "train.txt", fill="colorization", input_size=(64, 80), train=True)[0]
+        NYUSync(root, root / "train.txt", None, fill="colorization", input_size=(64, 80), split="train")[0]
     with pytest.raises(DataError, match="does not exist; it should hold the NYU sync scenes"):
-        NYUSync(tmp_path / "absent", root / "train.txt", input_size=(64, 80), train=True)
+        NYUSync(tmp_path / "absent", root / "train.txt", None, input_size=(64, 80), split="train")
 
 
 def test_corrupt_and_8bit_files_are_refused_by_name(tmp_path):
     root = write_nyu_sync(tmp_path, {"s": 3})
     (root / "s" / "rgb_00000.jpg").write_bytes((root / "s" / "rgb_00000.jpg").read_bytes()[:200])  # truncated
     Image.fromarray(np.zeros((480, 640), np.uint8)).save(root / "s" / "sync_depth_00001.png")  # 8-bit
-    ds = NYUSync(root, root / "train.txt", input_size=(64, 80), train=True)
+    ds = NYUSync(root, root / "train.txt", None, input_size=(64, 80), split="train")
     with pytest.raises(DataError, match="rgb_00000.jpg: corrupt"):
         ds[0]
     with pytest.raises(DataError, match="sync_depth_00001.png: expected a 16-bit"):
         ds[1]
-    skipping = NYUSync(root, root / "train.txt", input_size=(64, 80), train=True, skip_bad_samples=True)
+    skipping = NYUSync(root, root / "train.txt", None, input_size=(64, 80), split="train", skip_bad_samples=True)
     from depth_lightning.data.frames import collate_skipping_bad
 
     batch = collate_skipping_bad([skipping[i] for i in range(3)])
@@ -98,7 +87,7 @@ def test_real_sync_frames_load_in_metres(tmp_path):
     assert frames
     listing = tmp_path / "list.txt"
     listing.write_text("".join(f"rgb/rgb_{k}.jpg depth/sync_depth_{k}.png 518.8579\n" for k in frames))
-    ds = NYUSync(demo, listing, border=BORDER, input_size=(240, 320), train=False)
+    ds = NYUSync(demo, None, listing, border=BORDER, input_size=(240, 320), split="test")
     for i, k in enumerate(frames):
         rgb, depth = ds.load(i)
         png = np.array(Image.open(demo / "depth" / f"sync_depth_{k}.png"))

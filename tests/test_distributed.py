@@ -3,8 +3,9 @@
 import json
 
 import pytest
-from conftest import run_module
-from datasets import write_nyu_sync
+
+from tests.datasets import write_nyu_sync
+from tests.helpers import run_module
 
 TINY = ["debug=tiny", "logger=csv", "baselines=false"]
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]  # CPU: Lightning uses gloo
@@ -38,7 +39,7 @@ def test_two_process_training_completes_in_one_folder(ddp_run):
 @pytest.mark.slow
 def test_two_process_evaluation_equals_single_process_on_7_images(ddp_run, tmp_path):
     ckpt = ddp_run / "checkpoints" / "last.ckpt"
-    seven = ["+data.test_length=7", "+data.eval_batch_size=2"]
+    seven = ["+data.dataset.test_length=7", "+data.eval_batch_size=2"]
     one, two = tmp_path / "one.json", tmp_path / "two.json"
     run_module(
         "depth_lightning.evaluate",
@@ -79,13 +80,13 @@ def test_an_exception_on_one_rank_ends_the_job_with_its_traceback(tmp_path):
         *TINY,
         *DDP,
         "data=nyu_sync",
-        f"data.root={root}",
-        f"data.train_list={root}/train.txt",
-        f"data.val_list={root}/val.txt",
-        "data.fill=none",
+        f"data.dataset.root={root}",
+        f"data.dataset.train_list={root}/train.txt",
+        f"data.dataset.val_list={root}/val.txt",
+        "data.dataset.fill=none",
         "data.height=48",
         "data.width=64",
-        "data.border=null",
+        "data.dataset.border=null",
         "data.augment=null",
         "trainer.max_steps=2",
         "data.batch_size=1",

@@ -3,13 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from conftest import run_module
-from test_config import composed
 
-from depth_lightning.config import validate
 from depth_lightning.export import ExportedDepth
 from depth_lightning.models import bin_cross_entropy
-from depth_lightning.module import DepthModule, module_config
+from depth_lightning.train import build_module
+from tests.helpers import composed, run_module
 
 
 def test_onnx_export_matches_pytorch_on_two_sizes(tiny_run, tmp_path):
@@ -34,7 +32,7 @@ def test_onnx_export_matches_pytorch_on_two_sizes(tiny_run, tmp_path):
 @pytest.fixture(scope="module")
 def module():
     torch.manual_seed(0)
-    return DepthModule(module_config(validate(composed("debug=tiny")))).eval()
+    return build_module(composed("debug=tiny", "model.channels_last=false")).eval()
 
 
 def test_bf16_autocast_keeps_softmax_decoding_and_loss_in_float32(module):
@@ -53,8 +51,7 @@ def test_bf16_autocast_keeps_softmax_decoding_and_loss_in_float32(module):
 
 
 def test_channels_last_gives_the_same_depth(module):
-    cfg = validate(composed("debug=tiny", "model.channels_last=true"))
-    cl = DepthModule(module_config(cfg)).eval()
+    cl = build_module(composed("debug=tiny", "model.channels_last=true")).eval()
     cl.load_state_dict(module.state_dict())
     x = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():

@@ -9,7 +9,8 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, run_module
+
+from tests.helpers import ROOT, run_module
 
 # 16 frames at batch 4: 4 steps per epoch, last.ckpt at every epoch end; deterministic float32
 RESUMABLE = [
@@ -18,10 +19,10 @@ RESUMABLE = [
     "baselines=false",
     "trainer.precision=32-true",
     "trainer.deterministic=true",
-    "data.train_length=16",
+    "data.dataset.train_length=16",
     "checkpoint_every=4",
     "trainer.max_steps=20",
-    "model.dropout=0.5",
+    "model.net.dropout=0.5",
 ]
 
 
@@ -76,8 +77,9 @@ def test_kill_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path):
         io.save_checkpoint({{"step": 1, "w": torch.ones(1000)}}, {str(path)!r})
         real_save = torch.save
         def dying_save(obj, f, *a, **k):
-            f.write(b"half a checkpoint")
-            f.flush()
+            with open(f, "wb") as fh:
+                fh.write(b"half a checkpoint")
+                fh.flush()
             os.kill(os.getpid(), signal.SIGKILL)
         torch.save = dying_save
         io.save_checkpoint({{"step": 2, "w": torch.zeros(1000)}}, {str(path)!r})
@@ -106,16 +108,13 @@ def test_a_nan_stops_the_run_naming_step_and_samples(tmp_path):
 
 def test_skip_mode_skips_a_nan_batch_and_trains_on(tmp_path):
     import lightning as L
-    from omegaconf import open_dict
-    from test_config import composed
 
-    from depth_lightning.config import validate
-    from depth_lightning.module import DepthModule, module_config
+    from depth_lightning.faults import NonFiniteGuard
+    from depth_lightning.train import build_module
+    from tests.helpers import composed
 
-    cfg = validate(composed("debug=tiny", "nonfinite=skip"))
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path)
-    module = DepthModule(module_config(cfg))
+    module = build_module(composed("debug=tiny"))
+    guard = NonFiniteGuard("skip")
     g = torch.Generator().manual_seed(0)
     batches = []
     for i in range(4):
@@ -137,9 +136,10 @@ def test_skip_mode_skips_a_nan_batch_and_trains_on(tmp_path):
         enable_checkpointing=False,
         enable_progress_bar=False,
         limit_val_batches=0,
+        callbacks=[guard],
     )
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
-    assert module.skipped_steps == 1
+    assert guard.skipped_steps == 1
     after = module.state_dict()
     assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
     assert not torch.equal(after["net.head.classifier.0.weight"], before["net.head.classifier.0.weight"])
@@ -151,7 +151,7 @@ def test_checkpoint_of_another_model_configuration_names_the_keys(tiny_run, tmp_
         "depth_lightning.train",
         "debug=tiny",
         "logger=csv",
-        "model.num_bins=33",
+        "model.net.num_bins=33",
         f"ckpt_path={ckpt}",
         f"hydra.run.dir={tmp_path / 'run'}",
         cwd=tmp_path,

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-from datasets import smooth_depth, textured_rgb
 
 from depth_lightning.data.fill import fill_depth_colorization
+from tests.datasets import smooth_depth, textured_rgb
 
 
 def test_holes_in_a_smooth_depth_are_filled_within_5_percent():

@@ -3,7 +3,8 @@ import torch
 import torchvision
 
 from depth_lightning.models import DepthNet, ResNetBackbone, count_parameters
-from depth_lightning.models.head import Dropout, Upsample4x
+from depth_lightning.models.head import Upsample4x
+from depth_lightning.models.packed_dropout import PackedUniformDropout
 
 
 @pytest.mark.parametrize("size", [(240, 320), (188, 620)])
@@ -73,7 +74,7 @@ def test_state_dict_path_is_loaded_strictly(tmp_path):
     torch.save({k: v for k, v in tv.state_dict().items() if k != "layer1.0.conv1.weight"}, path)
     with pytest.raises(ValueError, match="missing keys"):
         ResNetBackbone("resnet18", pretrained=str(path))
-    with pytest.raises(FileNotFoundError, match="model.pretrained"):
+    with pytest.raises(FileNotFoundError, match="model.net.pretrained"):
         ResNetBackbone("resnet18", pretrained=str(tmp_path / "absent.pth"))
 
 
@@ -164,7 +165,7 @@ def test_cpu_dropout_keeps_each_value_with_probability_one_minus_p(p, channels_l
     x = (torch.rand(2, 64, 40, 50) + 0.5).requires_grad_()
     layout = torch.channels_last if channels_last else torch.contiguous_format
     x_in = x.contiguous(memory_format=layout)
-    drop = Dropout(p).train()
+    drop = PackedUniformDropout(p).train()
     y = drop(x_in)
     assert y.is_contiguous(memory_format=layout)
     kept = y != 0
@@ -185,9 +186,9 @@ def test_cpu_dropout_keeps_each_value_with_probability_one_minus_p(p, channels_l
 
 def test_cpu_dropout_off_in_eval_and_at_zero_and_on_strided_input():
     x = torch.rand(1, 8, 6, 10)
-    assert torch.equal(Dropout(0.5).eval()(x), x)
-    assert torch.equal(Dropout(0.0).train()(x), x)
-    y = Dropout(0.5).train()(x[..., ::2])  # not dense: taken contiguous first
+    assert torch.equal(PackedUniformDropout(0.5).eval()(x), x)
+    assert torch.equal(PackedUniformDropout(0.0).train()(x), x)
+    y = PackedUniformDropout(0.5).train()(x[..., ::2])  # not dense: taken contiguous first
     assert y.shape == (1, 8, 6, 5)
     assert set(torch.unique(y / x[..., ::2] * 0.5).tolist()) <= {0.0, 1.0}
 
@@ -205,20 +206,36 @@ def test_imagenet_normalisation_equals_torchvisions_preprocessing_of_the_weights
     pretrained.eval()
     torch.testing.assert_close(pretrained.backbone(pretrained.normalize(x))[-1], pretrained.backbone(expected)[-1])
     from_scratch = DepthNet("resnet18", 20, normalize="auto")
-    assert isinstance(from_scratch.normalize, torch.nn.Identity)
-    with pytest.raises(ValueError, match="model.normalize"):
+    torch.testing.assert_close(from_scratch.normalize(x), x)  # nothing pretrained: the identity
+    # the statistics travel with the weights: a checkpoint rebuilt without the pretrained file restores them
+    from_scratch.load_state_dict(pretrained.state_dict())
+    torch.testing.assert_close(from_scratch.normalize(x), expected)
+    with pytest.raises(ValueError, match="model.net.normalize"):
         DepthNet("resnet18", 20, normalize="zscore")
 
 
-def test_frozen_backbone_batchnorm_keeps_its_statistics_while_the_head_trains():
-    net = DepthNet("resnet18", 20, freeze_bn=True).train()
-    backbone_bn = [m for m in net.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    head_bn = [m for m in net.head.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert backbone_bn and all(not m.training for m in backbone_bn) and all(m.training for m in head_bn)
-    before = [m.running_mean.clone() for m in backbone_bn + head_bn]
-    net(torch.rand(1, 3, 64, 64) * 3).sum().backward()
-    after = [m.running_mean for m in backbone_bn + head_bn]
-    assert all(torch.equal(a, b) for a, b in zip(before[: len(backbone_bn)], after[: len(backbone_bn)]))
-    assert not torch.equal(before[-1], after[-1])  # the head's BatchNorm still learns its statistics
-    assert net.backbone.bn1.weight.grad is not None  # affine parameters are still trained
-    assert all(m.training for m in DepthNet("resnet18", 20).train().backbone.modules())
+def test_frozen_backbone_batchnorm_keeps_its_statistics_through_a_real_fit_while_the_head_trains():
+    import lightning as L
+
+    from depth_lightning.train import build_module
+    from tests.helpers import composed
+
+    torch.manual_seed(0)
+    module = build_module(composed("debug=tiny", "model.net.freeze_bn=true", "model.net.dropout=0"))
+    reference = DepthNet("resnet18", 80, upsample="bilinear", dropout=0).eval()
+    reference.load_state_dict(module.net.state_dict())  # the same names: checkpoints load either way
+    x = torch.rand(2, 3, 64, 96)
+    module.net.train()  # frozen statistics: in training mode it normalises exactly as eval mode does
+    torch.testing.assert_close(module.net.backbone(x)[-1], reference.backbone(x)[-1])
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    g = torch.Generator().manual_seed(1)
+    batches = [{"image": torch.rand(2, 3, 64, 96, generator=g), "depth": torch.rand(2, 64, 96, generator=g) * 5 + 1}]
+    trainer = L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False, limit_val_batches=0)
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches * 3, batch_size=None))
+    after = module.state_dict()
+    stats = [k for k in after if k.startswith("net.backbone.") and k.endswith("running_mean")]
+    assert stats and all(torch.equal(after[k], before[k]) for k in stats)
+    assert not torch.equal(after["net.backbone.bn1.weight"], before["net.backbone.bn1.weight"])  # affine: trained
+    assert not torch.equal(after["net.head.classifier.1.running_mean"], before["net.head.classifier.1.running_mean"])
+    unfrozen = build_module(composed("debug=tiny"))
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in unfrozen.net.backbone.modules())

@@ -4,20 +4,16 @@ the model, both decoders and the baselines."""
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED
-from datasets import write_kitti
-from omegaconf import open_dict
 from PIL import Image
-from test_config import composed
 from torch.utils.data import DataLoader
 
-from depth_lightning.config import validate
-from depth_lightning.data.datamodule import build_dataset
 from depth_lightning.data.frames import collate_skipping_bad
 from depth_lightning.data.io import read_depth_png
 from depth_lightning.data.kitti import KITTIEigen, velodyne_depth
 from depth_lightning.metrics import DepthMetrics
 from depth_lightning.protocol import EvalProtocol, region_mask
+from tests.datasets import write_kitti
+from tests.helpers import SHARED, built, composed
 
 REAL = SHARED / "realdata" / "kitti"
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real KITTI samples not present at {REAL}")
@@ -50,7 +46,7 @@ def test_kitti_regions_equal_masks_written_by_hand(region, expected, pixels):
 def test_nyu_region_is_the_eigen_crop_and_names_are_checked():
     nyu = region_mask("eigen_nyu", 480, 640)
     np.testing.assert_array_equal(nyu, by_hand(slice(45, 471), slice(41, 601), (480, 640)))
-    with pytest.raises(ValueError, match="data.eval.region='kitti'.*garg"):
+    with pytest.raises(ValueError, match="data.protocol.region='kitti'.*garg"):
         region_mask("kitti", 10, 10)
     with pytest.raises(ValueError, match="every cap"):
         EvalProtocol(caps=(0.0005,))
@@ -73,7 +69,7 @@ def test_kitti_evaluation_counts_each_valid_pixel_of_the_region_once(kitti, regi
     """Whole frames (the paper's input), ground truth at the frame's own size, the region of the
     original frame: a metric over the dataset's items scores exactly the pixels counted by hand."""
     protocol = EvalProtocol(region, caps=(80.0,))
-    ds = KITTIEigen(str(kitti["raw"]), str(kitti["monodepth2"]), input_size=(94, 310), train=False, protocol=protocol)
+    ds = KITTIEigen(kitti["raw"], None, kitti["monodepth2"], split="test", input_size=(94, 310), protocol=protocol)
     item = ds[0]
     gt = velodyne_depth(kitti["raw"] / "2011_09_26", ds.samples[0]["depth"][2])
     assert item["depth"].shape == (375, 1242)
@@ -85,31 +81,25 @@ def test_kitti_evaluation_counts_each_valid_pixel_of_the_region_once(kitti, regi
     assert metric.last_pixels == expected and expected > 1000
 
 
-def test_model_both_decoders_and_baselines_are_scored_on_the_same_pixels(kitti, tmp_path):
+def test_model_both_decoders_and_baselines_are_scored_on_the_same_pixels(kitti):
     from depth_lightning.baselines import evaluate_with_baselines, fit_baselines
-    from depth_lightning.module import DepthModule, module_config
 
-    cfg = composed(
+    cfg, datamodule, module, _ = built(
         "data=kitti",
-        f"data.root={kitti['raw']}",
-        f"data.train_list={kitti['monodepth2']}",
-        f"data.val_list={kitti['bts']}",  # the fixture has one drive: nothing to hold out
-        f"data.test_list={kitti['monodepth2']}",
-        "data.fill=none",
+        f"data.dataset.root={kitti['raw']}",
+        f"data.dataset.train_list={kitti['monodepth2']}",
+        f"data.dataset.val_list={kitti['bts']}",  # the fixture has one drive: nothing to hold out
+        f"data.dataset.test_list={kitti['monodepth2']}",
+        "data.dataset.fill=none",
         "data.height=64",
         "data.width=208",
-        "data.eval.region=paper",
+        "data.protocol.region=paper",
     )
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path)
-    validate(cfg)
-    module = DepthModule(module_config(cfg))
-    test = build_dataset(cfg.data, "test")
-    train = build_dataset(cfg.data, "train")
-    train.augment = None
-    baselines = fit_baselines(np.stack([train[i]["depth"].numpy() for i in range(len(train))]))
+    baselines = fit_baselines(datamodule.training_depth_sample())
     assert baselines["constant"].shape == (64, 208)  # the input size, not the 375x1242 ground truth
-    table = evaluate_with_baselines(module, DataLoader(test, batch_size=1, collate_fn=collate_skipping_bad), baselines)
+    test = datamodule.build("test")
+    loader = DataLoader(test, batch_size=1, collate_fn=collate_skipping_bad)
+    table = evaluate_with_baselines(module, loader, baselines, datamodule.protocol)
     expected = 0
     for i in range(len(test)):
         gt = velodyne_depth(kitti["raw"] / "2011_09_26", test.samples[i]["depth"][2])
@@ -118,9 +108,9 @@ def test_model_both_decoders_and_baselines_are_scored_on_the_same_pixels(kitti, 
 
 
 def test_every_kitti_evaluation_reports_both_caps():
-    cfg = validate(composed("+experiment=kitti_paper"))
-    assert list(cfg.data.eval.caps) == [80.0, 50.0] and cfg.data.eval.region == "paper"
-    assert validate(composed("data=kitti")).data.eval.region == "garg"
+    cfg = composed("+experiment=kitti_paper")
+    assert list(cfg.data.protocol.caps) == [80.0, 50.0] and cfg.data.protocol.region == "paper"
+    assert composed("data=kitti").data.protocol.region == "garg"
 
 
 def test_velodyne_pixel_rule_moves_points_one_pixel_up_left(kitti, tmp_path):
@@ -137,7 +127,7 @@ def test_velodyne_pixel_rule_moves_points_one_pixel_up_left(kitti, tmp_path):
     minus_one = velodyne_depth(date, scan, pixel_rule="round_minus_one")
     assert list(zip(*np.nonzero(rounded), strict=True)) == [(200, 600)]
     assert list(zip(*np.nonzero(minus_one), strict=True)) == [(199, 599)]
-    with pytest.raises(ValueError, match="data.velodyne_pixel"):
+    with pytest.raises(ValueError, match="data.dataset.velodyne_pixel"):
         velodyne_depth(date, scan, pixel_rule="floor")
 
 
@@ -166,7 +156,7 @@ def test_kitti_trains_on_filled_maps_and_says_how_to_make_them(kitti, tmp_path):
     from depth_lightning.data.io import DataError
     from depth_lightning.data.kitti import filled_velodyne_path
 
-    ds = KITTIEigen(str(kitti["raw"]), str(kitti["monodepth2"]), input_size=(94, 310), train=True, fill="colorization")
+    ds = KITTIEigen(kitti["raw"], kitti["monodepth2"], None, input_size=(94, 310), fill="colorization")
     with pytest.raises(DataError, match="python -m depth_lightning.prepare kitti"):
         ds[0]
     filled = filled_velodyne_path(ds.samples[0]["image"])
@@ -187,7 +177,8 @@ def test_kitti_frames_without_a_scan_are_counted_and_left_out(kitti, tmp_path, c
     (raw / "2011_09_26/2011_09_26_drive_0001_sync/velodyne_points/data/0000000001.bin").unlink()
     with caplog.at_level(logging.INFO):
         for train in (True, False):
-            ds = KITTIEigen(str(raw), str(kitti["monodepth2"]), input_size=(94, 310), train=train)
+            lists = (kitti["monodepth2"], None) if train else (None, kitti["monodepth2"])
+            ds = KITTIEigen(raw, *lists, split="train" if train else "test", input_size=(94, 310))
             assert ds.listed == 4 and len(ds) == 3
             assert all(s["image"].stem != "0000000001" for s in ds.samples)
     assert "4 frames listed, 3 with ground truth" in caplog.text

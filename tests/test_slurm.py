@@ -6,7 +6,8 @@ import subprocess
 import time
 
 import pytest
-from conftest import run_module
+
+from tests.helpers import run_module
 
 
 def _cluster_up() -> str | None:
@@ -78,7 +79,7 @@ def test_a_failing_job_fails_the_sweep_with_its_log_path(tmp_path):
         "depth_lightning.train",
         *SWEEP,
         "trainer.devices=1",
-        "data.scene=forest",
+        "data.dataset.scene=forest",
         f"hydra.sweep.dir={tmp_path / 'sw'}",
         "--multirun",
         cwd=tmp_path,
@@ -87,5 +88,5 @@ def test_a_failing_job_fails_the_sweep_with_its_log_path(tmp_path):
     )
     assert proc.returncode != 0
     err = proc.stderr + proc.stdout
-    assert "data.scene='forest' is unknown" in err
+    assert "data.dataset.scene='forest' is unknown" in err
     assert "_log.err" in err and ".submitit" in err

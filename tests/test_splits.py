@@ -3,13 +3,10 @@
 import json
 
 import pytest
-from conftest import run_module
-from datasets import write_nyu_labelled, write_nyu_sync
-from test_config import composed
 
-from depth_lightning.config import ConfigError, validate
-from depth_lightning.data.datamodule import build_dataset
 from depth_lightning.data.splits import HoldOut
+from tests.datasets import write_nyu_labelled, write_nyu_sync
+from tests.helpers import built, run_module
 
 SCENES = {f"room_{i:02d}": 2 for i in range(8)}
 
@@ -29,12 +26,13 @@ def test_held_out_scenes_are_a_function_of_the_seed_and_never_all_of_them():
 
 def test_nyu_sync_validation_is_scene_disjoint_from_training(tmp_path):
     root = write_nyu_sync(tmp_path, SCENES, size=(60, 80))
-    cfg = validate(
-        composed(
-            "data=nyu_sync", f"data.root={root}", f"data.train_list={root / 'train.txt'}", "data.val_fraction=0.25"
-        )
+    _, datamodule, _, _ = built(
+        "data=nyu_sync",
+        f"data.dataset.root={root}",
+        f"data.dataset.train_list={root / 'train.txt'}",
+        "data.val_fraction=0.25",
     )
-    train, val = build_dataset(cfg.data, "train"), build_dataset(cfg.data, "val")
+    train, val = datamodule.build("train"), datamodule.build("val")
     train_scenes, val_scenes = set(train.scenes()), set(val.scenes())
     assert len(val_scenes) == 2 and not train_scenes & val_scenes
     assert train_scenes | val_scenes == set(SCENES) and len(train) + len(val) == 16
@@ -43,16 +41,20 @@ def test_nyu_sync_validation_is_scene_disjoint_from_training(tmp_path):
 
 def test_nyu_labelled_validation_is_scenes_of_the_training_frames(tmp_path):
     root = write_nyu_labelled(tmp_path / "nyu")  # frames 1-4 train (scenes 0 and 1), 5-6 test (scene 2)
-    cfg = validate(composed("data=nyu", f"data.root={root}"))
-    train, val, test = (build_dataset(cfg.data, s) for s in ("train", "val", "test"))
+    _, datamodule, _, _ = built("data=nyu", f"data.dataset.root={root}")
+    train, val, test = (datamodule.build(s) for s in ("train", "val", "test"))
     assert sorted([*train.indices, *val.indices]) == [0, 1, 2, 3]
     assert len(set(train.scenes()) & set(val.scenes())) == 0 and len(val) == 2
     assert list(test.indices) == [4, 5] and val.key == "rawDepths"
 
 
 def test_validation_on_the_test_list_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="data.val_list: is the test list"):
-        validate(composed("data=nyu_sync", "data.val_list=t.txt", "data.test_list=t.txt"))
+    root = write_nyu_sync(tmp_path, SCENES, size=(60, 80))
+    _, datamodule, _, _ = built(
+        "data=nyu_sync", f"data.dataset.root={root}", "data.dataset.val_list=t.txt", "data.dataset.test_list=t.txt"
+    )
+    with pytest.raises(ValueError, match="data.dataset.val_list='t.txt' is the test list"):
+        datamodule.setup("fit")
 
 
 @pytest.mark.slow
@@ -62,11 +64,11 @@ def test_fit_never_opens_the_test_list_and_writes_the_held_out_scenes(tmp_path):
     run_module(
         "depth_lightning.train",
         "data=nyu_sync",
-        f"data.root={root}",
-        f"data.train_list={root / 'train.txt'}",
-        f"data.test_list={tmp_path / 'no-such-test-list.txt'}",  # any read of it would fail the run
-        "data.fill=none",
-        "data.border=null",  # small frames without NYU's border
+        f"data.dataset.root={root}",
+        f"data.dataset.train_list={root / 'train.txt'}",
+        f"data.dataset.test_list={tmp_path / 'no-such-test-list.txt'}",  # any read of it would fail the run
+        "data.dataset.fill=none",
+        "data.dataset.border=null",  # small frames without NYU's border
         "data.val_fraction=0.25",
         "data.height=48",
         "data.width=64",

@@ -6,18 +6,16 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_module
-from test_config import composed
 
-from depth_lightning.config import validate
 from experiments import report
+from tests.helpers import ROOT, built, composed, run_module
 
 TINY = [
     "data.height=64",
     "data.width=96",
-    "data.train_length=16",
-    "data.val_length=8",
-    "data.test_length=8",
+    "data.dataset.train_length=16",
+    "data.dataset.val_length=8",
+    "data.dataset.test_length=8",
     "data.num_workers=0",
     "data.batch_size=4",
     "data.eval_batch_size=4",
@@ -28,21 +26,31 @@ TINY = [
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")))
-def test_every_experiment_composes(name):
-    cfg = validate(composed(f"+experiment={name}"))
+def test_every_experiment_builds(name):
+    import torch
+
+    on_this_machine = [] if torch.cuda.is_available() else ["trainer.accelerator=cpu"]
+    # every object of the experiment but the network's ImageNet weights (not on this machine)
+    cfg, datamodule, module, _ = built(f"+experiment={name}", "model.net.pretrained=none", *on_this_machine)
     assert cfg.task_name == name
     if name in ("nyu_ablation", "kitti_ablation"):  # the paper's learned 8x8 deconvolution
-        assert cfg.model.upsample == "learned" and cfg.test_checkpoint == "last"
+        assert cfg.model.net.upsample == "learned" and cfg.test_checkpoint == "last"
 
 
 def test_paper_experiments_carry_the_papers_numbers():
-    nyu = validate(composed("+experiment=nyu_paper"))
-    assert (nyu.model.backbone, nyu.model.num_bins, nyu.data.height, nyu.data.width) == ("resnet152", 200, 240, 320)
+    nyu = composed("+experiment=nyu_paper")
+    assert (nyu.model.net.backbone, nyu.model.net.num_bins, nyu.data.height, nyu.data.width) == (
+        "resnet152",
+        200,
+        240,
+        320,
+    )
     assert (nyu.data.batch_size, nyu.trainer.accumulate_grad_batches, nyu.trainer.max_steps) == (1, 8, 50000)
     assert nyu.data.augment.scale == [1.3, 1.5] and nyu.data.augment.rotate == 5.0
-    kitti = validate(composed("+experiment=kitti_paper"))
-    assert (kitti.model.num_bins, kitti.data.height, kitti.data.width) == (50, 188, 620)
-    assert (list(kitti.data.eval.caps), kitti.data.eval.region, kitti.data.frame_size) == ([80.0, 50.0], "paper", None)
+    kitti = composed("+experiment=kitti_paper")
+    assert (kitti.model.net.num_bins, kitti.data.height, kitti.data.width) == (50, 188, 620)
+    protocol = kitti.data.protocol
+    assert (list(protocol.caps), protocol.region, kitti.data.dataset.frame_size) == ([80.0, 50.0], "paper", None)
     assert nyu.test_checkpoint == kitti.test_checkpoint == "last"  # Sec. 3.4: the model after 50k iterations
 
 
@@ -53,7 +61,7 @@ def sweep(tmp_path_factory) -> Path:
         "depth_lightning.train",
         "+experiment=synthetic_ablation",
         "hydra/launcher=joblib",
-        "model.num_bins=20,40",
+        "model.net.num_bins=20,40",
         *TINY,
         f"hydra.sweep.dir={work / 'sweep'}",
         "--multirun",
@@ -81,7 +89,7 @@ def test_ablation_sweep_saves_both_decoders_for_every_variant(sweep):
         for split in ("val", "test"):
             for dec in ("soft", "hard"):
                 assert math.isfinite(results[split][f"{dec}/abs_rel"]), (name, split, dec)
-        model = results["config"]["model"]
+        model = results["config"]["model"]["net"]
         variant, k = name.split("_", 1)[1].rsplit("-K", 1)
         assert (model["dilated"], model["fusion"]) == {
             "full": (True, True),
@@ -95,13 +103,13 @@ def test_ablation_sweep_saves_both_decoders_for_every_variant(sweep):
 
 @pytest.mark.slow
 def test_sweep_runs_share_one_wandb_group(sweep):
-    from wandb_reader import logged
+    from tests.wandb_reader import logged
 
     seen = []
     for name in ("0_full-K20", "3_no_dilation-K40"):
         run = logged(next((sweep / name / "wandb").glob("offline-run-*")))
         seen.append(run["run"])
-        assert run["config"]["model.num_bins"] in (20, 40)  # the flattened config
+        assert run["config"]["model"]["net"]["num_bins"] in (20, 40)  # the run config, once
         keys = {k for row in run["history"] for k in row}
         assert {"val/soft/abs_rel", "val/hard/abs_rel", "val/pixel_acc"} <= keys
         assert {"val/bin_distributions/_type", "val/confusion/_type"} <= keys  # Fig. 6 and Fig. 7
@@ -181,7 +189,7 @@ def test_report_on_bad_sweeps_says_what_is_wrong(tmp_path):
                 "config": {
                     "task_name": "other",
                     "data": {"name": "nyu_sync"},
-                    "model": {"dilated": True, "fusion": True, "num_bins": 200},
+                    "model": {"net": {"dilated": True, "fusion": True, "num_bins": 200}},
                 },
                 "test": metrics | {"pixel_acc": 0.2},
             }
@@ -207,7 +215,7 @@ def test_submitit_local_launcher_runs_jobs(tmp_path):
         "+experiment=synthetic_ablation",
         "hydra/launcher=submitit_local",
         "variant=full",
-        "model.num_bins=20,40",
+        "model.net.num_bins=20,40",
         *TINY,
         "logger=csv",
         f"hydra.sweep.dir={tmp_path / 'sw'}",

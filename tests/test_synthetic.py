@@ -3,18 +3,29 @@ import pytest
 import torch
 
 from depth_lightning.data import SyntheticScenes
+from depth_lightning.data.transforms import PaperAugmentation
+
+
+def scenes(length: int, h: int, w: int, **kw) -> SyntheticScenes:
+    return SyntheticScenes(train_length=length, input_size=(h, w), **kw)
 
 
 def test_frames_are_deterministic_per_seed_and_index():
-    a, b = SyntheticScenes(4, 48, 64, seed=3), SyntheticScenes(4, 48, 64, seed=3)
+    a, b = scenes(4, 48, 64, seed=3), scenes(4, 48, 64, seed=3)
     torch.testing.assert_close(a[2]["image"], b[2]["image"])
     torch.testing.assert_close(a[2]["depth"], b[2]["depth"])
     assert not torch.equal(a[1]["depth"], a[2]["depth"])
-    assert not torch.equal(SyntheticScenes(4, 48, 64, seed=4)[2]["depth"], a[2]["depth"])
+    assert not torch.equal(scenes(4, 48, 64, seed=4)[2]["depth"], a[2]["depth"])
+
+
+def test_splits_render_different_scenes():
+    train, val = scenes(4, 48, 64), SyntheticScenes(val_length=4, input_size=(48, 64), split="val")
+    assert not torch.equal(train[0]["depth"], val[0]["depth"])
+    assert val[0]["eval_mask"].all() and "eval_mask" not in train[0]  # the protocol's region: the whole frame
 
 
 def test_indoor_frames_look_like_nyu():
-    ds = SyntheticScenes(8, 120, 160)
+    ds = scenes(8, 120, 160)
     depth = torch.stack([ds[i]["depth"] for i in range(8)])
     image = ds[0]["image"]
     assert image.shape == (3, 120, 160) and image.dtype == torch.float32
@@ -25,7 +36,7 @@ def test_indoor_frames_look_like_nyu():
 
 
 def test_outdoor_frames_have_sky_and_far_depth():
-    ds = SyntheticScenes(3, 64, 208, scene="outdoor")
+    ds = scenes(3, 64, 208, scene="outdoor")
     depth = torch.stack([ds[i]["depth"] for i in range(3)])
     assert ((depth == 0).float().mean(dim=(1, 2)) > 0.01).all(), "sky is invalid depth"
     assert depth.max() > 30 and depth.max() <= 80
@@ -33,8 +44,8 @@ def test_outdoor_frames_have_sky_and_far_depth():
 
 
 def test_flips_mirror_image_and_depth_together_and_follow_the_epoch():
-    flipped = SyntheticScenes(1, 40, 56, flip=True)
-    plain = SyntheticScenes(1, 40, 56)
+    flipped = scenes(1, 40, 56, augment=PaperAugmentation(flip=True))
+    plain = scenes(1, 40, 56)
     ref = plain[0]
     seen = set()
     for epoch in range(20):
@@ -51,14 +62,14 @@ def test_flips_mirror_image_and_depth_together_and_follow_the_epoch():
 
 
 def test_cache_returns_the_same_frame():
-    ds = SyntheticScenes(2, 40, 56, cache=True)
+    ds = scenes(2, 40, 56, cache=True)
     first = ds[1]
     assert 1 in ds._cache
     np.testing.assert_array_equal(ds[1]["depth"].numpy(), first["depth"].numpy())
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="scene"):
-        SyntheticScenes(2, 40, 56, scene="forest")
-    with pytest.raises(ValueError, match="length"):
-        SyntheticScenes(0, 40, 56)
+    with pytest.raises(ValueError, match="data.dataset.scene"):
+        scenes(2, 40, 56, scene="forest")
+    with pytest.raises(ValueError, match="data.dataset.train_length"):
+        scenes(0, 40, 56)

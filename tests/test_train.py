@@ -4,8 +4,9 @@ import math
 
 import numpy as np
 import pytest
-from conftest import run_module
 from PIL import Image
+
+from tests.helpers import run_module
 
 
 def test_fast_dev_run_of_the_default_config(tmp_path):
@@ -30,11 +31,11 @@ def test_short_training_lowers_validation_loss_and_saves_everything(tiny_run):
     assert set(results["baselines"]) == {"soft", "hard", "constant", "position_prior"}
     assert (tiny_run / "checkpoints" / "last.ckpt").is_file()
     assert list((tiny_run / "panels").glob("*.png"))
-    assert results["config"]["model"]["backbone"] == "resnet18"
+    assert results["config"]["model"]["net"]["backbone"] == "resnet18"
 
 
 def test_wandb_offline_run_holds_metrics_and_an_image(tiny_run):
-    from wandb_reader import logged
+    from tests.wandb_reader import logged
 
     runs = list((tiny_run / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
@@ -59,6 +60,7 @@ def test_evaluate_prints_and_writes_both_decoders(tiny_run, tmp_path):
         "depth_lightning.evaluate",
         f"ckpt_path={ckpt}",
         f"output={out}",
+        "+data.dataset.test_length=8",  # the frames training tested (debug=tiny: 2 batches of 4)
         "hydra.run.dir=" + str(tmp_path / "eval"),
         cwd=tmp_path,
     )
@@ -89,7 +91,7 @@ def test_predict_writes_16bit_depth_that_round_trips(tiny_run, tmp_path):
         "depth_lightning.predict", f"ckpt_path={ckpt}", f"input={inputs}", f"output={out}", cwd=tmp_path, check=False
     )
     assert proc.returncode == 1
-    assert "broken.png" in proc.stderr and "not a readable image" in proc.stderr
+    assert "broken.png" in proc.stderr and "corrupt or unreadable image" in proc.stderr
     module = load_module(ckpt)
     for name, size in (("a", (70, 90)), ("b", (41, 133))):
         png = np.array(Image.open(out / f"{name}_depth.png"))
@@ -104,9 +106,9 @@ def test_predict_writes_16bit_depth_that_round_trips(tiny_run, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["model.bakbone=resnet18"], "bakbone"),
-        (["model.backbone=resnet9"], "model.backbone"),
-        (["model.num_bins=1"], "model.num_bins"),
+        (["model.net.bakbone=resnet18"], "bakbone"),
+        (["model.net.backbone=resnet9"], "model.net.backbone"),
+        (["model.net.num_bins=1"], "model.net.num_bins"),
         (["data.heigth=64"], "heigth"),
         (["trainer.max_stepz=3"], "max_stepz"),
         (["model.decoder=median"], "model.decoder"),
@@ -143,7 +145,7 @@ def test_fig7_confusion_belongs_to_the_validation_that_wrote_it(tmp_path):
     run_module(
         "depth_lightning.train",
         "debug=tiny",
-        "model.num_bins=40",
+        "model.net.num_bins=40",
         "logger=csv",
         "baselines=false",
         f"hydra.run.dir={run}",

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 from depth_lightning.data.transforms import PaperAugmentation
 
@@ -17,12 +16,12 @@ def sample(seed=0):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_depth_values_after_geometry_are_input_values_divided_by_s(seed):
-    aug = PaperAugmentation(OmegaConf.create(PAPER), seed=seed)
+    aug = PaperAugmentation(**PAPER, seed=seed)
     rgb, depth = sample(seed)
     out = aug.transform(image=rgb, mask=depth)
     s = dict(out["applied_transforms"])["Affine"]["scale"]["x"]
     assert 1.3 <= s <= 1.5
-    _, d = aug.__class__.__call__(PaperAugmentation(OmegaConf.create(PAPER), seed=seed), rgb, depth)
+    _, d = aug.__class__.__call__(PaperAugmentation(**PAPER, seed=seed), rgb, depth)
     allowed = np.append(depth.ravel() / np.float32(s), 0)
     assert np.isin(d, allowed).all(), "depth was interpolated"
     assert d.shape == depth.shape
@@ -30,7 +29,7 @@ def test_depth_values_after_geometry_are_input_values_divided_by_s(seed):
 
 def test_flip_is_exact_and_colour_never_touches_depth():
     rgb, depth = sample()
-    flip_only = PaperAugmentation(OmegaConf.create({"flip": True}), seed=0)
+    flip_only = PaperAugmentation(flip=True, seed=0)
     seen = set()
     for _ in range(12):
         r, d = flip_only(rgb, depth)
@@ -42,7 +41,7 @@ def test_flip_is_exact_and_colour_never_touches_depth():
             np.testing.assert_array_equal(r, rgb[:, ::-1])
             seen.add("flipped")
     assert seen == {"same", "flipped"}
-    colour = PaperAugmentation(OmegaConf.create({"color": [0.9, 1.1]}), seed=1)
+    colour = PaperAugmentation(color=[0.9, 1.1], seed=1)
     r, d = colour(rgb, depth)
     np.testing.assert_array_equal(d, depth)
     ratio = r.reshape(-1, 3).astype(float).sum(0) / rgb.reshape(-1, 3).astype(float).sum(0)
@@ -51,8 +50,8 @@ def test_flip_is_exact_and_colour_never_touches_depth():
 
 def test_same_seed_same_augmentation():
     rgb, depth = sample()
-    a = PaperAugmentation(OmegaConf.create(PAPER), seed=7)
-    b = PaperAugmentation(OmegaConf.create(PAPER), seed=7)
+    a = PaperAugmentation(**PAPER, seed=7)
+    b = PaperAugmentation(**PAPER, seed=7)
     for _ in range(3):
         ra, da = a(rgb, depth)
         rb, db = b(rgb, depth)

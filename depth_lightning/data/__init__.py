@@ -1,6 +1,7 @@
-"""Datasets (embedded synthetic scenes) and the DataModule."""
+"""Datasets (synthetic scenes, NYU Depth v2, KITTI), the shared frame pipeline and the DataModule."""
 
-from depth_lightning.data.datamodule import DepthDataModule, build_dataset
+from depth_lightning.data.datamodule import DepthDataModule
+from depth_lightning.data.frames import FrameDataset
 from depth_lightning.data.synthetic import SyntheticScenes
 
-__all__ = ["DepthDataModule", "SyntheticScenes", "build_dataset"]
+__all__ = ["DepthDataModule", "FrameDataset", "SyntheticScenes"]

@@ -1,21 +1,19 @@
-"""The LightningDataModule: builds the configured dataset's splits and their loaders."""
+"""The LightningDataModule: the configured dataset's three splits and their loaders."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from depth_lightning.data.frames import collate_skipping_bad
+from depth_lightning.data.frames import FrameDataset, collate_skipping_bad
 from depth_lightning.data.samplers import EpochSampler, UnpaddedDistributedSampler
 from depth_lightning.data.splits import HoldOut
-from depth_lightning.data.synthetic import SyntheticScenes
+from depth_lightning.data.transforms import PaperAugmentation
 from depth_lightning.protocol import EvalProtocol
-
-DATASETS = ("synthetic", "synthetic_outdoor", "nyu", "nyu_sync", "kitti")
 
 
 def _worker_init(worker_id: int) -> None:
@@ -23,139 +21,132 @@ def _worker_init(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-def hold_out_for(cfg: Any, split: str) -> HoldOut | None:
-    """The part of the training list ``split`` takes: validation is held out of it by scene unless
-    ``data.val_list`` names a list of its own; the test list is never part of it."""
-    if split == "test" or cfg.get("val_list"):
-        return None
-    return HoldOut(split, fraction=cfg.val_fraction, seed=cfg.seed, max_frames=cfg.get("val_max_frames"))
-
-
-def build_dataset(cfg: Any, split: str) -> Dataset:
-    """The ``split`` (train | val | test) of the dataset named by ``cfg.name``."""
-    protocol = EvalProtocol(**cfg.eval)
-    if cfg.name in ("synthetic", "synthetic_outdoor"):
-        # Disjoint seeds per split: validation scenes are never training scenes.
-        offset = {"train": 0, "val": 1_000_003, "test": 2_000_003}[split]
-        return SyntheticScenes(
-            length=cfg[f"{split}_length"],
-            height=cfg.height,
-            width=cfg.width,
-            seed=cfg.seed + offset,
-            scene=cfg.scene,
-            flip=cfg.flip and split == "train",
-            augment_seed=cfg.seed,
-            cache=cfg.cache,
-            protocol=None if split == "train" else protocol,
-        )
-    common = {
-        "input_size": (cfg.height, cfg.width),
-        "train": split == "train",
-        "augment": cfg.augment,
-        "skip_bad_samples": cfg.skip_bad_samples,
-        "seed": cfg.seed,
-        "protocol": protocol,
-    }
-    hold = hold_out_for(cfg, split)
-    if cfg.name == "nyu":
-        from depth_lightning.data.nyu import NYULabelled
-
-        return NYULabelled(
-            cfg.labelled_mat, cfg.splits_mat, split, target=cfg.target, border=cfg.border, hold_out=hold, **common
-        )
-    list_file = (
-        cfg.val_list
-        if split == "val" and cfg.get("val_list")
-        else cfg[f"{'test' if split == 'test' else 'train'}_list"]
-    )
-    if cfg.name == "nyu_sync":
-        from depth_lightning.data.nyu import NYUSync
-
-        return NYUSync(cfg.root, list_file, fill=cfg.fill, border=cfg.border, hold_out=hold, **common)
-    if cfg.name == "kitti":
-        from depth_lightning.data.kitti import KITTIEigen
-
-        return KITTIEigen(
-            cfg.root,
-            list_file,
-            gt=cfg.gt,
-            annotated_root=cfg.annotated_root,
-            frame_size=cfg.frame_size,
-            image_ext=cfg.image_ext,
-            fill=cfg.fill,
-            velodyne_pixel=cfg.velodyne_pixel,
-            hold_out=hold,
-            **common,
-        )
-    raise ValueError(f"data.name={cfg.name!r} is unknown; allowed: {', '.join(DATASETS)}")
-
-
 class DepthDataModule(L.LightningDataModule):
-    def __init__(self, cfg: Any) -> None:
+    """Builds ``dataset(split=...)`` for train, val and test, and their loaders.
+
+    Args:
+        dataset: a dataset class with its own settings bound (a Hydra ``_partial_``), called with
+            :class:`~depth_lightning.data.frames.FrameDataset`'s arguments for each split.
+        name: the dataset's name in tables and reports.
+        height, width: the network's input size.
+        depth_min, depth_max: the depth range the bins span (the model reads them).
+        augment: the training augmentation (Sec. 3.3), or None.
+        protocol: the evaluation protocol (:class:`~depth_lightning.protocol.EvalProtocol`).
+        val_fraction, val_max_frames: validation held out of the training list, by scene
+            (datasets with a validation list or split of their own ignore them).
+        batch_size, eval_batch_size, num_workers: the loaders.
+        skip_bad_samples: log and count unreadable samples instead of stopping.
+        baseline_frames: training frames the baselines (median depth, position prior) are fitted on.
+        seed: sample order, augmentation and the hold-out are pure functions of it.
+    """
+
+    def __init__(
+        self,
+        dataset: Callable[..., FrameDataset],
+        name: str,
+        height: int,
+        width: int,
+        depth_min: float,
+        depth_max: float,
+        augment: PaperAugmentation | None = None,
+        protocol: EvalProtocol | None = None,
+        val_fraction: float = 0.05,
+        val_max_frames: int | None = None,
+        batch_size: int = 8,
+        eval_batch_size: int = 8,
+        num_workers: int = 1,
+        skip_bad_samples: bool = False,
+        baseline_frames: int = 64,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
-        self.cfg = cfg
-        self.datasets: dict[str, Dataset] = {}
+        for key, value, low in (("height", height, 32), ("width", width, 32), ("batch_size", batch_size, 1)):
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"data.{key} must be an integer >= {low}, got {value!r}")
+        if not isinstance(eval_batch_size, int) or eval_batch_size < 1:
+            raise ValueError(f"data.eval_batch_size must be an integer >= 1, got {eval_batch_size!r}")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"data.num_workers must be an integer >= 0, got {num_workers!r}")
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+        self.dataset, self.name = dataset, name
+        self.input_size = (height, width)
+        self.depth_range = (depth_min, depth_max)
+        self.augment = augment
+        self.protocol = protocol or EvalProtocol()
+        self.val_fraction, self.val_max_frames = val_fraction, val_max_frames
+        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.skip_bad_samples, self.baseline_frames, self.seed = skip_bad_samples, baseline_frames, seed
+        self.datasets: dict[str, FrameDataset] = {}
+
+    def build(self, split: str) -> FrameDataset:
+        """The ``split`` (train | val | test) of the dataset."""
+        return self.dataset(
+            split=split,
+            input_size=self.input_size,
+            augment=self.augment,
+            skip_bad_samples=self.skip_bad_samples,
+            seed=self.seed,
+            protocol=self.protocol,
+            hold_out=HoldOut(split, self.val_fraction, self.seed, self.val_max_frames) if split != "test" else None,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage or "", ())
         for split in wanted or ("train", "val", "test"):
             if split not in self.datasets:
-                self.datasets[split] = build_dataset(self.cfg, split)
+                self.datasets[split] = self.build(split)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str) -> DataLoader:
         if split not in self.datasets:
-            self.datasets[split] = build_dataset(self.cfg, split)
+            self.datasets[split] = self.build(split)
         dataset = self.datasets[split]
-        workers = self.cfg.num_workers
         if split == "train":
-            sampler = EpochSampler(len(dataset), seed=self.cfg.seed, shuffle=shuffle)
+            sampler = EpochSampler(len(dataset), seed=self.seed, shuffle=True)
         else:
             sampler = UnpaddedDistributedSampler(len(dataset))
+        workers = self.num_workers
         return DataLoader(
             dataset,
-            batch_size=self.cfg.batch_size if split == "train" else self.cfg.eval_batch_size,
+            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
             sampler=sampler,
             num_workers=workers,
             persistent_workers=workers > 0,
             worker_init_fn=_worker_init if workers > 0 else None,
-            drop_last=split == "train" and len(dataset) >= self.cfg.batch_size,
-            collate_fn=None if isinstance(dataset, SyntheticScenes) else collate_skipping_bad,
+            drop_last=split == "train" and len(dataset) >= self.batch_size,
+            collate_fn=collate_skipping_bad,
             # the loader's own generator: creating an iterator must not consume the global RNG
             # (dropout's), or a resumed run would diverge from an uninterrupted one
-            generator=torch.Generator().manual_seed(self.cfg.seed),
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test")
 
-    def training_depth_sample(self, frames: int) -> np.ndarray:
-        """Depth maps of the first ``frames`` training frames, unaugmented, for the baselines."""
-        ds = build_dataset(self.cfg, "train")
-        ds.flip = False  # synthetic scenes
-        ds.augment = None  # real datasets
-        n = min(frames, len(ds))
+    def training_depth_sample(self) -> np.ndarray:
+        """Depth maps of the first ``baseline_frames`` training frames, unaugmented, for the baselines."""
+        ds = self.build("train")
+        ds.augment = None
+        n = min(self.baseline_frames, len(ds))
         return np.stack([ds[i]["depth"].numpy() for i in range(n)])
 
     def describe_validation(self) -> str | None:
         """What the validation split holds, when it was held out of the training list (else None)."""
-        if "val" not in self.datasets:
-            self.setup("validate")
+        self.setup("validate")
         val = self.datasets["val"]
-        scenes = getattr(val, "held_out_scenes", None)
-        if not scenes:
+        if not val.held_out_scenes:
             return None
-        source = self.cfg.labelled_mat if self.cfg.name == "nyu" else self.cfg.train_list
         lines = [
-            f"# validation: {len(val)} frames of {len(scenes)} scene(s) held out of {source}",
-            f"# (data.val_fraction={self.cfg.val_fraction}, data.seed={self.cfg.seed}); no frame of these scenes is"
-            " trained on, and the test list is not read",
-            *(f"scene {s}" for s in scenes),
+            f"# validation of {self.name}: {len(val)} frames of {len(val.held_out_scenes)} scene(s) held out of the"
+            f" training frames (data.val_fraction={self.val_fraction}, seed {self.seed}); no frame of these scenes"
+            " is trained on, and the test list is not read",
+            *(f"scene {s}" for s in val.held_out_scenes),
             *(val.describe(i) for i in range(len(val))),
         ]
         return "\n".join(lines) + "\n"

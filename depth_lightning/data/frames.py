@@ -1,9 +1,11 @@
-"""Shared pipeline of the real datasets: fixed crop box, augmentation, resize, bad-sample policy."""
+"""The pipeline every dataset shares: which list a split reads, the validation hold-out, the crop box,
+augmentation, resizing, the evaluation region and the bad-sample policy."""
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -16,13 +18,24 @@ from depth_lightning.data.splits import HoldOut
 from depth_lightning.data.transforms import PaperAugmentation
 from depth_lightning.protocol import EvalProtocol
 
+SPLITS = ("train", "val", "test")
 log = logging.getLogger(__name__)
 
 
 class FrameDataset(Dataset, ABC):
-    """Base class: subclasses implement ``__len__``, ``load(i) -> (rgb uint8, depth float32 metres)``,
-    ``describe(i)`` (the files of sample ``i``, for error messages) and, to hold out validation
-    scenes, ``scenes()`` and ``subset(keep)``.
+    """One split of a dataset. Subclasses implement ``__len__``, ``load(i) -> (rgb uint8, depth
+    float32 metres)`` and ``describe(i)`` (the files of sample ``i``, for error messages); those that
+    read a training list also ``scenes()`` and ``subset(keep)``, so that validation can be held out
+    of it by scene.
+
+    Args:
+        split: ``train``, ``val`` or ``test``.
+        input_size: ``(height, width)`` of the network's input.
+        augment: the training augmentation (training split only).
+        skip_bad_samples: a sample whose files are unreadable is logged and skipped, not an error.
+        seed: augmentation and the validation hold-out are pure functions of it.
+        protocol: the evaluation region of each frame (validation and test).
+        hold_out: which scenes of the training list validation takes.
 
     Items: ``image`` (3,h,w) in [0,1] at the input size; ``depth``: at the input size for training,
     at the frame's native (cropped) resolution for evaluation, with ``eval_mask``, the protocol's
@@ -31,21 +44,25 @@ class FrameDataset(Dataset, ABC):
 
     def __init__(
         self,
-        input_size: tuple[int, int],
-        train: bool,
-        augment: Any | None = None,
+        split: str = "train",
+        input_size: tuple[int, int] = (120, 160),
+        augment: PaperAugmentation | None = None,
         skip_bad_samples: bool = False,
         seed: int = 0,
         protocol: EvalProtocol | None = None,
+        hold_out: HoldOut | None = None,
     ) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split {split!r} is unknown; allowed: {', '.join(SPLITS)}")
+        self.split, self.train = split, split == "train"
         self.input_size = tuple(input_size)
-        self.train, self.seed = train, seed
-        self.augment = PaperAugmentation(augment) if (train and augment is not None) else None
+        self.seed = seed
+        self.augment = augment if self.train else None
         self.skip_bad_samples = skip_bad_samples
         self.protocol = protocol or EvalProtocol()
+        self._hold_out = hold_out
         self.held_out_scenes: list[str] = []
 
-    # -- to implement
     @abstractmethod
     def __len__(self) -> int: ...
 
@@ -60,21 +77,30 @@ class FrameDataset(Dataset, ABC):
         """``(top, bottom, left, right)`` applied to RGB and depth before anything else."""
         return None
 
-    @abstractmethod
-    def scenes(self) -> list[str]:
-        """The scene (or drive) of each sample, for a scene-disjoint validation split."""
+    # -- splits
+    def list_for_split(self, train_list: str | Path, test_list: str | Path, val_list: str | Path | None) -> Path:
+        """The list this split reads: the test list only for ``test``; validation reads its own list
+        when one is given, else the training list, of which :meth:`hold_out_validation` keeps the
+        held-out scenes."""
+        if val_list is not None and test_list is not None and Path(val_list) == Path(test_list):
+            raise ValueError(
+                f"data.dataset.val_list={str(val_list)!r} is the test list: choosing a checkpoint on the test "
+                "set biases the test numbers; set val_list=null to validate on scenes held out of the training list"
+            )
+        if self.split == "test":
+            return Path(test_list)
+        if val_list is not None:
+            self._hold_out = None  # validation has a list of its own: training keeps all of its list
+            return Path(val_list if self.split == "val" else train_list)
+        return Path(train_list)
 
-    @abstractmethod
-    def subset(self, keep: list[int]) -> None:
-        """Keep only the samples at ``keep``."""
-
-    def hold_out(self, hold: HoldOut | None) -> None:
-        """Keep the part of the list ``hold`` assigns to this split (all of it when ``hold`` is None)."""
-        if hold is None:
+    def hold_out_validation(self) -> None:
+        """Keep the part of the training list this split takes (validation: the held-out scenes)."""
+        if self._hold_out is None or self.split == "test":
             return
         scenes = self.scenes()
-        self.held_out_scenes = hold.held_out_scenes(scenes)
-        self.subset(hold.select(scenes))
+        self.held_out_scenes = self._hold_out.held_out_scenes(scenes)
+        self.subset(self._hold_out.select(scenes))
 
     # -- the pipeline
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
@@ -97,10 +123,11 @@ class FrameDataset(Dataset, ABC):
             t, b, left, r = box
             rgb, depth = rgb[t:b, left:r], depth[t:b, left:r]
         h, w = self.input_size
-        image = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+        image = rgb if rgb.shape[:2] == (h, w) else cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
         item: dict[str, Any] = {"index": index}
         if self.train:
-            depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
+            if depth.shape != (h, w):
+                depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
             if self.augment is not None:
                 # Augmentation as a pure function of (seed, epoch, index): reproducible, resumable.
                 self.augment.set_seed(int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0]))
@@ -119,8 +146,8 @@ def collate_skipping_bad(batch: list[dict[str, Any] | None]) -> dict[str, Any]:
     if len(sizes) > 1:  # evaluation ground truth is at each frame's own size
         raise DataError(
             f"frames of {len(sizes)} sizes in one evaluation batch ({', '.join('x'.join(map(str, s)) for s in sizes)} "
-            f"at indices {[b['index'] for b in good]}): set data.eval_batch_size=1, or data.frame_size=[h, w] to cut "
-            "every frame to one size"
+            f"at indices {[b['index'] for b in good]}): set data.eval_batch_size=1, or data.dataset.frame_size=[h, w] "
+            "to cut every frame to one size"
         )
     out = default_collate(good) if good else {}
     out["skipped"] = torch.tensor(len(batch) - len(good))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from depth_lightning.files import save_atomic
 
 
 class DataError(ValueError):
@@ -52,12 +52,3 @@ def write_depth_png(path: str | Path, depth: np.ndarray, scale: float) -> None:
     """Float metres -> 16-bit PNG (``round(depth * scale)``), written atomically."""
     arr = np.clip(np.round(np.nan_to_num(depth) * scale), 0, 65535).astype(np.uint16)
     save_atomic(path, lambda p: Image.fromarray(arr).save(p, format="PNG"))
-
-
-def save_atomic(path: str | Path, write: Callable[[Path], object]) -> None:
-    """``write`` a temporary file beside ``path``, then rename it: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    write(tmp)
-    os.replace(tmp, path)

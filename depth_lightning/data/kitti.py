@@ -13,7 +13,6 @@ import numpy as np
 from depth_lightning.data.frames import FrameDataset
 from depth_lightning.data.io import DataError, read_depth_png, read_rgb
 from depth_lightning.data.nyu import parse_list
-from depth_lightning.data.splits import HoldOut
 
 KITTI_URL = "https://www.cvlibs.net/datasets/kitti/raw_data.php"
 # Where a projected LiDAR point lands: ``round`` matches the official KITTI depth maps
@@ -75,7 +74,7 @@ def velodyne_depth(
     round(u, v) - 1 (``round_minus_one``, monodepth2's Eigen ground truth); the nearest point kept.
     """
     if pixel_rule not in PIXEL_RULES:
-        raise ValueError(f"data.velodyne_pixel={pixel_rule!r} is unknown; allowed: {', '.join(PIXEL_RULES)}")
+        raise ValueError(f"data.dataset.velodyne_pixel={pixel_rule!r} is unknown; allowed: {', '.join(PIXEL_RULES)}")
     projection, height, width = velodyne_projection(str(calib_dir), camera)
     velo_path = Path(velo_path)
     if not velo_path.is_file():
@@ -116,29 +115,35 @@ class KITTIEigen(FrameDataset):
     def __init__(
         self,
         root: str,
-        list_file: str,
+        train_list: str,
+        test_list: str,
+        val_list: str | None = None,
         gt: str = "velodyne",
         annotated_root: str | None = None,
         frame_size: list[int] | None = None,
         image_ext: str = ".png",
         fill: str = "none",
         velodyne_pixel: str = "round",
-        hold_out: HoldOut | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
+        if gt not in ("velodyne", "annotated"):
+            raise ValueError(f"data.dataset.gt={gt!r} is unknown; allowed: velodyne, annotated")
+        if fill not in ("colorization", "none"):
+            raise ValueError(f"data.dataset.fill={fill!r} is unknown; allowed: colorization, none")
+        if velodyne_pixel not in PIXEL_RULES:
+            raise ValueError(
+                f"data.dataset.velodyne_pixel={velodyne_pixel!r} is unknown; allowed: {', '.join(PIXEL_RULES)}"
+            )
+        self.list_file = self.list_for_split(train_list, test_list, val_list)
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(
-                f"data.root={str(self.root)!r} does not exist; it should hold KITTI raw "
+                f"data.dataset.root={str(self.root)!r} does not exist; it should hold KITTI raw "
                 f"(<date>/<date>_drive_XXXX_sync/image_02/data/*.png, velodyne_points/, calib_*.txt; {KITTI_URL})"
             )
-        if gt not in ("velodyne", "annotated"):
-            raise ValueError(f"data.gt={gt!r} is unknown; allowed: velodyne, annotated")
-        if velodyne_pixel not in PIXEL_RULES:
-            raise ValueError(f"data.velodyne_pixel={velodyne_pixel!r} is unknown; allowed: {', '.join(PIXEL_RULES)}")
         self.velodyne_pixel = velodyne_pixel
-        self.gt, self.list_file, self.image_ext = gt, Path(list_file), image_ext
+        self.gt, self.image_ext = gt, image_ext
         self.fill = fill if self.train else "none"
         self.annotated_root = Path(annotated_root) if annotated_root else None
         self.frame_size = frame_size
@@ -146,7 +151,7 @@ class KITTIEigen(FrameDataset):
         self.samples = [s for s in listed if s["depth"] is not None]
         log.info("%s: %d frames listed, %d with ground truth (%s)", self.list_file, len(listed), len(self.samples), gt)
         self.listed = len(listed)
-        self.hold_out(hold_out)
+        self.hold_out_validation()
 
     def _parse(self, parts: list[str], n: int) -> dict[str, Any]:
         where = f"{self.list_file}:{n}"
@@ -177,7 +182,9 @@ class KITTIEigen(FrameDataset):
             depth = ("velodyne", drive_dir.parent, scan, camera)
         else:
             if self.annotated_root is None:
-                raise DataError("data.gt=annotated needs data.annotated_root (the data_depth_annotated folder)")
+                raise DataError(
+                    "data.dataset.gt=annotated needs data.dataset.annotated_root (the data_depth_annotated folder)"
+                )
             rel = depth_rel or f"{drive_dir.name}/proj_depth/groundtruth/image_0{camera}/{frame_name}.png"
             found = [p for p in (self.annotated_root / s / rel for s in ("", "train", "val")) if p.is_file()]
             if not found:
@@ -208,7 +215,7 @@ class KITTIEigen(FrameDataset):
             if not filled.is_file():
                 raise DataError(
                     f"{filled}: no filled depth for {s['line']}; run python -m depth_lightning.prepare kitti "
-                    f"{self.root} --list {self.list_file} (or set data.fill=none)"
+                    f"{self.root} --list {self.list_file} (or set data.dataset.fill=none)"
                 )
             return rgb, read_depth_png(filled, scale=256.0)
         if s["depth"][0] == "velodyne":
@@ -225,6 +232,6 @@ class KITTIEigen(FrameDataset):
         fh, fw = self.frame_size
         h, w = shape
         if h < fh or w < fw:
-            raise DataError(f"a {h}x{w} frame is smaller than data.frame_size={fh}x{fw}")
+            raise DataError(f"a {h}x{w} frame is smaller than data.dataset.frame_size={fh}x{fw}")
         left = (w - fw) // 2
         return h - fh, h, left, left + fw

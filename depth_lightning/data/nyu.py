@@ -12,7 +12,6 @@ import numpy as np
 
 from depth_lightning.data.frames import FrameDataset
 from depth_lightning.data.io import DataError, read_depth_png, read_rgb
-from depth_lightning.data.splits import HoldOut
 
 NYU_URL = "https://cs.nyu.edu/~fergus/datasets/nyu_depth_v2.html"
 log = logging.getLogger(__name__)
@@ -54,9 +53,9 @@ class NYUBase(FrameDataset):
         top, bottom, left, right = self.border
         if shape[0] < bottom or shape[1] < right:
             raise DataError(
-                f"a {shape[0]}x{shape[1]} frame is smaller than the border box data.border={list(self.border)} "
-                "(rows top:bottom, cols left:right of a 480x640 NYU frame); NYU frames are 480x640: "
-                "is this the right dataset, or set data.border=null for frames without the NYU border"
+                f"a {shape[0]}x{shape[1]} frame is smaller than the border box data.dataset.border="
+                f"{list(self.border)} (rows top:bottom, cols left:right of a 480x640 NYU frame); NYU frames are "
+                "480x640: is this the right dataset, or set data.dataset.border=null for frames without the border"
             )
         return top, bottom, left, right
 
@@ -64,29 +63,33 @@ class NYUBase(FrameDataset):
 class NYULabelled(NYUBase):
     """Frames of the labelled ``.mat`` (MATLAB v7.3 / HDF5), read lazily, one file handle per worker.
 
-    ``target``: ``filled`` (the toolbox's colorization-filled ``depths``) or ``raw``
-    (``rawDepths``, 0 = missing). The test split always uses raw depth, as the field does.
+    ``root`` holds ``nyu_depth_v2_labeled.mat`` and ``splits.mat`` unless ``labelled_mat`` and
+    ``splits_mat`` name them. ``target``: ``filled`` (the toolbox's colorization-filled ``depths``) or ``raw``
+    (``rawDepths``, 0 = missing) for training; validation and test always use raw depth, as the
+    field does. Validation: scenes held out of the official training frames (the file's ``scenes``).
     """
 
     def __init__(
         self,
-        mat_path: str,
-        splits_path: str,
-        split: str,
+        root: str,
+        labelled_mat: str | None = None,
+        splits_mat: str | None = None,
         target: str = "filled",
-        hold_out: HoldOut | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
-        self.mat_path = Path(mat_path)
+        if target not in ("filled", "raw"):
+            raise ValueError(f"data.dataset.target={target!r} is unknown; allowed: filled, raw")
+        self.mat_path = Path(labelled_mat or Path(root) / "nyu_depth_v2_labeled.mat")
+        splits_mat = splits_mat or Path(root) / "splits.mat"
         if not self.mat_path.is_file():
             raise DataError(
-                f"{self.mat_path}: nyu_depth_v2_labeled.mat not found; data.root should hold it and splits.mat "
+                f"{self.mat_path}: nyu_depth_v2_labeled.mat not found; data.dataset.root should hold it and splits.mat "
                 f"(both published at {NYU_URL})"
             )
         # validation: scenes held out of the official training frames (``hold_out``), never the test set
-        self.indices = read_splits(splits_path)["test" if split == "test" else "train"]
-        self.key = "rawDepths" if split in ("val", "test") or target == "raw" else "depths"
+        self.indices = read_splits(splits_mat)["test" if self.split == "test" else "train"]
+        self.key = "depths" if self.train and target == "filled" else "rawDepths"
         self._h5 = None
         self._pid = None
         with self._file() as f:
@@ -94,12 +97,10 @@ class NYULabelled(NYUBase):
                 if key not in f:
                     raise DataError(f"{self.mat_path}: no dataset '{key}' in the file (not the labelled NYU .mat?)")
             n = f["images"].shape[0]
-            self._scene_names = _scene_names(f) if hold_out is not None else None
+            self._scene_names = _scene_names(f) if self._hold_out is not None else None
         if self.indices.max(initial=-1) >= n:
-            raise DataError(
-                f"{splits_path}: index {self.indices.max() + 1} is beyond the {n} frames of {self.mat_path}"
-            )
-        self.hold_out(hold_out)
+            raise DataError(f"{splits_mat}: index {self.indices.max() + 1} is beyond the {n} frames of {self.mat_path}")
+        self.hold_out_validation()
 
     def _file(self):
         import h5py
@@ -167,16 +168,24 @@ class NYUSync(NYUBase):
     """
 
     def __init__(
-        self, root: str, list_file: str, fill: str = "none", hold_out: HoldOut | None = None, **kw: Any
+        self,
+        root: str,
+        train_list: str,
+        test_list: str,
+        val_list: str | None = None,
+        fill: str = "none",
+        **kw: Any,
     ) -> None:
         super().__init__(**kw)
+        if fill not in ("colorization", "none"):
+            raise ValueError(f"data.dataset.fill={fill!r} is unknown; allowed: colorization, none")
+        self.list_file = self.list_for_split(train_list, test_list, val_list)
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(
-                f"data.root={str(self.root)!r} does not exist; it should hold the NYU sync scenes "
-                f"(scene/rgb_XXXXX.jpg, scene/sync_depth_XXXXX.png) named by {list_file} ({NYU_URL})"
+                f"data.dataset.root={str(self.root)!r} does not exist; it should hold the NYU sync scenes "
+                f"(scene/rgb_XXXXX.jpg, scene/sync_depth_XXXXX.png) named by {self.list_file} ({NYU_URL})"
             )
-        self.list_file = Path(list_file)
         self.samples: list[tuple[Path, Path, int]] = []
         for n, parts in enumerate(parse_list(self.list_file), start=1):
             if len(parts) < 2:
@@ -184,7 +193,7 @@ class NYUSync(NYUBase):
             rgb, depth = (self.root / p.lstrip("/") for p in parts[:2])
             self.samples.append((rgb, depth, n))
         self.fill = fill
-        self.hold_out(hold_out)
+        self.hold_out_validation()
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -209,7 +218,7 @@ class NYUSync(NYUBase):
             if not filled.is_file():
                 raise DataError(
                     f"{filled}: no filled depth for {depth_path}; run python -m depth_lightning.prepare nyu "
-                    f"{self.root} --list {self.list_file} (or set data.fill=none)"
+                    f"{self.root} --list {self.list_file} (or set data.dataset.fill=none)"
                 )
             depth_path = filled
         return read_rgb(rgb_path), read_depth_png(depth_path, scale=1000.0)

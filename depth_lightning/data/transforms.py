@@ -8,7 +8,7 @@ Horizontal flip. Rotation U[-5, 5] degrees.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import albumentations as A
 import cv2
@@ -16,18 +16,29 @@ import numpy as np
 
 
 class PaperAugmentation:
-    """Callable ``(rgb uint8 HxWx3, depth float32 HxW) -> (rgb, depth)``; configured by ``cfg``.
+    """Callable ``(rgb uint8 HxWx3, depth float32 HxW) -> (rgb, depth)``.
 
-    ``cfg`` keys: ``color`` [lo, hi] or null, ``scale`` [lo, hi] or null, ``flip`` bool,
-    ``rotate`` degrees or null, ``divide_depth_by_scale`` bool.
+    Args:
+        color: each channel x U[lo, hi], or None.
+        scale: s ~ U[lo, hi] about the centre, or None.
+        flip: horizontal flip with probability 1/2.
+        rotate: U[-rotate, rotate] degrees, or None.
+        divide_depth_by_scale: depth / s after scaling (Eigen et al.'s convention).
     """
 
-    def __init__(self, cfg: Any, seed: int | None = None) -> None:
-        self.divide = bool(cfg.get("divide_depth_by_scale", True))
+    def __init__(
+        self,
+        color: Sequence[float] | None = None,
+        scale: Sequence[float] | None = None,
+        flip: bool = False,
+        rotate: float | None = None,
+        divide_depth_by_scale: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        self.divide = bool(divide_depth_by_scale)
         ops: list[A.BasicTransform] = []
-        if cfg.get("flip", False):
+        if flip:
             ops.append(A.HorizontalFlip(p=0.5))
-        scale, rotate = cfg.get("scale"), cfg.get("rotate")
         if scale is not None or rotate is not None:
             ops.append(
                 A.Affine(
@@ -42,7 +53,6 @@ class PaperAugmentation:
                     p=1.0,
                 )
             )
-        color = cfg.get("color")
         if color is not None:
             ops.append(A.MultiplicativeNoise(multiplier=tuple(color), per_channel=True, elementwise=False, p=1.0))
         self.transform = A.Compose(ops, seed=seed, save_applied_params=True)

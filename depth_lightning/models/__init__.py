@@ -4,7 +4,7 @@ from depth_lightning.models.backbone import BACKBONES, ResNetBackbone
 from depth_lightning.models.bins import DECODERS, IGNORE_INDEX, LogDepthBins
 from depth_lightning.models.head import FusionHead, Upsample4x
 from depth_lightning.models.loss import bin_cross_entropy
-from depth_lightning.models.network import DepthNet, build_network, count_parameters
+from depth_lightning.models.network import DepthNet, count_parameters
 
 __all__ = [
     "DECODERS",
@@ -16,6 +16,5 @@ __all__ = [
     "ResNetBackbone",
     "Upsample4x",
     "bin_cross_entropy",
-    "build_network",
     "count_parameters",
 ]

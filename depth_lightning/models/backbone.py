@@ -13,7 +13,6 @@ from torchvision.models.resnet import BasicBlock
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 STAGES = ("layer2", "layer3", "layer4")  # the stages whose outputs are at 1/8 of the input
-MIN_INPUT = 32  # below this the 1/8 feature map is < 4 pixels and BatchNorm statistics degenerate
 
 
 def _set_dilation(block: nn.Module, dilation: int) -> None:
@@ -52,7 +51,7 @@ class ResNetBackbone(nn.Module):
     ) -> None:
         super().__init__()
         if name not in BACKBONES:
-            raise ValueError(f"model.backbone={name!r} is unknown; allowed: {', '.join(BACKBONES)}")
+            raise ValueError(f"model.net.backbone={name!r} is unknown; allowed: {', '.join(BACKBONES)}")
         if output_stride not in (8, 32):
             raise ValueError(f"output_stride must be 8 or 32, got {output_stride}")
         if output_stride == 32 and dilated:
@@ -72,8 +71,7 @@ class ResNetBackbone(nn.Module):
         self.taps = list(taps)
         self._tap_index = [self._parse_tap(t) for t in self.taps]
         if len(set(self._tap_index)) != len(self._tap_index):
-            raise ValueError(f"model.taps has duplicates after resolution: {self.taps}")
-        self._tap_index_order = sorted(range(len(self.taps)), key=lambda i: self._tap_index[i])
+            raise ValueError(f"model.net.taps has duplicates after resolution: {self.taps}")
         self.stage_channels = {
             "layer2": self.layer2[-1].conv1.in_channels,
             "layer3": self.layer3[-1].conv1.in_channels,
@@ -87,9 +85,9 @@ class ResNetBackbone(nn.Module):
         allowed = "layer2, layer3, layer4, layerN.<block index>, layerN.mid (N in 2..4)"
         stage_name, _, block = str(tap).partition(".")
         if stage_name not in STAGES:
-            raise ValueError(f"model.taps: unknown tap {tap!r}; allowed: {allowed} (all at 1/8 resolution)")
+            raise ValueError(f"model.net.taps: unknown tap {tap!r}; allowed: {allowed} (all at 1/8 resolution)")
         if self.output_stride != 8:
-            raise ValueError("model.taps needs output_stride=8: the fused maps must have the same size")
+            raise ValueError("model.net.taps needs output_stride=8: the fused maps must have the same size")
         n = len(getattr(self, stage_name))
         if block == "":
             index = n - 1
@@ -99,9 +97,9 @@ class ResNetBackbone(nn.Module):
             try:
                 index = int(block)
             except ValueError:
-                raise ValueError(f"model.taps: unknown tap {tap!r}; allowed: {allowed}") from None
+                raise ValueError(f"model.net.taps: unknown tap {tap!r}; allowed: {allowed}") from None
             if not -n <= index < n:
-                raise ValueError(f"model.taps: {tap!r} is out of range, {stage_name} of {self.name} has {n} blocks")
+                raise ValueError(f"model.net.taps: {tap!r} is out of range, {stage_name} of {self.name} has {n} blocks")
             index %= n
         return int(stage_name[-1]), index
 
@@ -112,7 +110,7 @@ class ResNetBackbone(nn.Module):
         if missing or unexpected:
             raise ValueError(
                 f"not a torchvision {self.name} state_dict: missing keys {missing[:5]}..., "
-                f"unexpected keys {unexpected[:5]}... (model.pretrained)"
+                f"unexpected keys {unexpected[:5]}... (model.net.pretrained)"
             )
 
     def stem(self, x: Tensor) -> Tensor:
@@ -120,10 +118,6 @@ class ResNetBackbone(nn.Module):
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """Return the tapped maps in the order of ``taps``."""
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"the network takes (B, 3, H, W) RGB images, got shape {tuple(x.shape)}")
-        if min(x.shape[-2:]) < MIN_INPUT:
-            raise ValueError(f"input {tuple(x.shape[-2:])} is too small: height and width must be >= {MIN_INPUT}")
         wanted = {idx: i for i, idx in enumerate(self._tap_index)}
         last = max(self._tap_index)
         out: list[Tensor | None] = [None] * len(self.taps)
@@ -151,19 +145,19 @@ def _pretrained_state_dict(name: str, pretrained: str) -> dict[str, Tensor]:
             return weights.get_state_dict(progress=False, check_hash=True)
         except (OSError, RuntimeError) as err:  # URLError is an OSError
             raise RuntimeError(
-                f"model.pretrained=imagenet: could not load {name} ImageNet weights ({err}). "
+                f"model.net.pretrained=imagenet: could not load {name} ImageNet weights ({err}). "
                 f"torchvision looks for them in its cache at {cache}; with no network, copy "
-                f"{weights.url} there (or set TORCH_HOME), or use model.pretrained=<path to a state_dict>."
+                f"{weights.url} there (or set TORCH_HOME), or use model.net.pretrained=<path to a state_dict>."
             ) from err
     path = Path(pretrained)
     if not path.is_file():
         raise FileNotFoundError(
-            f"model.pretrained={pretrained!r}: no such file; use 'none', 'imagenet' or a state_dict path"
+            f"model.net.pretrained={pretrained!r}: no such file; use 'none', 'imagenet' or a state_dict path"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"model.pretrained={pretrained!r}: cannot read a state_dict from it ({err})") from err
+        raise ValueError(f"model.net.pretrained={pretrained!r}: cannot read a state_dict from it ({err})") from err
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     return state

@@ -22,9 +22,7 @@ class LogDepthBins(nn.Module):
         d_min: depth of the first bin centre (metres).
         d_max: depth of the last bin centre (metres).
         num_bins: K, the number of classes.
-        valid_min: depths below this are invalid (ignored in the loss); ``None``: any positive depth.
-        valid_max: depths above this are invalid; ``None``: any finite depth.
-        ignore_index: label given to invalid pixels.
+        ignore_index: label given to invalid pixels (no depth: 0, NaN or inf).
     """
 
     def __init__(
@@ -32,21 +30,17 @@ class LogDepthBins(nn.Module):
         d_min: float,
         d_max: float,
         num_bins: int,
-        valid_min: float | None = None,
-        valid_max: float | None = None,
         ignore_index: int = IGNORE_INDEX,
     ) -> None:
         super().__init__()
-        if int(num_bins) != num_bins or num_bins < 2:
-            raise ValueError(f"model.num_bins must be an integer >= 2, got {num_bins!r}")
-        if not (math.isfinite(d_min) and math.isfinite(d_max)) or d_min <= 0 or d_min >= d_max:
+        if not isinstance(num_bins, int) or isinstance(num_bins, bool) or num_bins < 2:
+            raise ValueError(f"model.net.num_bins must be an integer >= 2, got {num_bins!r}")
+        numbers = all(isinstance(d, (int, float)) and math.isfinite(d) for d in (d_min, d_max))
+        if not numbers or d_min <= 0 or d_min >= d_max:
             raise ValueError(
                 f"bins need 0 < d_min < d_max (data.depth_min / data.depth_max), got d_min={d_min}, d_max={d_max}"
             )
-        if valid_min is not None and valid_max is not None and valid_min >= valid_max:
-            raise ValueError(f"valid_min must be < valid_max, got {valid_min} >= {valid_max}")
         self.d_min, self.d_max, self.num_bins = float(d_min), float(d_max), int(num_bins)
-        self.valid_min, self.valid_max = valid_min, valid_max
         self.ignore_index = int(ignore_index)
         self.log_d_min = math.log(self.d_min)
         self.q = (math.log(self.d_max) - self.log_d_min) / (self.num_bins - 1)
@@ -58,13 +52,8 @@ class LogDepthBins(nn.Module):
         return f"d_min={self.d_min}, d_max={self.d_max}, num_bins={self.num_bins}, q={self.q:.5f}"
 
     def valid_mask(self, depth: Tensor) -> Tensor:
-        """Pixels with a usable ground-truth depth: finite, positive, inside the valid range."""
-        valid = torch.isfinite(depth) & (depth > 0)
-        if self.valid_min is not None:
-            valid &= depth >= self.valid_min
-        if self.valid_max is not None:
-            valid &= depth <= self.valid_max
-        return valid
+        """Pixels with a usable ground-truth depth: finite and positive."""
+        return torch.isfinite(depth) & (depth > 0)
 
     def labels(self, depth: Tensor) -> Tensor:
         """Eq. 3: ``round((ln d - ln d_min) / q)`` clamped to ``[0, K-1]``; invalid -> ``ignore_index``."""
@@ -119,10 +108,3 @@ class LogDepthBins(nn.Module):
             mean, std = self.log_moments(logits)
             bins = self.most_likely(logits)
             return {"soft": torch.exp(mean), "hard": self.centre(bins), "uncertainty": std, "bin": bins}
-
-    def pixel_accuracy(self, logits: Tensor, depth: Tensor) -> Tensor:
-        """Fraction of valid pixels whose argmax bin equals the ground-truth label (Table 4)."""
-        labels = self.labels(depth)
-        valid = labels != self.ignore_index
-        correct = (self.most_likely(logits) == labels) & valid
-        return correct.sum().float() / valid.sum().clamp_min(1).float()

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from depth_lightning.models.packed_dropout import PackedUniformDropout
+
 UPSAMPLE_MODES = ("learned", "bilinear")
 UP_KERNEL, UP_STRIDE = 8, 4
 # Where the deconvolution's output grid meets the 1/2-resolution pixel grid: with an 1/8 feature
@@ -35,7 +37,7 @@ class Upsample4x(nn.Module):
     def __init__(self, channels: int, mode: str = "learned") -> None:
         super().__init__()
         if mode not in UPSAMPLE_MODES:
-            raise ValueError(f"model.upsample={mode!r} is unknown; allowed: {', '.join(UPSAMPLE_MODES)}")
+            raise ValueError(f"model.net.upsample={mode!r} is unknown; allowed: {', '.join(UPSAMPLE_MODES)}")
         self.mode, self.channels = mode, channels
         kernel = bilinear_kernel(UP_KERNEL)
         if mode == "learned":
@@ -52,37 +54,6 @@ class Upsample4x(nn.Module):
         return y[:, :, UP_OFFSET : UP_OFFSET + h, UP_OFFSET : UP_OFFSET + w]
 
 
-class Dropout(nn.Dropout):
-    """``nn.Dropout`` whose CPU mask costs a tenth: four 16-bit uniforms from each 64-bit random draw.
-
-    On the CPU, PyTorch draws a Bernoulli mask one element at a time from its mt19937 generator:
-    54 ms for the paper's 4608x30x40 fused map, 6 % of a training step. Here a pixel is kept when its
-    16-bit uniform falls below ``(1 - p) * 2^16``, so ``p`` is honoured to 2^-16 (exactly for 0.5),
-    and the draws come from the same seeded generator. Other devices use the fused built-in kernel.
-    """
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0 or x.device.type != "cpu":
-            return super().forward(x)
-        if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
-            x = x.contiguous()
-        n = x.numel()
-        words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
-        # x's own strides over the flat draws: the mask has x's memory layout (channels_last too)
-        uniform = words.view(torch.int16)[:n].as_strided(x.shape, x.stride())
-        keep = uniform < round((1 - self.p) * 2**16) - 2**15
-        return (x * keep).mul_(1 / (1 - self.p))
-
-
-class ConvBNReLU(nn.Sequential):
-    def __init__(self, cin: int, cout: int, kernel: int = 1) -> None:
-        super().__init__(
-            nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU(inplace=True),
-        )
-
-
 class FusionHead(nn.Module):
     """Concatenate the tapped maps, dropout, 3x3 conv to K channels + BN, 4x deconvolution.
 
@@ -91,7 +62,6 @@ class FusionHead(nn.Module):
         num_bins: K.
         fusion: concatenate every tap (the paper); ``False`` is Table 3's "no concat layer"
             ablation: only the last map is used.
-        reduce_channels: if set, each tap first goes through a 1x1 conv + BN + ReLU to this width.
         dropout: dropout probability before the classifier (0.5 in the paper).
         upsample: ``learned`` or ``bilinear`` (see :class:`Upsample4x`).
     """
@@ -101,24 +71,17 @@ class FusionHead(nn.Module):
         in_channels: Sequence[int],
         num_bins: int,
         fusion: bool = True,
-        reduce_channels: int | None = None,
         dropout: float = 0.5,
         upsample: str = "learned",
     ) -> None:
         super().__init__()
         if not in_channels:
-            raise ValueError("model.taps must name at least one feature map")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1), got {dropout}")
+            raise ValueError("model.net.taps must name at least one feature map")
+        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
+            raise ValueError(f"model.net.dropout must be in [0, 1), got {dropout!r}")
         self.fusion = fusion
-        used = list(in_channels) if fusion else [in_channels[-1]]
-        if reduce_channels:
-            self.reduce = nn.ModuleList(ConvBNReLU(c, reduce_channels) for c in used)
-            width = reduce_channels * len(used)
-        else:
-            self.reduce = None
-            width = sum(used)
-        self.dropout = Dropout(dropout)
+        width = sum(in_channels) if fusion else in_channels[-1]
+        self.dropout = PackedUniformDropout(dropout)
         # Fig. 2 caption: BatchNorm follows every convolution but the last (the deconvolution).
         # No ReLU here: these are logits.
         self.classifier = nn.Sequential(nn.Conv2d(width, num_bins, 3, padding=1, bias=False), nn.BatchNorm2d(num_bins))
@@ -126,7 +89,5 @@ class FusionHead(nn.Module):
 
     def forward(self, features: Sequence[Tensor], out_size: tuple[int, int]) -> Tensor:
         maps = list(features) if self.fusion else [features[-1]]
-        if self.reduce is not None:
-            maps = [r(m) for r, m in zip(self.reduce, maps, strict=True)]
         x = torch.cat(maps, dim=1) if len(maps) > 1 else maps[0]
         return self.upsample(self.classifier(self.dropout(x)), out_size)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from depth_lightning.models.backbone import ResNetBackbone
@@ -16,36 +16,67 @@ from depth_lightning.models.head import FusionHead
 # (weights.transforms().mean / .std).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-NORMALIZATIONS = ("imagenet", "none")
-
-
-def input_normalization(normalize: str, pretrained: str) -> str:
-    """``auto``: ImageNet statistics when the backbone starts from pretrained weights, else none."""
-    if normalize == "auto":
-        return "none" if pretrained in (None, "none") else "imagenet"
-    return normalize
+NORMALIZATIONS = ("auto", "imagenet", "none")
+MIN_INPUT = 32  # below this the 1/8 feature map is < 4 pixels and BatchNorm statistics degenerate
 
 
 class Normalize(nn.Module):
     """``(x - mean) / std`` per channel, part of the network so that training, evaluation, predict
-    and the ONNX graph all feed the weights what they were trained on."""
+    and the ONNX graph all feed the weights what they were trained on. The statistics are saved with
+    the weights: a checkpoint restores the normalisation it was trained with."""
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, mean: Sequence[float] = (0.0, 0.0, 0.0), std: Sequence[float] = (1.0, 1.0, 1.0)) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
 
+class FrozenStatisticsBatchNorm2d(nn.Module):
+    """BatchNorm that always normalises with its running statistics (never updates them) and still
+    trains its affine weight and bias. Not a ``_BatchNorm``: ``train()``/``eval()`` and conversion to
+    SyncBatchNorm leave it as it is. Same parameter and buffer names: checkpoints load either way."""
+
+    def __init__(self, bn: nn.modules.batchnorm._BatchNorm) -> None:
+        super().__init__()
+        self.eps = bn.eps
+        self.weight = nn.Parameter(bn.weight.detach().clone())
+        self.bias = nn.Parameter(bn.bias.detach().clone())
+        self.register_buffer("running_mean", bn.running_mean.detach().clone())
+        self.register_buffer("running_var", bn.running_var.detach().clone())
+        self.register_buffer("num_batches_tracked", bn.num_batches_tracked.detach().clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+
+
+def freeze_batchnorm_statistics(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm of ``module`` by a :class:`FrozenStatisticsBatchNorm2d` of it."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(module, name, FrozenStatisticsBatchNorm2d(child))
+        else:
+            freeze_batchnorm_statistics(child)
+    return module
+
+
 class DepthNet(nn.Module):
-    """RGB ``(B,3,H,W)`` -> logits over K log-depth bins ``(B,K,floor(H/2),floor(W/2))``.
+    """RGB ``(B,3,H,W)`` in [0, 1] -> logits over K log-depth bins ``(B,K,floor(H/2),floor(W/2))``.
+
+    Args:
+        backbone, dilated, taps, pretrained: the trunk (:class:`ResNetBackbone`).
+        num_bins, d_min, d_max: the bins (:class:`LogDepthBins`).
+        fusion, dropout, upsample: the head (:class:`FusionHead`).
+        normalize: ``imagenet`` standardises the input as ImageNet weights expect; ``auto`` does so
+            when the trunk starts from pretrained weights; ``none``.
+        freeze_bn: the backbone's BatchNorm layers normalise with their (pretrained) running
+            statistics and never update them, while their affine weights train: batch statistics
+            of a single image are noisy (the paper trains at batch 1), and Caffe ResNets were
+            fine-tuned with frozen statistics.
 
     ``predict`` decodes the logits into depth (soft-weighted-sum and hard-max) and uncertainty.
-    ``normalize``: ``imagenet`` standardises the RGB input as the ImageNet weights expect.
-    ``freeze_bn``: the backbone's BatchNorm layers stay in eval mode (running statistics frozen)
-    while training, as Caffe ResNets were fine-tuned (and mmseg's ``norm_eval``).
     """
 
     def __init__(
@@ -57,73 +88,39 @@ class DepthNet(nn.Module):
         dilated: bool = True,
         fusion: bool = True,
         taps: Sequence[str] = ("layer2", "layer3.mid", "layer3", "layer4"),
-        reduce_channels: int | None = None,
         dropout: float = 0.5,
         upsample: str = "learned",
         pretrained: str = "none",
-        valid_min: float | None = None,
-        valid_max: float | None = None,
-        normalize: str = "none",
+        normalize: str = "auto",
         freeze_bn: bool = False,
     ) -> None:
         super().__init__()
-        normalize = input_normalization(normalize, pretrained)
         if normalize not in NORMALIZATIONS:
-            raise ValueError(f"model.normalize={normalize!r} is unknown; allowed: auto, {', '.join(NORMALIZATIONS)}")
-        self.normalize = Normalize(IMAGENET_MEAN, IMAGENET_STD) if normalize == "imagenet" else nn.Identity()
-        self.freeze_bn = freeze_bn
-        self.bins = LogDepthBins(d_min, d_max, num_bins, valid_min=valid_min, valid_max=valid_max)
+            raise ValueError(f"model.net.normalize={normalize!r} is unknown; allowed: {', '.join(NORMALIZATIONS)}")
+        imagenet = normalize == "imagenet" or (normalize == "auto" and pretrained not in (None, "none"))
+        self.normalize = Normalize(IMAGENET_MEAN, IMAGENET_STD) if imagenet else Normalize()
+        self.bins = LogDepthBins(d_min, d_max, num_bins)
         self.backbone = ResNetBackbone(backbone, dilated=dilated, taps=taps, pretrained=pretrained)
-        self.head = FusionHead(
-            self.backbone.out_channels,
-            num_bins,
-            fusion=fusion,
-            reduce_channels=reduce_channels,
-            dropout=dropout,
-            upsample=upsample,
-        )
+        if freeze_bn:
+            freeze_batchnorm_statistics(self.backbone)
+        self.head = FusionHead(self.backbone.out_channels, num_bins, fusion=fusion, dropout=dropout, upsample=upsample)
 
     @staticmethod
     def output_size(height: int, width: int) -> tuple[int, int]:
         return height // 2, width // 2
 
-    def train(self, mode: bool = True) -> DepthNet:
-        super().train(mode)
-        if mode and self.freeze_bn:
-            for m in self.backbone.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        return self
-
     def forward(self, image: Tensor) -> Tensor:
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise ValueError(f"the network takes (B, 3, H, W) RGB images, got shape {tuple(image.shape)}")
         h, w = image.shape[-2:]
+        if min(h, w) < MIN_INPUT:
+            raise ValueError(f"input {(h, w)} is too small: height and width must be >= {MIN_INPUT}")
         return self.head(self.backbone(self.normalize(image)), self.output_size(h, w))
 
     def predict(self, image: Tensor) -> dict[str, Tensor]:
         """Logits plus ``soft``/``hard`` depth (metres) and ``uncertainty`` (std of log depth)."""
         logits = self(image)
         return {"logits": logits, **self.bins.decode(logits)}
-
-
-def build_network(cfg: Any) -> DepthNet:
-    """Build from a ``model`` config node (see ``depth_lightning.config.ModelConfig``)."""
-    return DepthNet(
-        backbone=cfg.backbone,
-        num_bins=cfg.num_bins,
-        d_min=cfg.d_min,
-        d_max=cfg.d_max,
-        dilated=cfg.dilated,
-        fusion=cfg.fusion,
-        taps=list(cfg.taps),
-        reduce_channels=cfg.reduce_channels,
-        dropout=cfg.dropout,
-        upsample=cfg.upsample,
-        pretrained=cfg.pretrained,
-        valid_min=cfg.get("valid_min"),
-        valid_max=cfg.get("valid_max"),
-        normalize=cfg.get("normalize", "auto"),
-        freeze_bn=cfg.get("freeze_bn", False),
-    )
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:

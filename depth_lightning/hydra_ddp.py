@@ -2,8 +2,11 @@
 
 Lightning starts ranks > 0 of a local DDP job by re-executing the command line with
 ``hydra.run.dir=<run dir>``. Inside a multirun that command line still says ``--multirun`` and
-holds the whole sweep, so each rank would start the sweep again. :func:`patch_lightning_for_hydra`
+holds the whole sweep, so each rank would start the sweep again. :func:`run_ddp_ranks_as_this_job`
 makes the re-executed command the single job instead: its own overrides and its own output folder.
+It replaces ``lightning.fabric.strategies.launchers.subprocess_script._hydra_subprocess_cmd``, a
+private function: ``pyproject.toml`` bounds ``lightning`` to the releases it was tested with, and the
+call below fails loudly, not silently, if that function is gone.
 """
 
 from __future__ import annotations
@@ -35,12 +38,17 @@ def job_command(local_rank: int) -> tuple[Sequence[str], str]:
     return command, get_original_cwd()
 
 
-def patch_lightning_for_hydra() -> None:
+def run_ddp_ranks_as_this_job() -> None:
     """Route Lightning's per-rank re-execution through :func:`job_command` (idempotent)."""
     global _PATCHED
     if _PATCHED:
         return
     from lightning.fabric.strategies.launchers import subprocess_script
 
+    if not hasattr(subprocess_script, "_hydra_subprocess_cmd"):
+        raise RuntimeError(
+            "this lightning release has no subprocess_script._hydra_subprocess_cmd: multi-process DDP under "
+            "Hydra needs the release range pyproject.toml names (pip install -e .)"
+        )
     subprocess_script._hydra_subprocess_cmd = job_command
     _PATCHED = True

@@ -1,0 +1,56 @@
+"""Data loading: one DataLoader worker's samples/s on files in the datasets' own formats, and the
+synthetic renderer's frames/s."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.timing import measure
+from depth_lightning.data.kitti import KITTIEigen
+from depth_lightning.data.nyu import NYUSync
+from depth_lightning.data.synthetic import SyntheticScenes
+from depth_lightning.data.transforms import PaperAugmentation
+from tests.datasets import write_kitti, write_nyu_sync
+
+PAPER_AUGMENTATION = {"color": [0.9, 1.1], "scale": [1.3, 1.5], "flip": True, "rotate": 5.0}
+
+
+def loading(frames: int) -> dict[str, Any]:
+    """NYU sync (480x640 JPEG + 16-bit PNG) -> 240x320 with the paper's augmentation, and KITTI raw
+    (375x1242 PNG + a Velodyne scan projected) -> 188x620, one thread, samples/s."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    augment = PaperAugmentation(**PAPER_AUGMENTATION)
+    out: dict[str, Any] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = write_nyu_sync(Path(tmp) / "nyu", {"scene": frames})
+            nyu = NYUSync(
+                root, root / "train.txt", None, border=[45, 471, 41, 601], input_size=(240, 320), augment=augment
+            )
+            out["nyu_sync"] = frames / measure(lambda: [nyu[(0, i)] for i in range(frames)])["median"]
+            k = write_kitti(Path(tmp) / "kitti", frames=(0, 1, 2, 3))
+            kitti = KITTIEigen(k["raw"], k["monodepth2"], None, input_size=(188, 620), augment=augment)
+            out["kitti_velodyne"] = 4 / measure(lambda: [kitti[(0, i)] for i in range(4)])["median"]
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def render() -> dict[str, float]:
+    """Frames/s of the synthetic renderer (NumPy, one core; fresh frames: no cache)."""
+    out = {}
+    seeds = iter(range(10**6))
+    for scene, h, w, n in (("indoor", 240, 320, 12), ("indoor", 120, 160, 24), ("outdoor", 188, 620, 6)):
+
+        def frames(scene: str = scene, h: int = h, w: int = w, n: int = n) -> None:
+            ds = SyntheticScenes(scene=scene, train_length=n, input_size=(h, w), seed=next(seeds))
+            for i in range(n):
+                ds.load(i)
+
+        out[f"{scene}_{h}x{w}"] = n / measure(frames)["median"]
+    return out

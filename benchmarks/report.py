@@ -1,0 +1,127 @@
+"""The results file: GPU planning from the counted FLOPs, and the Markdown summary of a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+GPUS = {
+    "V100 (125 TFLOP/s fp16 tensor)": 125e12,
+    "A100 (312 TFLOP/s bf16)": 312e12,
+    "H100 SXM (989 TFLOP/s bf16)": 989e12,
+}
+UTILISATION = 0.35
+
+
+def gpu_plan(flops_per_image: dict[str, float]) -> list[dict[str, Any]]:
+    """Estimates: training FLOPs per image / (peak x utilisation); NYU epoch = 24k images, the
+    paper's schedule = 50k steps x 8 images."""
+    rows = []
+    for config, f in flops_per_image.items():
+        for gpu, peak in GPUS.items():
+            s_img = f / (peak * UTILISATION)
+            rows.append(
+                {
+                    "config": config,
+                    "gpu": gpu,
+                    "train_tflops_per_image": f / 1e12,
+                    "epoch_24k_min": 24_000 * s_img / 60,
+                    "schedule_50k_x8_h": 400_000 * s_img / 3600,
+                }
+            )
+    return rows
+
+
+def _gf(x: float) -> str:
+    return f"{x / 1e9:.0f}"
+
+
+def markdown(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    lines = [
+        f"# Benchmarks: {m['cpu']} ({m['capability']}, native bf16: {'yes' if m['native_bf16'] else 'no'}), "
+        f"{m['cores']} cores, {r['date']}",
+        "",
+        f"torch {m['torch']}, {m['threads']} threads, precision {m['precision']} (the suite's choice on this machine)"
+        f"{', --quick' if r['quick'] else ''}. Times are medians of repeats; ratios come from one run.",
+        "",
+        "| measure | value | target |",
+        "| --- | ---: | --- |",
+    ]
+    peak = r["peak_conv"]
+    lines.append(
+        f"| peak 3x3 conv, fwd+bwd, {m['precision']}, NCHW / NHWC | {_gf(peak['nchw'])} / {_gf(peak['nhwc'])} "
+        "GFLOP/s | |"
+    )
+    for name, o in r.items():
+        if name.startswith("overhead"):
+            label = f", {o['label']}" if o.get("label") else ""
+            lines.append(
+                f"| suite / plain loop, time per optimiser step (small config{label}) | {o['ratio']:.3f} "
+                f"({o['suite']['median'] * 1e3:.0f} vs {o['plain']['median'] * 1e3:.0f} ms) | <= 1.03 |"
+            )
+    if "paper_step" in r:
+        p, bare = r["paper_step"], r["bare_resnet152"]
+        lines += [
+            f"| paper config through the suite (NYU loader, batch 1 x 8) vs the best conv | "
+            f"{p['flops_per_s'] / peak['best']:.2f} ({_gf(p['flops_per_s'])} GFLOP/s, "
+            f"{p['s_per_optimiser_step']['median']:.1f} s per step of 8) | |",
+            f"| bare torchvision ResNet-152 (dilated, hand-written step) vs the best conv | "
+            f"{bare['flops_per_s'] / peak['best']:.2f} ({_gf(bare['flops_per_s'])} GFLOP/s) | |",
+            f"| paper config through the suite / bare ResNet-152, FLOP/s | "
+            f"{p['flops_per_s'] / bare['flops_per_s']:.2f} | |",
+        ]
+    for name, e in r.get("evaluation", {}).items():
+        lines.append(
+            f"| NYU protocol through the test step, {name} model, 240x320, both decoders | {e['images_per_s']:.2f} "
+            f"images/s, metrics {100 * e['metrics_share']:.1f} % | |"
+        )
+    if "data_loading" in r:
+        d = r["data_loading"]
+        lines.append(
+            f"| one DataLoader worker: NYU sync (JPEG + PNG, augmentation, 240x320) / KITTI (PNG, Velodyne, 188x620) "
+            f"| {d['nyu_sync']:.0f} / {d['kitti_velodyne']:.0f} samples/s | NYU >= 100 |"
+        )
+    for k, v in r.get("precision", {}).items():
+        lines.append(f"| small config step, {k} | {v * 1e3:.0f} ms | |" if isinstance(v, float) else f"| {k} | {v} | |")
+    if "conv_kinds" in r:
+        lines += ["", "Convolutions of ResNet-152 at 240x320 (batch 1, 30x40 maps, NHWC, fwd+bwd), GFLOP/s:", ""]
+        lines += ["| convolution | GFLOP/s |", "| --- | ---: |"]
+        lines += [f"| {name} | {_gf(v)} |" for name, v in r["conv_kinds"].items()]
+    if "bins_cost" in r:
+        bins = {(b["bins"], b["upsample"]): b for b in r["bins_cost"]}
+        lines += [
+            "",
+            "Paper configuration (ResNet-152, 240x320, batch 1): training memory in bf16 = weights, gradients",
+            "and momentum + the tensors autograd saves for backward (counted exactly); step time in this",
+            "machine's precision.",
+            "",
+            "| bins | upsample | activations (MB) | weights+grads+momentum (MB) | total (MB) | vs K=200 | s / image |",
+            "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for (k, up), b in sorted(bins.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            ref = bins.get((200, up), {}).get("total_mb")
+            ratio = f"{b['total_mb'] / ref:.2f}" if ref else "—"
+            s = f"{b['s_per_image']:.2f}" if "s_per_image" in b else "—"
+            mb = f"{b['activations_mb']:.0f} | {b['weights_grads_momentum_mb']:.0f} | {b['total_mb']:.0f}"
+            lines.append(f"| {k} | {up} | {mb} | {ratio} | {s} |")
+    if "gpu_plan" in r:
+        lines += [
+            "",
+            f"GPU planning (estimate: training FLOPs per image / (peak x {UTILISATION:.0%} utilisation)):",
+            "",
+            "| config | GPU | TFLOP / image | NYU epoch (24k images) | 50k steps x 8 images |",
+            "| --- | --- | ---: | ---: | ---: |",
+        ]
+        for g in r["gpu_plan"]:
+            lines.append(
+                f"| {g['config']} | {g['gpu']} | {g['train_tflops_per_image']:.3f} | {g['epoch_24k_min']:.1f} min "
+                f"| {g['schedule_50k_x8_h']:.2f} h |"
+            )
+    if "render" in r:
+        lines += [
+            "",
+            "Synthetic renderer, one core: " + ", ".join(f"{k} {v:.1f} frames/s" for k, v in r["render"].items()),
+        ]
+    lines += ["", "Time of each section (s): " + ", ".join(f"{k} {v:.0f}" for k, v in r["section_s"].items())]
+    lines += ["", f"Wall time of the whole benchmark: {r['wall_s'] / 60:.1f} min."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,44 @@
+"""Helpers shared by the tests: running an entry point as a user would, composing the main job's config."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from depth_lightning.config import build, compose_config
+from depth_lightning.train import build_module, build_trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+def run_module(module: str, *args: str, cwd: Path, timeout: float = 600, check: bool = True, env: dict | None = None):
+    """Run ``python -m module args`` as a user would; returns the CompletedProcess."""
+    full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "DEPTH_LIGHTNING_LOGS": str(cwd)}
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{module} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
+    return proc
+
+
+def composed(*overrides: str):
+    """The main job's config, composed from ``conf/`` with these overrides (no Hydra run)."""
+    return compose_config(*overrides)
+
+
+def built(*overrides: str):
+    """The datamodule, module and trainer the main job would build from these overrides."""
+    cfg = composed("logger=none", *overrides)
+    return cfg, build(cfg.data, "data"), build_module(cfg), build_trainer(cfg)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from benchmarks import data, evaluation, machine, report, timing, training
+from depth_lightning.machine import describe_machine, machine_class
 from depth_lightning.speed import keep_freed_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -28,7 +29,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def run(quick: bool) -> dict[str, Any]:
     keep_freed_memory()  # as the suite's entry points do
-    info = machine.describe()
+    info = describe_machine()
     bf16 = info["native_bf16"]
     precision = info["precision"]
     timing.BUDGET["min_run_time"] = 0.5 if quick else 2.0
@@ -82,10 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(torch.get_num_threads())
     result = run(args.quick)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = (
-        args.out
-        / f"{machine.machine_class(result['machine'])}-{datetime.now():%Y-%m-%d}{'-quick' if args.quick else ''}"
-    )
+    stem = args.out / f"{machine_class(result['machine'])}-{datetime.now():%Y-%m-%d}{'-quick' if args.quick else ''}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
     text = report.markdown(result)
     stem.with_suffix(".md").write_text(text)

@@ -1,45 +1,11 @@
-"""The machine: what it is (for the results file) and what its convolutions can do (the reference
-for efficiency ratios)."""
+"""What the machine's convolutions can do: the reference for efficiency ratios."""
 
 from __future__ import annotations
-
-import os
-import platform
-import socket
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from benchmarks.timing import measure
-from depth_lightning.config import auto_precision
-
-
-def describe() -> dict[str, Any]:
-    """CPU model, cores, vector capability, native bf16, precision the suite picks, versions."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "host": socket.gethostname(),
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "capability": torch.backends.cpu.get_cpu_capability(),
-        "native_bf16": auto_precision() == "bf16-mixed" and not torch.cuda.is_available(),
-        "precision": auto_precision(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-    }
-
-
-def machine_class(info: dict[str, Any]) -> str:
-    """A short name for the results file: capability and native bf16 (``avx512-bf16``, ``avx2``)."""
-    return f"{info['capability'].lower()}{'-bf16' if info['native_bf16'] else ''}"
 
 
 def _conv_flops_per_s(cin: int, cout: int, k: int, h: int, w: int, bf16: bool, channels_last: bool = True) -> float:

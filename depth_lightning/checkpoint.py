@@ -30,6 +30,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"ckpt_path={str(path)!r} is not a depth_lightning checkpoint (its hyper_parameters do not hold the "
             "network's config); use a .ckpt written by python -m depth_lightning.train"
         )
+    poisoned = [k for k, v in ckpt["state_dict"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if poisoned:
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} holds non-finite weights or statistics ({', '.join(poisoned[:5])}"
+            f"{' ...' if len(poisoned) > 5 else ''}): a diverged run; use an earlier checkpoint"
+        )
     return ckpt
 
 

@@ -105,17 +105,23 @@ def check_choice(value: Any, key: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"config error: {key}: {value!r} is not one of: {', '.join(allowed)}")
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX); AVX2-only CPUs emulate it, slowly."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def auto_precision() -> str:
     """``bf16-mixed`` where the hardware computes bf16 natively (CUDA, or a CPU with AVX512-BF16/AMX), else 32."""
     import torch
 
     if torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    try:
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        native = False
-    return "bf16-mixed" if native else "32-true"
+    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
 
 
 def gpus_per_node(accelerator: str, devices: Any) -> int | None:

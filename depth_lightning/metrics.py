@@ -14,7 +14,6 @@ metrics over images (the field's convention), ``pooled`` computes them over all 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -94,6 +93,10 @@ def metrics_from_sums(s: Tensor) -> Tensor:
     )
 
 
+class NoValidPixels(ValueError):
+    """An evaluation in which no image holds a valid ground-truth pixel: there is no number to report."""
+
+
 class DepthMetrics(Metric):
     """δ<1.25^{1,2,3}, abs rel, sq rel, rmse, rmse log, log10 and silog.
 
@@ -119,7 +122,7 @@ class DepthMetrics(Metric):
         self.min_depth, self.max_depth, self.mode = min_depth, max_depth, mode
         self.add_state("rows", [], dist_reduce_fx="cat")
         self.add_state("ids", [], dist_reduce_fx="cat")
-        self.add_state("empty_images", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("empty_ids", [], dist_reduce_fx="cat")  # images without a valid pixel: left out
         self._seen = 0
         self.last_count = 0  # images and valid pixels of the last compute()
         self.last_pixels = 0
@@ -166,17 +169,25 @@ class DepthMetrics(Metric):
         pred = pred.flatten(1).clamp(max(self.min_depth, _POSITIVE), self.max_depth)
         sums = image_sums(pred, target)
         has_pixels = sums[:, 0] > 0
-        self.empty_images += (~has_pixels).sum()
+        ids = ids.to(sums.device).reshape(-1).double()
+        self.empty_ids.append(ids[~has_pixels])
         self.rows.append(sums[has_pixels])
-        self.ids.append(ids.to(sums.device).reshape(-1)[has_pixels].double())
+        self.ids.append(ids[has_pixels])
+
+    def empty_images(self) -> list[int]:
+        """Ids of the images scored so far that held no valid pixel (left out of every metric)."""
+        empty = isinstance(self.empty_ids, list) and not self.empty_ids
+        return [] if empty else sorted(int(i) for i in dim_zero_cat(self.empty_ids).tolist())
 
     def compute(self) -> dict[str, Tensor]:
         # a list in one process, one tensor after a distributed sync
         empty = isinstance(self.rows, list) and not self.rows
         rows = torch.zeros(0, 1, dtype=torch.float64) if empty else dim_zero_cat(self.rows)
         if rows.shape[0] == 0:
-            warnings.warn("DepthMetrics.compute() called with no image holding a valid pixel: NaN", stacklevel=2)
-            return {k: torch.tensor(math.nan, dtype=torch.float64) for k in METRIC_NAMES}
+            raise NoValidPixels(
+                f"no image holds a valid ground-truth pixel ({len(self.empty_images())} image(s) scored, every "
+                f"one empty under {self.min_depth} < depth < {self.max_depth} and its region)"
+            )
         self.last_count = rows.shape[0]
         self.last_pixels = int(rows[:, 0].sum().item())
         rows = rows[torch.argsort(dim_zero_cat(self.ids), stable=True)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,12 +14,14 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
 from depth_lightning.config import plain
-from depth_lightning.metrics import DepthMetrics
+from depth_lightning.data.io import DataError
+from depth_lightning.metrics import DepthMetrics, NoValidPixels
 from depth_lightning.models import DECODERS, IGNORE_INDEX, bin_cross_entropy
 from depth_lightning.protocol import EvalProtocol
 from depth_lightning.speed import prepare_network, to_layout
 
 SPLITS = ("val", "test")
+log = logging.getLogger(__name__)
 
 
 def targets_at(depth: Tensor, size: tuple[int, int]) -> Tensor:
@@ -69,6 +72,8 @@ class DepthModule(L.LightningModule):
             {s: MulticlassAccuracy(self.bins.num_bins, average="micro", ignore_index=IGNORE_INDEX) for s in SPLITS}
         )
         self.images_evaluated = 0
+        self.empty_frames: dict[str, list[str]] = {}  # per split: frames left out, no valid ground truth
+        self._valid_train_pixels = 0
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -111,9 +116,19 @@ class DepthModule(L.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
         if not self._count_skipped(batch, "train"):
             return None
-        loss, _ = self.loss(self(batch["image"]), batch["depth"])
+        loss, labels = self.loss(self(batch["image"]), batch["depth"])
+        self._valid_train_pixels += int((labels != self.bins.ignore_index).sum())
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        seen = self.trainer.strategy.reduce(torch.tensor(float(self._valid_train_pixels)), reduce_op="sum")
+        if seen == 0:
+            raise DataError(
+                f"not one training frame of epoch {self.current_epoch} holds a valid depth pixel (finite, > 0): "
+                "the run would train on nothing; check the depth files (and their unit) of the training list"
+            )
+        self._valid_train_pixels = 0
 
     def _eval_step(self, split: str, batch: dict[str, Tensor]) -> dict[str, Any] | None:
         """Both decoders scored under every cap; returns the batch's outputs for the callbacks."""
@@ -132,11 +147,18 @@ class DepthModule(L.LightningModule):
         return {"logits": logits, "labels": labels, "depth": decoded[self.hparams.decoder], **decoded}
 
     def _eval_epoch_end(self, split: str) -> None:
+        self._report_empty_frames(split)
         for i in range(len(self.protocol.caps)):
             prefix = self.protocol.prefix(i)
             for dec in DECODERS:
                 metric = self.metrics[f"{split}_{i}_{dec}"]
-                values = metric.compute()
+                try:
+                    values = metric.compute()
+                except NoValidPixels as err:
+                    raise DataError(
+                        f"{'validation' if split == 'val' else 'test'} split of {self._dataset_name()}: {err}: "
+                        "there is nothing to score; check its depth files, their unit, and data.protocol"
+                    ) from None
                 self.images_evaluated = metric.last_count if i == 0 else self.images_evaluated
                 metric.reset()
                 for name, value in values.items():
@@ -145,6 +167,23 @@ class DepthModule(L.LightningModule):
                         self.log(f"{split}/{name}", value.float(), prog_bar=name == "abs_rel")
         self.log(f"{split}/pixel_acc", self.pixel_acc[split].compute().float())
         self.pixel_acc[split].reset()
+
+    def _dataset_name(self) -> str:
+        return getattr(getattr(self._trainer, "datamodule", None), "name", "the data")
+
+    def _report_empty_frames(self, split: str) -> None:
+        """Name the frames left out of ``split`` for want of a valid ground-truth pixel (headline cap)."""
+        ids = self.metrics[f"{split}_0_soft"].empty_images()
+        dataset = getattr(getattr(self._trainer, "datamodule", None), "datasets", {}).get(split)
+        names = [dataset.describe(i) if dataset is not None else f"sample {i}" for i in ids]
+        self.empty_frames[split] = names
+        if names:
+            log.warning(
+                "%s: %d frame(s) without a valid ground-truth pixel, left out of the metrics: %s",
+                split,
+                len(names),
+                "; ".join(names[:10]) + (" ..." if len(names) > 10 else ""),
+            )
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Any] | None:
         return self._eval_step("val", batch)

@@ -22,9 +22,19 @@ def _multistep_factor(step: int, milestones: Sequence[int], gamma: float, warmup
     return _warmup(step, warmup_steps) * gamma ** sum(step >= m for m in milestones)
 
 
-def _cosine_factor(step: int, total_steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
-    progress = min(1.0, max(0.0, (step - warmup_steps) / max(1, total_steps - warmup_steps)))
-    return _warmup(step, warmup_steps) * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+class CosineFactor:
+    """The cosine's factor after ``step`` optimiser steps. ``total_steps`` may be set again while
+    training (:class:`depth_lightning.budget.TimeBudget` does, as its estimate of the steps that fit
+    in the time budget improves); it is saved with the scheduler, so a resumed run keeps it."""
+
+    def __init__(self, total_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.0) -> None:
+        self.total_steps, self.warmup_steps, self.min_lr_ratio = total_steps, warmup_steps, min_lr_ratio
+
+    def __call__(self, step: int) -> float:
+        span = max(1, self.total_steps - self.warmup_steps)
+        progress = min(1.0, max(0.0, (step - self.warmup_steps) / span))
+        cosine = 0.5 * (1 + math.cos(math.pi * progress))
+        return _warmup(step, self.warmup_steps) * (self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine)
 
 
 def multistep(optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1, warmup_steps: int = 0) -> LambdaLR:
@@ -41,12 +51,7 @@ def cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, min_lr
     """Half a cosine from the base rate down to ``min_lr_ratio`` of it at ``total_steps``."""
     if total_steps < 1:
         raise ValueError(f"model.scheduler.total_steps must be >= 1, got {total_steps}")
-    return LambdaLR(
-        optimizer,
-        functools.partial(
-            _cosine_factor, total_steps=total_steps, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio
-        ),
-    )
+    return LambdaLR(optimizer, CosineFactor(total_steps, warmup_steps, min_lr_ratio))
 
 
 def constant(optimizer: Optimizer, warmup_steps: int = 0) -> LambdaLR:

@@ -52,14 +52,19 @@ def test_sync_list_and_depth_in_metres(tmp_path):
     assert len(NYUSync(root, None, root / "test.txt", input_size=(120, 160), split="test")) == 2
 
 
-def test_sync_errors_name_the_line_and_the_file(tmp_path):
+def test_sync_errors_name_the_line_and_the_file_when_the_list_is_read(tmp_path):
     root = write_nyu_sync(tmp_path, {"bedroom": 2})
     (root / "bedroom" / "rgb_00001.jpg").unlink()
-    ds = NYUSync(root, root / "train.txt", None, input_size=(64, 80), split="train")
-    with pytest.raises(DataError, match=r"train.txt:2 names .*rgb_00001.jpg"):
-        ds[1]
+    # found when the dataset is built (at setup, before any training), not when the sample is loaded
+    with pytest.raises(DataError, match=r"train.txt:2 names .*rgb_00001.jpg, which does not exist"):
+        NYUSync(root, root / "train.txt", None, input_size=(64, 80), split="train")
+    skipping = NYUSync(root, root / "train.txt", None, input_size=(64, 80), split="train", skip_bad_samples=True)
+    assert len(skipping) == 1
     with pytest.raises(DataError, match="prepare nyu"):
-        NYUSync(root, root / "train.txt", None, fill="colorization", input_size=(64, 80), split="train")[0]
+        NYUSync(root, root / "train.txt", None, fill="colorization", input_size=(64, 80), split="train")
+    (root / "empty.txt").write_text("\n")
+    with pytest.raises(DataError, match="empty.txt: the split list is empty"):
+        NYUSync(root, root / "empty.txt", None, input_size=(64, 80), split="train")
     with pytest.raises(DataError, match="does not exist; it should hold the NYU sync scenes"):
         NYUSync(tmp_path / "absent", root / "train.txt", None, input_size=(64, 80), split="train")
 

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from depth_lightning.data.frames import FrameDataset, collate_skipping_bad
+from depth_lightning.data.io import DataError
 from depth_lightning.data.samplers import EpochSampler, UnpaddedDistributedSampler
 from depth_lightning.data.splits import HoldOut
 from depth_lightning.data.transforms import PaperAugmentation
@@ -19,6 +20,24 @@ from depth_lightning.protocol import EvalProtocol
 def _worker_init(worker_id: int) -> None:
     # Workers share the machine with the training process: one thread each.
     torch.set_num_threads(1)
+
+
+def check_has_depth(dataset: FrameDataset, frames: int = 8) -> None:
+    """Fail fast when frames spread over a split hold no valid depth at all (all zero or NaN: wrong
+    files, or a unit read as another); the training epoch and every evaluation check it in full."""
+    picked = sorted({int(i) for i in np.linspace(0, len(dataset) - 1, min(frames, len(dataset)))})
+    for i in picked:
+        try:
+            depth = dataset.load(i)[1]
+        except DataError:
+            continue  # a bad file is reported when it is loaded, or skipped (skip_bad_samples)
+        if (np.isfinite(depth) & (depth > 0)).any():
+            return
+    raise DataError(
+        f"the {dataset.split} split holds no valid depth (finite, > 0) in any of the {len(picked)} frames checked "
+        f"({'; '.join(dataset.describe(i) for i in picked[:3])}{' ...' if len(picked) > 3 else ''}): check the "
+        "depth files and their unit"
+    )
 
 
 class DepthDataModule(L.LightningDataModule):
@@ -96,6 +115,7 @@ class DepthDataModule(L.LightningDataModule):
         for split in wanted or ("train", "val", "test"):
             if split not in self.datasets:
                 self.datasets[split] = self.build(split)
+                check_has_depth(self.datasets[split])
 
     def _loader(self, split: str) -> DataLoader:
         if split not in self.datasets:

@@ -19,6 +19,8 @@ KITTI_URL = "https://www.cvlibs.net/datasets/kitti/raw_data.php"
 # (data_depth_velodyne, data_depth_annotated); ``round_minus_one`` is monodepth2's Eigen ground truth
 # (generate_depth_map), one pixel up-left of them.
 PIXEL_RULES = ("round", "round_minus_one")
+# The Velodyne HDL-64E of KITTI measures to about 120 m; a point farther than this is corrupt.
+MAX_LIDAR_RANGE = 200.0
 log = logging.getLogger(__name__)
 
 
@@ -58,7 +60,10 @@ def velodyne_projection(calib_dir: str, camera: int = 2) -> tuple[np.ndarray, in
         p_rect = cam[f"P_rect_0{camera}"].reshape(3, 4)
         height, width = cam[f"S_rect_0{camera}"][::-1].astype(int)
     except KeyError as err:
-        raise DataError(f"{calib_dir}: calibration lacks {err}") from None
+        raise DataError(
+            f"{calib_dir}: calib_cam_to_cam.txt / calib_velo_to_cam.txt lack the entry {err}, which the Velodyne "
+            "projection needs; copy the date's calibration files from KITTI raw"
+        ) from None
     projection = p_rect @ rect @ velo_to_cam
     projection.flags.writeable = False  # shared by every caller through the cache
     return projection, int(height), int(width)
@@ -79,10 +84,26 @@ def velodyne_depth(
     velo_path = Path(velo_path)
     if not velo_path.is_file():
         raise DataError(f"{velo_path}: Velodyne scan not found")
-    raw = np.fromfile(velo_path, dtype=np.float32)
-    if raw.size % 4:
-        raise DataError(f"{velo_path}: size is not a multiple of 16 bytes (x, y, z, reflectance float32)")
-    points = raw.reshape(-1, 4).astype(np.float64)
+    size = velo_path.stat().st_size
+    if size == 0 or size % 16:
+        raise DataError(
+            f"{velo_path}: {size} bytes, not a whole number of points (16 bytes each: x, y, z, reflectance as "
+            "float32): a truncated or foreign file; replace it from KITTI raw"
+        )
+    points = np.fromfile(velo_path, dtype=np.float32).reshape(-1, 4).astype(np.float64)
+    finite = np.isfinite(points[:, :3]).all(1)
+    plausible = finite & (np.linalg.norm(np.where(finite[:, None], points[:, :3], 0), axis=1) <= MAX_LIDAR_RANGE)
+    if not plausible.all():
+        log.warning(
+            "%s: %d of %d points dropped (%d NaN or inf, %d beyond the scanner's %g m)",
+            velo_path,
+            (~plausible).sum(),
+            len(points),
+            (~finite).sum(),
+            (finite & ~plausible).sum(),
+            MAX_LIDAR_RANGE,
+        )
+        points = points[plausible]
     points = points[points[:, 0] >= 0]  # in front of the scanner
     points[:, 3] = 1.0
     im = (projection @ points.T).T
@@ -149,6 +170,8 @@ class KITTIEigen(FrameDataset):
         self.frame_size = frame_size
         listed = [self._parse(parts, n) for n, parts in enumerate(parse_list(self.list_file), start=1)]
         self.samples = [s for s in listed if s["depth"] is not None]
+        for calib_dir, camera in {s["depth"][1:4:2] for s in self.samples if s["depth"][0] == "velodyne"}:
+            velodyne_projection(str(calib_dir), camera)  # every calibration entry read now, errors named
         log.info("%s: %d frames listed, %d with ground truth (%s)", self.list_file, len(listed), len(self.samples), gt)
         self.listed = len(listed)
         self.hold_out_validation()

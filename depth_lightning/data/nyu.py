@@ -153,11 +153,14 @@ def _scene_names(f: Any) -> list[str] | None:
 
 
 def parse_list(path: str | Path) -> list[list[str]]:
+    """The non-empty lines of a split list, split on whitespace; an empty list is an error."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: split list not found")
-    lines = [ln.split() for ln in path.read_text().splitlines()]
-    return [ln for ln in lines if ln]
+    lines = [ln for ln in (line.split() for line in path.read_text().splitlines()) if ln]
+    if not lines:
+        raise DataError(f"{path}: the split list is empty; it should name one frame per line")
+    return lines
 
 
 class NYUSync(NYUBase):
@@ -186,13 +189,28 @@ class NYUSync(NYUBase):
                 f"data.dataset.root={str(self.root)!r} does not exist; it should hold the NYU sync scenes "
                 f"(scene/rgb_XXXXX.jpg, scene/sync_depth_XXXXX.png) named by {self.list_file} ({NYU_URL})"
             )
+        self.fill = fill
         self.samples: list[tuple[Path, Path, int]] = []
         for n, parts in enumerate(parse_list(self.list_file), start=1):
             if len(parts) < 2:
                 raise DataError(f"{self.list_file}:{n}: expected 'image depth [focal]', got {' '.join(parts)!r}")
             rgb, depth = (self.root / p.lstrip("/") for p in parts[:2])
-            self.samples.append((rgb, depth, n))
-        self.fill = fill
+            # every listed file checked now (seconds for 24k lines), not hours into an epoch
+            needed = (rgb, depth, filled_path(depth)) if self.train and fill == "colorization" else (rgb, depth)
+            missing = next((p for p in needed if not p.is_file()), None)
+            if missing is None:
+                self.samples.append((rgb, depth, n))
+            elif self.skip_bad_samples:
+                log.warning("skipping %s:%d: %s does not exist", self.list_file, n, missing)
+            elif missing == needed[-1] and len(needed) == 3:
+                raise DataError(
+                    f"{missing}: no filled depth for {depth}; run python -m depth_lightning.prepare nyu "
+                    f"{self.root} --list {self.list_file} (or set data.dataset.fill=none)"
+                )
+            else:
+                raise DataError(
+                    f"{self.list_file}:{n} names {missing}, which does not exist (data.skip_bad_samples=true skips it)"
+                )
         self.hold_out_validation()
 
     def __len__(self) -> int:
@@ -209,16 +227,7 @@ class NYUSync(NYUBase):
         self.samples = [self.samples[i] for i in keep]
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        rgb_path, depth_path, n = self.samples[index]
-        for p in (rgb_path, depth_path):
-            if not p.is_file():
-                raise DataError(f"{self.list_file}:{n} names {p}, which does not exist")
+        rgb_path, depth_path, _ = self.samples[index]  # every file was found when the list was read
         if self.train and self.fill == "colorization":
-            filled = filled_path(depth_path)
-            if not filled.is_file():
-                raise DataError(
-                    f"{filled}: no filled depth for {depth_path}; run python -m depth_lightning.prepare nyu "
-                    f"{self.root} --list {self.list_file} (or set data.dataset.fill=none)"
-                )
-            depth_path = filled
+            depth_path = filled_path(depth_path)
         return read_rgb(rgb_path), read_depth_png(depth_path, scale=1000.0)

@@ -74,7 +74,8 @@ class DepthNet(nn.Module):
         freeze_bn: the backbone's BatchNorm layers normalise with their (pretrained) running
             statistics and never update them, while their affine weights train: batch statistics
             of a single image are noisy (the paper trains at batch 1), and Caffe ResNets were
-            fine-tuned with frozen statistics.
+            fine-tuned with frozen statistics. ``auto``: when the trunk starts from pretrained
+            weights (a trunk trained from scratch has no statistics to keep).
 
     ``predict`` decodes the logits into depth (soft-weighted-sum and hard-max) and uncertainty.
     """
@@ -92,16 +93,19 @@ class DepthNet(nn.Module):
         upsample: str = "learned",
         pretrained: str = "none",
         normalize: str = "auto",
-        freeze_bn: bool = False,
+        freeze_bn: bool | str = "auto",
     ) -> None:
         super().__init__()
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"model.net.normalize={normalize!r} is unknown; allowed: {', '.join(NORMALIZATIONS)}")
-        imagenet = normalize == "imagenet" or (normalize == "auto" and pretrained not in (None, "none"))
+        from_pretrained = pretrained not in (None, "none")
+        imagenet = normalize == "imagenet" or (normalize == "auto" and from_pretrained)
+        if freeze_bn not in (True, False, "auto"):
+            raise ValueError(f"model.net.freeze_bn={freeze_bn!r}: true, false or auto")
         self.normalize = Normalize(IMAGENET_MEAN, IMAGENET_STD) if imagenet else Normalize()
         self.bins = LogDepthBins(d_min, d_max, num_bins)
         self.backbone = ResNetBackbone(backbone, dilated=dilated, taps=taps, pretrained=pretrained)
-        if freeze_bn:
+        if freeze_bn is True or (freeze_bn == "auto" and from_pretrained):
             freeze_batchnorm_statistics(self.backbone)
         self.head = FusionHead(self.backbone.out_channels, num_bins, fusion=fusion, dropout=dropout, upsample=upsample)
 

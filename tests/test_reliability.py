@@ -1,0 +1,385 @@
+"""Nothing silently wrong, nothing lost: one test per case of the reliability issue (numbered as there)."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from depth_lightning.data.io import DataError
+from depth_lightning.data.kitti import velodyne_depth
+from depth_lightning.data.nyu import NYUSync
+from tests.datasets import write_kitti, write_nyu_sync
+from tests.helpers import SHARED, run_module
+
+REAL = SHARED / "realdata"
+needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real NYU/KITTI samples not present at {REAL}")
+TINY = ["debug=tiny", "logger=csv"]
+
+
+def results_of(run):
+    return json.loads((run / "metrics.json").read_text())
+
+
+def nyu_sync_run(root, run, *extra, check=True, cwd=None):
+    """A tiny training run on a NYU-sync folder (validation: its own list, the training list)."""
+    return run_module(
+        "depth_lightning.train",
+        *TINY,
+        "data=nyu_sync",
+        f"data.dataset.root={root}",
+        f"data.dataset.train_list={root / 'train.txt'}",
+        f"data.dataset.val_list={root / 'val.txt'}",
+        f"data.dataset.test_list={root / 'test.txt'}",
+        "data.dataset.fill=none",
+        "data.dataset.border=null",
+        "data.height=48",
+        "data.width=64",
+        "trainer.max_steps=2",
+        f"hydra.run.dir={run}",
+        *extra,
+        cwd=cwd or run.parent,
+        check=check,
+    )
+
+
+@pytest.fixture
+def nyu(tmp_path):
+    root = write_nyu_sync(tmp_path / "nyu", {"a": 3, "b": 3}, size=(60, 80))
+    (root / "val.txt").write_text((root / "test.txt").read_text().replace("a/", "b/"))
+    return root
+
+
+# 1 ----------------------------------------------------------------------------------------------
+@needs_real
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["kitti", "nyu_sync"])
+def test_1_real_data_with_the_default_baselines_completes_scoring_both_on_the_same_pixels(tmp_path, dataset):
+    if dataset == "kitti":
+        drive = "2011_09_26/2011_09_26_drive_0001_sync"
+        gt = "2011_09_26_drive_0001_sync/proj_depth/groundtruth/image_02"
+        lines = [f"{drive}/image_02/data/{k:010d}.png {gt}/{k:010d}.png 721.5377" for k in (5, 50, 100)]
+        root = REAL / "kitti" / "raw"
+        extra = [
+            "data=kitti",
+            "data.dataset.gt=annotated",
+            f"data.dataset.annotated_root={REAL / 'kitti' / 'data_depth_annotated'}",
+            "data.height=64",
+            "data.width=208",
+        ]
+    else:
+        demo = REAL / "nyu" / "sync" / "metric3d_nyu_demo"
+        lines = [f"rgb/rgb_{k}.jpg depth/sync_depth_{k}.png 518.8579" for k in ("00000", "00050", "00100")]
+        root, extra = demo, ["data=nyu_sync", "data.height=96", "data.width=128"]
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    run_module(
+        "depth_lightning.train",
+        *TINY,
+        *extra,
+        f"data.dataset.root={root}",
+        *(f"data.dataset.{s}_list={listing}" for s in ("train", "val")),
+        f"data.dataset.test_list={tmp_path / 'absent.txt'}",
+        "data.dataset.fill=none",
+        "trainer.max_steps=2",
+        "baselines=true",  # the default, as the README's real-data commands run it
+        f"hydra.run.dir={run}",
+        cwd=tmp_path,
+    )
+    results = results_of(run)
+    assert results["status"] == "completed"
+    table = results["baselines"]
+    assert set(table) == {"soft", "hard", "constant", "position_prior"}
+    assert len({row["pixels"] for row in table.values()}) == 1 and table["soft"]["pixels"] > 1000
+
+
+# 2 ----------------------------------------------------------------------------------------------
+def test_2_training_on_frames_without_valid_depth_fails_naming_the_cause(tmp_path, nyu):
+    for png in nyu.glob("a/sync_depth_*.png"):
+        Image.fromarray(np.zeros((60, 80), np.uint16)).save(png)
+    (nyu / "train.txt").write_text(
+        "".join(ln + "\n" for ln in (nyu / "train.txt").read_text().split("\n") if "/a/" in ln)
+    )
+    run = tmp_path / "run"
+    proc = nyu_sync_run(nyu, run, check=False)
+    assert (
+        proc.returncode != 0 and "the train split holds no valid depth" in proc.stderr and "train.txt:1" in proc.stderr
+    )
+    assert results_of(run)["status"] == "failed"
+    assert not (run / "checkpoints").exists(), "found before any training"
+
+
+def test_2_an_epoch_without_one_valid_depth_pixel_stops_training():
+    """The full check behind the quick one at setup: every frame of the epoch, after augmentation."""
+    import lightning as L
+
+    from depth_lightning.train import build_module
+    from tests.helpers import composed
+
+    module = build_module(composed("debug=tiny"))
+    empty = [{"image": torch.rand(2, 3, 64, 96), "depth": torch.zeros(2, 64, 96)}] * 3
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, limit_val_batches=0)
+    with pytest.raises(DataError, match="not one training frame of epoch 0 holds a valid depth pixel"):
+        trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(empty, batch_size=None))
+
+
+def test_2_a_validation_frame_without_valid_depth_is_named_and_left_out(tmp_path, nyu):
+    Image.fromarray(np.zeros((60, 80), np.uint16)).save(nyu / "b" / "sync_depth_00001.png")
+    run = tmp_path / "run"
+    nyu_sync_run(nyu, run)
+    results = results_of(run)
+    assert results["status"] == "completed" and np.isfinite(results["val"]["soft/abs_rel"])
+    named = f"{nyu / 'val.txt'}:2 ({nyu / 'b' / 'rgb_00001.jpg'}, {nyu / 'b' / 'sync_depth_00001.png'})"
+    assert results["empty_frames"]["val"] == [named]
+
+
+def test_2_no_valid_ground_truth_in_a_whole_split_is_an_error_not_nan():
+    from depth_lightning.metrics import DepthMetrics, NoValidPixels
+
+    metric = DepthMetrics(1e-3, 10.0)
+    metric.update(torch.ones(2, 4, 4), torch.full((2, 4, 4), float("nan")))
+    with pytest.raises(NoValidPixels, match="2 image"):
+        metric.compute()
+    assert metric.empty_images() == [0, 1]
+
+
+def test_2_checkpoints_are_never_chosen_on_a_non_finite_monitor():
+    from depth_lightning.faults import FiniteModelCheckpoint
+
+    class Trainer:
+        global_step = 3
+
+    ckpt = FiniteModelCheckpoint(monitor="val/abs_rel", mode="min", save_top_k=1)
+    assert not ckpt.check_monitor_top_k(Trainer(), torch.tensor(float("nan")))
+    assert not ckpt.check_monitor_top_k(Trainer(), torch.tensor(float("inf")))
+    assert ckpt.check_monitor_top_k(Trainer(), torch.tensor(0.3))
+
+
+# 3 ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", ["empty training list", "empty validation list", "max_steps=0"])
+def test_3_nothing_to_do_is_an_error(tmp_path, nyu, case):
+    extra = []
+    if case == "empty training list":
+        (nyu / "train.txt").write_text("")
+    elif case == "empty validation list":
+        (nyu / "val.txt").write_text("\n")
+    else:
+        extra = ["trainer.max_steps=0"]
+    proc = nyu_sync_run(nyu, tmp_path / "run", *extra, check=False)
+    expected = {
+        "empty training list": "train.txt: the split list is empty",
+        "empty validation list": "val.txt: the split list is empty",
+        "max_steps=0": "trainer.max_steps=0 trains nothing",
+    }[case]
+    assert proc.returncode != 0 and expected in proc.stderr
+    assert "Validation set" not in proc.stdout, "no table of an untrained model"
+
+
+# 4 ----------------------------------------------------------------------------------------------
+def test_4_nyu_frames_smaller_than_the_border_box_are_refused_by_name(tmp_path):
+    root = write_nyu_sync(tmp_path, {"s": 1}, size=(60, 80))
+    ds = NYUSync(root, root / "train.txt", None, border=[45, 471, 41, 601], input_size=(48, 64))
+    with pytest.raises(DataError, match=r"a 60x80 frame is smaller than the border box data.dataset.border"):
+        ds[0]
+
+
+# 5 ----------------------------------------------------------------------------------------------
+def test_5_velodyne_scans_are_checked_by_size_and_their_points_for_plausible_values(tmp_path, caplog):
+    import logging
+
+    k = write_kitti(tmp_path / "kitti", frames=(0, 1))
+    date = k["raw"] / "2011_09_26"
+    scan = date / "2011_09_26_drive_0001_sync" / "velodyne_points" / "data" / "0000000000.bin"
+    good = velodyne_depth(date, scan)
+    points = np.fromfile(scan, np.float32).reshape(-1, 4)
+    bad = np.concatenate([points, [[np.nan, 1, 1, 1], [np.inf, 0, 0, 1], [1e30, 0, 0, 1]]]).astype(np.float32)
+    bad.tofile(scan)
+    with caplog.at_level(logging.WARNING):
+        np.testing.assert_array_equal(velodyne_depth(date, scan), good)  # the bad points dropped, nothing else
+    assert f"{scan}: 3 of {len(bad)} points dropped (2 NaN or inf, 1 beyond" in caplog.text
+    scan.write_bytes(points.tobytes()[: 16 * 1000 + 4])  # truncated mid-point
+    with pytest.raises(DataError, match=r"16004 bytes, not a whole number of points"):
+        velodyne_depth(date, scan)
+
+
+# 6 ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_6_evaluate_on_a_named_dataset_keeps_the_checkpoints_input_size(tmp_path):
+    k = write_kitti(tmp_path / "kitti")
+    lists = [f"data.dataset.{s}_list={k['monodepth2']}" for s in ("train", "val", "test")]
+    common = ["data=kitti", f"data.dataset.root={k['raw']}", *lists, "data.dataset.fill=none"]
+    run = tmp_path / "run"
+    run_module(
+        "depth_lightning.train", *TINY, *common, "data.height=64", "data.width=208", "trainer.max_steps=2",
+        "test=true", f"hydra.run.dir={run}", cwd=tmp_path,
+    )  # fmt: skip
+    out = tmp_path / "eval.json"
+    proc = run_module(
+        "depth_lightning.evaluate", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", *common, f"output={out}",
+        f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path,
+    )  # fmt: skip
+    evaluated = json.loads(out.read_text())
+    assert evaluated["input_size"] == [64, 208]  # the checkpoint's, not kitti.yaml's 188x620
+    assert "at input 64x208 (trained at 64x208)" in proc.stdout
+    assert evaluated["test"]["soft/abs_rel"] == pytest.approx(results_of(run)["test"]["soft/abs_rel"], rel=5e-3)
+
+
+# 7 ----------------------------------------------------------------------------------------------
+def test_7_a_diverging_run_stops_before_any_poisoned_state_is_written(tmp_path):
+    run = tmp_path / "run"
+    proc = run_module(
+        "depth_lightning.train", *TINY, "model.optimizer.lr=1e30", "checkpoint_every=1", f"hydra.run.dir={run}",
+        cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "NonFiniteError" in proc.stderr
+    assert results_of(run)["status"] == "failed"
+    for ckpt in (run / "checkpoints").glob("*.ckpt"):  # every checkpoint written is a finite one
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()), ckpt
+
+
+def test_7_every_load_path_refuses_a_checkpoint_with_non_finite_tensors(tiny_run, tmp_path):
+    from depth_lightning.checkpoint import CheckpointError, load_module
+
+    ckpt = torch.load(tiny_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    ckpt["state_dict"]["net.backbone.bn1.running_var"][0] = float("inf")
+    poisoned = tmp_path / "poisoned.ckpt"
+    torch.save(ckpt, poisoned)
+    with pytest.raises(CheckpointError, match=r"non-finite weights or statistics \(net.backbone.bn1.running_var"):
+        load_module(poisoned)
+    for args in (
+        ["depth_lightning.evaluate", f"ckpt_path={poisoned}", f"hydra.run.dir={tmp_path / 'e'}"],
+        ["depth_lightning.train", *TINY, f"ckpt_path={poisoned}", f"hydra.run.dir={tmp_path / 'r'}"],
+    ):
+        proc = run_module(*args, cwd=tmp_path, check=False)
+        assert proc.returncode != 0 and "non-finite weights or statistics" in proc.stderr
+
+
+def test_7_skipped_steps_are_summed_up_and_recorded(tmp_path, monkeypatch, caplog):
+    """The main job in this process, its frames poisoned (a NaN pixel) in two of its eight batches."""
+    import logging
+
+    from depth_lightning.config import compose_config
+    from depth_lightning.data.frames import FrameDataset
+    from depth_lightning.train import train
+
+    load = FrameDataset.__getitem__
+
+    def poisoned(self, key):
+        item = load(self, key)
+        if self.train and item["index"] in (0, 1):
+            item["image"][:, 0, 0] = float("nan")
+        return item
+
+    monkeypatch.setattr(FrameDataset, "__getitem__", poisoned)
+    cfg = compose_config(*TINY, "nonfinite=skip", "baselines=false", output_dir=str(tmp_path / "run"))
+    with caplog.at_level(logging.WARNING):
+        results = train(cfg)
+    skipped = results["skipped_steps"]
+    assert 1 <= skipped <= 2 and results["status"] == "completed"  # frames 0 and 1: one or two batches
+    assert f"nonfinite=skip: {skipped} of 8 optimiser steps were skipped" in caplog.text
+    assert results_of(tmp_path / "run")["skipped_steps"] == skipped
+
+
+# 8 ----------------------------------------------------------------------------------------------
+def _start(run, *extra):
+    """The main job in the background; its stderr goes to ``<run>.stderr``."""
+    env = {**os.environ, "WANDB_MODE": "offline", "DEPTH_LIGHTNING_LOGS": str(run.parent)}
+    args = [sys.executable, "-m", "depth_lightning.train", *TINY, "trainer.max_steps=400", *extra]
+    err = open(run.with_suffix(".stderr"), "wb")  # noqa: SIM115 - the child writes it while it runs
+    return subprocess.Popen([*args, f"hydra.run.dir={run}"], cwd=run.parent, env=env, stdout=err, stderr=err)
+
+
+def _wait_for_step(run, proc, step):
+    """Until ``last.ckpt`` holds at least ``step`` optimiser steps."""
+    deadline, last = time.time() + 300, run / "checkpoints" / "last.ckpt"
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if torch.load(last, map_location="cpu", weights_only=True)["global_step"] >= step:
+                return
+        except (OSError, RuntimeError, EOFError, KeyError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the run did not reach step {step}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGUSR1", "SIGTERM"])
+def test_8_a_signal_stops_the_run_as_interrupted_with_a_non_zero_exit_and_one_last_checkpoint(tmp_path, sig):
+    run = tmp_path / "run"
+    proc = _start(run, "checkpoint_every=2")
+    _wait_for_step(run, proc, 2)
+    proc.send_signal(getattr(signal, sig))
+    proc.wait(timeout=300)
+    err = run.with_suffix(".stderr").read_bytes()
+    assert proc.returncode != 0
+    results = results_of(run)
+    assert results["status"] == "interrupted" and results["interrupted"]["signal"] == sig
+    assert 1 <= results["interrupted"]["step"] < 400 and b"resume with ckpt_path=last" in err
+    assert [p.name for p in (run / "checkpoints").glob("last*.ckpt")] == ["last.ckpt"]
+    assert (
+        torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+        == results["interrupted"]["step"]
+    )
+
+
+# 10, 13 ----------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_10_13_a_killed_run_resumes_in_its_own_folder_with_its_whole_history(tmp_path):
+    run = tmp_path / "train" / "runs" / "2026-01-01_00-00-00"  # where the main job puts its runs
+    run.parent.mkdir(parents=True)
+    resumable = [
+        "logger=default",
+        "+logger.csv.flush_logs_every_n_steps=1",
+        "checkpoint_every=4",
+        "trainer.log_every_n_steps=1",
+        "trainer.max_steps=12",
+    ]
+    proc = _start(run, *resumable)
+    _wait_for_step(run, proc, 4)
+    time.sleep(2)  # a few more steps logged after the checkpoint: the resumed run replays them
+    proc.kill()
+    proc.wait()
+    before = [r for r in csv.DictReader(open(run / "csv" / "metrics.csv")) if r.get("train/loss")]
+    wandb_before = {p.name.rsplit("-", 1)[1] for p in (run / "wandb").glob("offline-run-*")}
+    # 13: ckpt_path=last without the folder: the newest run of the task that has a last.ckpt
+    proc = run_module("depth_lightning.train", *TINY, *resumable, "ckpt_path=last", cwd=tmp_path)
+    assert f"resuming the newest run of task 'train' that has a last.ckpt: {run}" in proc.stdout
+    assert results_of(run)["status"] == "completed" and results_of(run)["global_step"] == 12
+    after = [r for r in csv.DictReader(open(run / "csv" / "metrics.csv")) if r.get("train/loss")]
+    steps = [int(r["step"]) for r in after]
+    assert steps == sorted(set(steps)) and steps[0] == int(before[0]["step"]) and steps[-1] >= 10
+    assert {r["step"]: r["train/loss"] for r in before if int(r["step"]) < 4}.items() <= {
+        r["step"]: r["train/loss"] for r in after
+    }.items(), "the history before the last checkpoint is kept as it was"
+    wandb_after = {p.name.rsplit("-", 1)[1] for p in (run / "wandb").glob("offline-run-*")}
+    assert wandb_after == wandb_before and len(wandb_before) == 1, "W&B resumes the run it started"
+    assert list(run.parent.iterdir()) == [run], "no second run folder"
+
+
+# 11, 12 ----------------------------------------------------------------------------------------
+def test_11_12_a_busy_folder_is_refused_and_debris_of_interrupted_writes_is_removed(tmp_path):
+    from depth_lightning.run_folder import RunLock
+
+    run = tmp_path / "run"
+    debris = run / "checkpoints" / ".last.ckpt.tmp.ckpt"
+    debris.parent.mkdir(parents=True)
+    debris.write_bytes(b"half a checkpoint")
+    lock = RunLock(run)
+    lock.acquire()  # a run still going in this folder
+    try:
+        proc = run_module("depth_lightning.train", *TINY, f"hydra.run.dir={run}", cwd=tmp_path, check=False)
+        assert proc.returncode != 0 and f"{run} is in use by a run still going (pid {os.getpid()})" in proc.stderr
+        assert debris.is_file() and not (run / "metrics.json").exists(), "the busy folder was not touched"
+    finally:
+        lock.release()
+    run_module("depth_lightning.train", *TINY, "trainer.max_steps=1", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert not debris.exists() and results_of(run)["status"] == "completed"

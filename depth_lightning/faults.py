@@ -135,12 +135,16 @@ class NonFiniteGuard(L.Callback):
         if trainer.global_step != self.steps_seen:  # an optimiser step was taken: check what it wrote
             self.steps_seen = trainer.global_step
             state = [t for t in (*pl_module.parameters(), *pl_module.buffers()) if t.is_floating_point()]
+            # one sum per tensor is cheap; huge finite weights can overflow it, so look closer before stopping
             if not torch.stack([t.sum() for t in state]).sum().isfinite():
                 bad = [
                     n
                     for n, t in (*pl_module.named_parameters(), *pl_module.named_buffers())
                     if t.is_floating_point() and not torch.isfinite(t).all()
                 ]
+            else:
+                bad = []
+            if bad:
                 raise NonFiniteError(
                     f"non-finite weights or statistics after optimiser step {trainer.global_step} (batch sample ids "
                     f"{self._ids}): {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; nothing of this state is "

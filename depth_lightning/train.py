@@ -112,6 +112,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             if on_signal is not None and on_signal.interrupted:
                 status = {"status": "interrupted", "interrupted": on_signal.interrupted}
             write_json(out_dir / "metrics.json", {**results, **status, "error": repr(err)[:2000]})
+        if on_signal is not None and on_signal.interrupted:
+            # Lightning ends a run on SIGTERM with sys.exit(0): the scheduler must see a failure
+            raise RunInterrupted(_interrupted_message(on_signal.interrupted, out_dir)) from err
         raise
     finally:
         _finish_wandb()  # also after a failure: the next job of a multirun starts its own W&B run
@@ -122,14 +125,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         results.update(status="interrupted", interrupted=on_signal.interrupted)
         if first:
             write_json(out_dir / "metrics.json", results)
-        raise RunInterrupted(
-            f"{on_signal.interrupted['signal']} at optimiser step {on_signal.interrupted['step']}: "
-            f"{out_dir / 'checkpoints' / 'last.ckpt'} written; resume with ckpt_path=last hydra.run.dir={out_dir}"
-        )
+        raise RunInterrupted(_interrupted_message(on_signal.interrupted, out_dir))
     results["status"] = "completed"
     if first:
         write_json(out_dir / "metrics.json", results)
     return results
+
+
+def _interrupted_message(interrupted: dict[str, Any], out_dir: Path) -> str:
+    return (
+        f"{interrupted['signal']} at optimiser step {interrupted['step']}: {out_dir / 'checkpoints' / 'last.ckpt'} "
+        f"written; resume with ckpt_path=last hydra.run.dir={out_dir}"
+    )
 
 
 def _train(cfg: DictConfig, out_dir: Path, results: dict[str, Any], callbacks: dict[str, Any]) -> None:

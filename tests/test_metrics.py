@@ -1,11 +1,10 @@
-import math
 import warnings
 
 import numpy as np
 import pytest
 import torch
 
-from depth_lightning.metrics import METRIC_NAMES, DepthMetrics
+from depth_lightning.metrics import METRIC_NAMES, DepthMetrics, NoValidPixels
 from depth_lightning.protocol import EvalProtocol
 
 MIN, MAX = 1e-3, 10.0
@@ -95,15 +94,14 @@ def test_merging_halves_equals_one_pass(mode):
         assert a.compute()[k].item() == v.item(), k  # bit for bit
 
 
-def test_no_images_gives_nan_with_a_warning():
+def test_no_valid_image_is_an_error_never_a_nan():
     metric = DepthMetrics(MIN, MAX)
-    with pytest.warns(UserWarning, match="no image"):
-        out = metric.compute()
-    assert all(math.isnan(v.item()) for v in out.values())
+    with warnings.catch_warnings(record=True), pytest.raises(NoValidPixels, match="no image holds"):
+        metric.compute()
     metric.update(torch.ones(1, 4, 4), torch.zeros(1, 4, 4))  # an image with no valid pixel
-    with warnings.catch_warnings(record=True):
-        assert math.isnan(metric.compute()["rmse"].item())
-    assert metric.empty_images.item() == 1
+    with pytest.raises(NoValidPixels, match=r"1 image\(s\) scored, every one empty"):
+        metric.compute()
+    assert len(metric.empty_images()) == 1
 
 
 def test_predictions_are_upsampled_to_ground_truth_then_masked_by_the_region():

@@ -30,6 +30,7 @@ def test_nyu_sync_validation_is_scene_disjoint_from_training(tmp_path):
         "data=nyu_sync",
         f"data.dataset.root={root}",
         f"data.dataset.train_list={root / 'train.txt'}",
+        "data.dataset.fill=none",
         "data.val_fraction=0.25",
     )
     train, val = datamodule.build("train"), datamodule.build("val")

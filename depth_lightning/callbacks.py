@@ -18,11 +18,13 @@ from depth_lightning.visualize import depth_panel
 
 class DepthPanels(L.Callback):
     """After each validation: RGB | ground truth | prediction | error | uncertainty of the first
-    ``images`` validation images, to W&B, TensorBoard and as PNG files in ``output_dir``."""
+    ``images`` validation images, titled and with colour bars, to W&B, TensorBoard and as PNG files
+    in ``output_dir``; ``title`` names the run."""
 
-    def __init__(self, output_dir: str | None = None, images: int = 4) -> None:
+    def __init__(self, output_dir: str | None = None, images: int = 4, title: str = "") -> None:
         self.output_dir = Path(output_dir) if output_dir else None
         self.images = images
+        self.title = title
         self.batch: dict[str, np.ndarray] | None = None
 
     def on_validation_batch_end(
@@ -42,7 +44,8 @@ class DepthPanels(L.Callback):
         if self.batch is None:
             return
         b, bins = self.batch, pl_module.bins
-        panel = depth_panel(b["image"], b["depth"], b["pred"], b["uncertainty"], bins.d_min, bins.d_max)
+        title = f"{self.title}, K = {bins.num_bins}, step {trainer.global_step}".lstrip(", ")
+        panel = depth_panel(b["image"], b["depth"], b["pred"], b["uncertainty"], bins.d_min, bins.d_max, title)
         self.batch = None
         caption = "RGB | ground truth | prediction | abs rel error (0-0.5) | uncertainty"
         _log_figure(trainer, "val/panels", panel, caption)
@@ -63,14 +66,15 @@ class BinDiagnostics(L.Callback):
     """The paper's Fig. 6 (predicted distribution over the bins at fixed pixels of the first
     validation image, at every validation) and Fig. 7 (confusion of hard-max bin labels of the
     validation that just ended, merged to ``merged`` bins), saved as ``bin_distributions.npz`` /
-    ``confusion_val.npy`` in ``output_dir`` and logged as images."""
+    ``confusion_val.npy`` in ``output_dir`` and logged as images titled with ``title`` (the run) and K."""
 
     # Pixels (fractions of height, width) whose predicted distribution is tracked (Fig. 6).
     TRACKED = ((0.25, 0.25), (0.5, 0.5), (0.75, 0.3), (0.6, 0.8))
 
-    def __init__(self, output_dir: str, merged: int = 50) -> None:
+    def __init__(self, output_dir: str, merged: int = 50, title: str = "") -> None:
         self.output_dir = Path(output_dir)
         self.merged = merged
+        self.title = title
         self.steps: list[int] = []
         self.probs: list[np.ndarray] = []
         self.tracked: tuple[np.ndarray, np.ndarray] | None = None  # (probabilities, labels) of this validation
@@ -118,8 +122,9 @@ class BinDiagnostics(L.Callback):
             arrays = {"steps": np.array(self.steps), "probs": np.stack(self.probs), "labels": self.tracked[1]}
             arrays["log_centres"] = centres
             save_atomic(self.output_dir / "bin_distributions.npz", lambda p: np.savez(p, **arrays))
-            fig = distribution_figure(arrays["steps"], arrays["probs"], arrays["labels"], centres)
+            fig = distribution_figure(arrays["steps"], arrays["probs"], arrays["labels"], centres, self.title)
             _log_figure(trainer, "val/bin_distributions", fig, "predicted distribution over bins at fixed pixels")
         if counts.sum() > 0:
             save_atomic(self.output_dir / "confusion_val.npy", lambda p: np.save(p, counts))
-            _log_figure(trainer, "val/confusion", confusion_figure(counts), "hard-max bin confusion (rows: truth)")
+            fig = confusion_figure(counts, self.title, pl_module.bins.num_bins)
+            _log_figure(trainer, "val/confusion", fig, "hard-max bin confusion (rows: truth)")

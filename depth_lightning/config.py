@@ -131,8 +131,39 @@ def gpus_per_node(accelerator: str, devices: Any) -> int | None:
     return None
 
 
+# Overrides that say how to run a job, not what it computes: they never change its folder.
+HOW_TO_RUN_KEYS = ("ckpt_path", "resume_or_fresh")
+
+
+def job_key(overrides: Any) -> str:
+    """A short stable key of a sweep job's overrides (order and resume switches ignored): the job's
+    folder is ``<run_name>-<key>``, so re-running a sweep with a changed value list finds the
+    folders of the jobs it already ran instead of numbering them anew."""
+    import hashlib
+
+    kept = sorted(str(o) for o in overrides if str(o).lstrip("+~").split("=", 1)[0] not in HOW_TO_RUN_KEYS)
+    return hashlib.sha1("\n".join(kept).encode()).hexdigest()[:8]
+
+
+def run_group() -> str:
+    """The W&B group: the sweep folder's name in a multirun (stable when the sweep is resumed into
+    it), the run folder's name otherwise."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    folder = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else hydra_cfg.run.dir
+    return Path(str(folder)).name
+
+
 def register_resolvers() -> None:
-    for name, fn in (("auto_precision", auto_precision), ("gpus_per_node", gpus_per_node)):
+    resolvers = (
+        ("auto_precision", auto_precision),
+        ("gpus_per_node", gpus_per_node),
+        ("job_key", job_key),
+        ("run_group", run_group),
+    )
+    for name, fn in resolvers:
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 

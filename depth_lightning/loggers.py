@@ -40,3 +40,36 @@ class ContinuingCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _ContinuingWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+def final_metrics_table(results: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """The run's final metrics, one row per split and decoder: (columns, rows)."""
+    from depth_lightning.metrics import METRIC_NAMES
+    from depth_lightning.models.bins import DECODERS
+
+    columns = ["split", "decoder", *METRIC_NAMES, "pixel_acc"]
+    rows = []
+    for split in ("val", "test"):
+        values = results.get(split) or {}
+        for decoder in DECODERS if values else ():
+            rows.append(
+                [split, decoder, *(values.get(f"{decoder}/{m}") for m in METRIC_NAMES), values.get("pixel_acc")]
+            )
+    return columns, rows
+
+
+def log_final_metrics(loggers: list[Any], results: dict[str, Any]) -> None:
+    """The final metrics of both decoders as one table: a W&B table (``final_metrics``, also in the
+    run's summary) and a TensorBoard text panel."""
+    from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
+    columns, rows = final_metrics_table(results)
+    if not rows:
+        return
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_table(key="final_metrics", columns=columns, data=rows)
+        elif isinstance(logger, TensorBoardLogger):
+            cells = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row] for row in rows]
+            text = "\n".join("| " + " | ".join(r) + " |" for r in [columns, ["---"] * len(columns), *cells])
+            logger.experiment.add_text("final_metrics", text)

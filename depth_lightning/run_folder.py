@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 LOCK_NAME = ".run.lock"
 
@@ -70,3 +72,12 @@ def wandb_run_id(folder: str | Path) -> str | None:
     """The id of the W&B run a run folder logged to (``wandb/<offline-run|run>-<time>-<id>``)."""
     runs = sorted(Path(folder).glob("wandb/*run-*-*"))
     return runs[-1].name.rsplit("-", 1)[-1] if runs else None
+
+
+def read_status(folder: str | Path, status: str) -> dict[str, Any] | None:
+    """The run's ``metrics.json`` if it says ``status``; None otherwise (absent, unreadable, other)."""
+    try:
+        results = json.loads((Path(folder) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return results if isinstance(results, dict) and results.get("status") == status else None

@@ -27,8 +27,17 @@ from depth_lightning.config import CONF_DIR, ConfigError, build, check_choice, p
 from depth_lightning.faults import AtomicCheckpointIO, CheckpointOnSignal, NonFiniteGuard, RunInterrupted
 from depth_lightning.files import save_atomic, write_json
 from depth_lightning.hydra_ddp import run_ddp_ranks_as_this_job
+from depth_lightning.loggers import log_final_metrics
 from depth_lightning.machine import describe_machine
-from depth_lightning.run_folder import RunLock, is_first_process, newest_resumable_run, remove_debris, wandb_run_id
+from depth_lightning.run_folder import (
+    RunLock,
+    is_first_process,
+    newest_resumable_run,
+    read_status,
+    remove_debris,
+    wandb_run_id,
+)
+from depth_lightning.run_log import apply_extras, log_failure, route_library_logs, where_outputs_are
 from depth_lightning.speed import keep_freed_memory
 
 log = logging.getLogger(__name__)
@@ -93,19 +102,28 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     error, configuration errors included).
     """
     out_dir = Path(cfg.paths.output_dir)
+    route_library_logs()
     first = is_first_process()  # the process that owns the folder (not a DDP rank started for it)
     lock = RunLock(out_dir) if first else None
     if lock is not None:
         lock.acquire()  # one run per folder; a second one into it is refused before it touches anything
         for debris in remove_debris(out_dir):
             log.info("removed %s, left by an interrupted write", debris)
+        if cfg.get("ckpt_path") == "last" and (done := read_status(out_dir, "completed")) is not None:
+            # a sweep resumed into its folder: this job finished before; its results stand as they are
+            log.info("%s: completed before (ckpt_path=last); not trained or tested again", out_dir)
+            lock.release()
+            return done
     results: dict[str, Any] = {"config": plain(cfg), "status": "running", "machine": describe_machine()}
     callbacks: dict[str, Any] = {}  # what _train builds that says how the run ended
     try:
         if first:
             write_json(out_dir / "metrics.json", results)
+            apply_extras(cfg, out_dir)
+        check_optimized_metric(cfg)
         _train(cfg, out_dir, results, callbacks)
     except BaseException as err:
+        log_failure(err)
         on_signal = callbacks.get("on_signal")
         if first:  # the report lists the run as failed (or interrupted), with the reason
             status = {"status": "failed"}
@@ -129,6 +147,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     results["status"] = "completed"
     if first:
         write_json(out_dir / "metrics.json", results)
+        log.info(where_outputs_are(out_dir, results.get("best_checkpoint")))
     return results
 
 
@@ -137,6 +156,40 @@ def _interrupted_message(interrupted: dict[str, Any], out_dir: Path) -> str:
         f"{interrupted['signal']} at optimiser step {interrupted['step']}: {out_dir / 'checkpoints' / 'last.ckpt'} "
         f"written; resume with ckpt_path=last hydra.run.dir={out_dir}"
     )
+
+
+def check_optimized_metric(cfg: DictConfig) -> None:
+    """``optimized_metric`` names a split this run reports: ``val/...`` when it trains, ``test/...`` with
+    ``test=true``."""
+    from depth_lightning.metrics import METRIC_NAMES
+
+    key = str(cfg.get("optimized_metric") or "")
+    split, name = key.split("/", 1)[0], key.rsplit("/", 1)[-1]
+    if split not in ("val", "test") or "/" not in key or name not in (*METRIC_NAMES, "loss", "pixel_acc"):
+        raise ConfigError(
+            f"config error: optimized_metric: {key!r} is not a logged key; use val/<metric> or test/<metric> (e.g. "
+            f"val/abs_rel, val/hard/rmse, test/cap50/soft/d1; metrics: {', '.join(METRIC_NAMES)}, pixel_acc, loss)"
+        )
+    if split == "test" and not cfg.get("test", False):
+        raise ConfigError(f"config error: optimized_metric: {key!r} needs test=true (this run never tests)")
+    if split == "val" and not cfg.get("train", True):
+        raise ConfigError(f"config error: optimized_metric: {key!r} needs train=true (this run never validates)")
+
+
+def metric_value(results: dict[str, Any], key: str) -> float | None:
+    """The value of ``optimized_metric`` (``val/abs_rel``, ``test/hard/rmse``...) in a run's results;
+    None, with a warning, when the run did not log it (e.g. it never validated)."""
+    split, name = key.split("/", 1)
+    values = results.get(split) or {}
+    if name not in values:
+        log.warning(
+            "optimized_metric=%s was not logged by this run (its %s keys: %s); the sweeper gets None",
+            key,
+            split,
+            ", ".join(sorted(values)) or "none",
+        )
+        return None
+    return float(values[name])
 
 
 def _train(cfg: DictConfig, out_dir: Path, results: dict[str, Any], callbacks: dict[str, Any]) -> None:
@@ -229,6 +282,8 @@ def _run(
         results["test"] = split_metrics(trainer.callback_metrics, "test")
         results["tested_checkpoint"] = tested or "last"
     results["empty_frames"] = module.empty_frames  # left out of the metrics: no valid ground truth
+    if trainer.is_global_zero:
+        log_final_metrics(trainer.loggers, results)
 
 
 def _finish_wandb() -> None:
@@ -240,9 +295,9 @@ def _finish_wandb() -> None:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
+    """Train; the value of ``optimized_metric`` goes to Hydra's sweeper (Optuna minimises or maximises it)."""
     results = train(cfg)
-    headline = results.get("val", {}).get("abs_rel")
-    return float(headline) if headline is not None else None
+    return metric_value(results, cfg.optimized_metric)
 
 
 def fix_run_time() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -27,35 +29,67 @@ def _resize_nearest(a: np.ndarray, height: int, width: int) -> np.ndarray:
     return a[rows][:, cols]
 
 
-def depth_panel(
-    image: np.ndarray, depth: np.ndarray, pred: np.ndarray, uncertainty: np.ndarray, vmin: float, vmax: float
-) -> np.ndarray:
-    """One row per image: RGB, ground truth, prediction, |abs rel| error (0..0.5), uncertainty.
+# The panel's columns: title and colour map.
+PANEL_COLUMNS = (
+    ("RGB", None),
+    ("ground truth (m)", "magma_r"),
+    ("prediction (m)", "magma_r"),
+    ("abs rel error", "inferno"),
+    ("uncertainty (std of log depth)", "viridis"),
+)
+
+
+def depth_panel(*args: Any, **kwargs: Any) -> np.ndarray:
+    """:func:`depth_panel_figure` as an RGB array."""
+    return _figure_to_array(depth_panel_figure(*args, **kwargs))
+
+
+def depth_panel_figure(
+    image: np.ndarray,
+    depth: np.ndarray,
+    pred: np.ndarray,
+    uncertainty: np.ndarray,
+    vmin: float,
+    vmax: float,
+    title: str = "",
+) -> Figure:
+    """One row per image: RGB, ground truth, prediction, |abs rel| error (0..0.5), uncertainty, with
+    column titles and a colour bar under each column (depth in metres on a log scale).
 
     ``image`` (N,3,H,W) in [0,1]; ``depth``, ``pred``, ``uncertainty`` (N,h,w) of any size: all are
     shown at the image's size.
     """
-    rows = []
-    h, w = image.shape[-2:]
-    for i in range(image.shape[0]):
-        rgb = (np.clip(image[i].transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
-        p = _resize_nearest(pred[i], h, w)
-        u = _resize_nearest(uncertainty[i], h, w)
+    from matplotlib.colors import LogNorm, Normalize
+
+    n, (h, w) = image.shape[0], image.shape[-2:]
+    u_max = max(float(np.nanmax(uncertainty)) if np.isfinite(uncertainty).any() else 0.0, 1e-6)
+    norms = (None, LogNorm(vmin, vmax), LogNorm(vmin, vmax), Normalize(0.0, 0.5), Normalize(0.0, u_max))
+    fig = _figure(figsize=(5 * 2.2 * w / max(h, w) + 0.4, n * 2.2 * h / max(h, w) + 1.3), dpi=100)
+    axes = fig.subplots(n, 5, squeeze=False)
+    for i in range(n):
         gt = _resize_nearest(depth[i], h, w)
+        p = _resize_nearest(pred[i], h, w)
         err = np.where(gt > 0, np.abs(p - gt) / np.where(gt > 0, gt, 1), np.nan)
-        rows.append(
-            np.concatenate(
-                [
-                    rgb,
-                    colorize(gt, vmin, vmax),
-                    colorize(p, vmin, vmax),
-                    colorize(err, 0.0, 0.5, cmap="inferno", log=False),
-                    colorize(u, 0.0, max(float(np.nanmax(u)), 1e-6), cmap="viridis", log=False),
-                ],
-                axis=1,
-            )
+        shown = (
+            np.clip(image[i].transpose(1, 2, 0), 0, 1),
+            np.where(gt > 0, gt, np.nan),  # no ground truth: blank
+            p,
+            err,
+            _resize_nearest(uncertainty[i], h, w),
         )
-    return np.concatenate(rows, axis=0)
+        for j, (ax, values) in enumerate(zip(axes[i], shown, strict=True)):
+            name, cmap = PANEL_COLUMNS[j]
+            im = ax.imshow(values, cmap=cmap, norm=norms[j], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=8)
+            if i == n - 1 and cmap is not None:
+                bar = fig.colorbar(im, ax=axes[:, j].tolist(), orientation="horizontal", fraction=0.05, pad=0.04)
+                bar.ax.tick_params(labelsize=6)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
 
 
 def _figure(**kwargs) -> Figure:
@@ -70,10 +104,12 @@ def _figure_to_array(fig: Figure) -> np.ndarray:
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
-def distribution_figure(steps: np.ndarray, probs: np.ndarray, labels: np.ndarray, log_centres: np.ndarray):
+def distribution_figure(
+    steps: np.ndarray, probs: np.ndarray, labels: np.ndarray, log_centres: np.ndarray, title: str = ""
+) -> np.ndarray:
     """Fig. 6 style: for each tracked pixel, the predicted distribution over bins at each step.
 
-    ``probs`` (T, P, K); ``labels`` (P,) ground-truth bins (negative: invalid).
+    ``probs`` (T, P, K); ``labels`` (P,) ground-truth bins (negative: invalid); ``title`` names the run.
     """
     n = probs.shape[1]
     fig = _figure(figsize=(3.2 * n, 2.6))
@@ -90,12 +126,14 @@ def distribution_figure(steps: np.ndarray, probs: np.ndarray, labels: np.ndarray
         ax.set_xlabel("depth (m)", fontsize=8)
     axes[0][0].set_ylabel("probability", fontsize=8)
     axes[0][-1].legend(fontsize=6)
+    fig.suptitle(f"{title}, K = {probs.shape[-1]}: predicted distribution (red: true bin)".lstrip(", "), fontsize=9)
     fig.tight_layout()
     return _figure_to_array(fig)
 
 
-def confusion_figure(counts: np.ndarray):
-    """Fig. 7 style: row-normalised confusion of hard-max bin labels (log colour scale)."""
+def confusion_figure(counts: np.ndarray, title: str = "", num_bins: int | None = None) -> np.ndarray:
+    """Fig. 7 style: row-normalised confusion of hard-max bin labels (log colour scale), titled with
+    the run and its K (``num_bins``; the matrix may merge bins)."""
     rows = counts.sum(1, keepdims=True)
     norm = np.where(rows > 0, counts / np.maximum(rows, 1), 0)
     fig = _figure(figsize=(4, 3.6))
@@ -104,5 +142,7 @@ def confusion_figure(counts: np.ndarray):
     ax.set_xlabel("predicted bin (merged)")
     ax.set_ylabel("ground-truth bin (merged)")
     fig.colorbar(im, ax=ax, label="log10 fraction of row")
+    k = f"K = {num_bins}, " if num_bins else ""
+    ax.set_title(f"{title}\n{k}{counts.shape[0]} merged bins".strip(), fontsize=9)
     fig.tight_layout()
     return _figure_to_array(fig)

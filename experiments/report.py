@@ -110,12 +110,29 @@ def collect_runs(folders: list[Path], split: str = "test") -> tuple[list[Run], l
                     chosen,
                     status,
                     dataset=cfg.get("data", {}).get("name", "?"),
+                    extra={"seed": cfg.get("seed")},
                 )
             )
+    runs.sort(key=lambda r: (r.path / "metrics.json").stat().st_mtime)  # a table takes the newest of a kind
+    problems += duplicate_runs(runs)
     tasks = sorted({r.task for r in runs})
     if len(tasks) > 1:
         problems.append(f"runs of different experiments are mixed: {', '.join(tasks)} (tables pool them)")
     return runs, problems
+
+
+def duplicate_runs(runs: list[Run]) -> list[str]:
+    """A message for each kind of run (dataset, variant, K, seed) finished more than once, e.g. a sweep
+    re-run into its folder under an older folder scheme: the tables use the newest, the others are stale."""
+    kinds: dict[tuple[Any, ...], list[Run]] = {}
+    for run in runs:  # oldest first
+        kinds.setdefault((run.task, run.dataset, run.variant, run.bins, run.extra.get("seed")), []).append(run)
+    return [
+        f"{len(same)} finished runs of {kind[2]} K={kind[3]} on {kind[1]} (seed {kind[4]}): the tables use the "
+        f"newest, {same[-1].path}; stale: {', '.join(str(r.path) for r in same[:-1])}"
+        for kind, same in kinds.items()
+        if len(same) > 1
+    ]
 
 
 def ablation_runs(runs: list[Run]) -> list[Run]:
@@ -298,7 +315,9 @@ def figure6(run: Run, out: Path) -> Path | None:
     if not path.is_file():
         return None
     data = np.load(path)
-    Image.fromarray(distribution_figure(data["steps"], data["probs"], data["labels"], data["log_centres"])).save(out)
+    title = f"Fig. 6, {run.path.name}"
+    fig = distribution_figure(data["steps"], data["probs"], data["labels"], data["log_centres"], title)
+    Image.fromarray(fig).save(out)
     return out
 
 
@@ -311,7 +330,7 @@ def figure7(run: Run, out: Path) -> Path | None:
     path = run.path / "confusion_val.npy"
     if not path.is_file():
         return None
-    Image.fromarray(confusion_figure(np.load(path))).save(out)
+    Image.fromarray(confusion_figure(np.load(path), f"Fig. 7, {run.path.name}", run.bins)).save(out)
     return out
 
 
@@ -381,15 +400,51 @@ def build_report(folders: list[Path], out: Path, bins: int | None = None, split:
     }
 
 
+def log_to_wandb(result: dict[str, Any], sweep: Path) -> str:
+    """The report's tables and figures as one W&B run (job type ``report``) in the sweep's group
+    (the group its training runs logged to); returns the run's folder."""
+    import os
+
+    import wandb
+
+    os.environ.setdefault("WANDB_MODE", "offline")
+    task = result["runs"][0].task
+    run = wandb.init(
+        project="depth_lightning",
+        group=f"{task}-{Path(sweep).resolve().name}",
+        job_type="report",
+        name=f"report-{Path(sweep).resolve().name}",
+        dir=str(result["report"].parent),
+    )
+    columns = {"table1": DEPTH_COLS, "table2": DEPTH_COLS, "table3": TABLE3_COLS, "table4": TABLE4_COLS}
+    logged: dict[str, Any] = {}
+    for name, cols in columns.items():
+        keys = ["row", "source", *(c for c, _ in cols)]
+        logged[f"report/{name}"] = wandb.Table(
+            columns=keys, data=[[None if r.get(k) is None else r[k] for k in keys] for r in result[name]]
+        )
+    for name, path in result["figures"].items():
+        logged[f"report/{name}"] = wandb.Image(str(path))
+    run.log(logged)
+    folder = run.dir
+    run.finish()
+    return str(Path(folder).parent)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.report", description=__doc__.split("\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="sweep (multirun) or run folders")
     parser.add_argument("--out", type=Path, default=None, help="default: <first folder>/report")
     parser.add_argument("--bins", type=int, default=None, help="K of Table 3 (default: closest to 200)")
     parser.add_argument("--split", choices=["test", "val"], default="test")
+    parser.add_argument(
+        "--wandb", action="store_true", help="also log the tables and figures to W&B (offline unless WANDB_MODE says)"
+    )
     args = parser.parse_args(argv)
     result = build_report(args.folders, args.out or args.folders[0] / "report", args.bins, args.split)
     print(result["report"].read_text())
+    if args.wandb and result["runs"]:
+        print(f"logged to W&B: {log_to_wandb(result, args.folders[0])}")
     if not result["runs"]:
         print(
             "error: no finished run under "

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A one-node Slurm cluster on localhost, to try depth_lightning's SLURM path (hydra/launcher=submitit_slurm)
+# A one-node Slurm cluster on localhost, to try depth_lightning's SLURM path (hydra/launcher=slurm)
 # on one machine and to test it in CI. Debian/Ubuntu, as root, no systemd needed.
 #
 #   bash scripts/slurm_local.sh start    install what is missing, configure, start, smoke-test (idempotent)

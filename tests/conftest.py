@@ -14,6 +14,7 @@ def tiny_run(tmp_path_factory) -> Path:
         "debug=tiny",
         "trainer.max_steps=40",
         "test=true",
+        "logger=tensorboard",  # beside W&B and CSV
         "hydra.run.dir=" + str(work / "run"),
         cwd=work,
     )

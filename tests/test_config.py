@@ -51,6 +51,8 @@ def test_paper_numbers_are_the_papers():
         (["+trainer.max_stepz=3"], "trainer.max_stepz"),
         (["data.height=16"], "data.height"),
         (["model.decoder=median"], "model.decoder"),
+        (["model.net.num_bins=1"], "model.net.num_bins"),
+        (["model.net.backbone=resnet9"], "model.net.backbone"),
     ],
 )
 def test_a_bad_setting_is_named(overrides, message):

@@ -115,6 +115,8 @@ def test_2_training_on_frames_without_valid_depth_fails_naming_the_cause(tmp_pat
     )
     assert results_of(run)["status"] == "failed"
     assert not (run / "checkpoints").exists(), "found before any training"
+    log = (run / "train.log").read_text()  # the reason stays in the run's folder, traceback included
+    assert "Traceback" in log and "the train split holds no valid depth" in log
 
 
 def test_2_an_epoch_without_one_valid_depth_pixel_stops_training():
@@ -246,7 +248,8 @@ def test_7_a_diverging_run_stops_before_any_poisoned_state_is_written(tmp_path):
         cwd=tmp_path, check=False,
     )  # fmt: skip
     assert proc.returncode != 0 and "NonFiniteError" in proc.stderr
-    assert results_of(run)["status"] == "failed"
+    assert results_of(run)["status"] == "failed" and "NonFiniteError" in results_of(run)["error"]
+    assert "NonFiniteError" in (run / "train.log").read_text()
     for ckpt in (run / "checkpoints").glob("*.ckpt"):  # every checkpoint written is a finite one
         state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
         assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()), ckpt

@@ -71,26 +71,33 @@ def sweep(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
+def job(sweep: Path, run_name: str) -> Path:
+    """The folder of the job that ran ``run_name``: ``<run_name>-<key of its overrides>``."""
+    found = list(sweep.glob(f"{run_name}-????????"))
+    assert len(found) == 1, (run_name, sorted(p.name for p in sweep.iterdir()))
+    return found[0]
+
+
 def test_ablation_sweep_saves_both_decoders_for_every_variant(sweep):
-    names = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    names = sorted(p.name.rsplit("-", 1)[0] for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert names == [
-        "0_full-K20",
-        "1_full-K40",
-        "2_no_dilation-K20",
-        "3_no_dilation-K40",
-        "4_no_concat-K20",
-        "5_no_concat-K40",
-        "6_no_dilation_no_concat-K20",
-        "7_no_dilation_no_concat-K40",
+        "full-K20",
+        "full-K40",
+        "no_concat-K20",
+        "no_concat-K40",
+        "no_dilation-K20",
+        "no_dilation-K40",
+        "no_dilation_no_concat-K20",
+        "no_dilation_no_concat-K40",
     ]
     for name in names:
-        results = json.loads((sweep / name / "metrics.json").read_text())
+        results = json.loads((job(sweep, name) / "metrics.json").read_text())
         assert results["status"] == "completed"
         for split in ("val", "test"):
             for dec in ("soft", "hard"):
                 assert math.isfinite(results[split][f"{dec}/abs_rel"]), (name, split, dec)
         model = results["config"]["model"]["net"]
-        variant, k = name.split("_", 1)[1].rsplit("-K", 1)
+        variant, k = name.rsplit("-K", 1)
         assert (model["dilated"], model["fusion"]) == {
             "full": (True, True),
             "no_dilation": (False, True),
@@ -98,7 +105,8 @@ def test_ablation_sweep_saves_both_decoders_for_every_variant(sweep):
             "no_dilation_no_concat": (False, False),
         }[variant]
         assert model["num_bins"] == int(k)
-        assert (sweep / name / "bin_distributions.npz").is_file() and (sweep / name / "confusion_val.npy").is_file()
+        assert (job(sweep, name) / "bin_distributions.npz").is_file()
+        assert (job(sweep, name) / "confusion_val.npy").is_file()
 
 
 @pytest.mark.slow
@@ -106,21 +114,27 @@ def test_sweep_runs_share_one_wandb_group(sweep):
     from tests.wandb_reader import logged
 
     seen = []
-    for name in ("0_full-K20", "3_no_dilation-K40"):
-        run = logged(next((sweep / name / "wandb").glob("offline-run-*")))
+    for name in ("full-K20", "no_dilation-K40"):
+        run = logged(next((job(sweep, name) / "wandb").glob("offline-run-*")))
         seen.append(run["run"])
         assert run["config"]["model"]["net"]["num_bins"] in (20, 40)  # the run config, once
         keys = {k for row in run["history"] for k in row}
         assert {"val/soft/abs_rel", "val/hard/abs_rel", "val/pixel_acc"} <= keys
         assert {"val/bin_distributions/_type", "val/confusion/_type"} <= keys  # Fig. 6 and Fig. 7
-    assert seen[0]["group"] == seen[1]["group"] and seen[0]["group"].startswith("synthetic_ablation-")
+    assert seen[0]["group"] == seen[1]["group"] == f"synthetic_ablation-{sweep.name}"
     assert [s["job_type"] for s in seen] == ["full-K20", "no_dilation-K40"]
 
 
 @pytest.mark.slow
 def test_report_builds_tables_and_figures(sweep, tmp_path):
-    proc = run_module("experiments.report", str(sweep), "--out", str(tmp_path / "report"), cwd=ROOT)
+    proc = run_module("experiments.report", str(sweep), "--out", str(tmp_path / "report"), "--wandb", cwd=ROOT)
     assert "Table 3, components (ours: synthetic, K = 40; paper: NYU v2)" in proc.stdout
+    from tests.wandb_reader import logged
+
+    wandb_run = logged(Path(proc.stdout.split("logged to W&B: ")[1].split()[0]))  # the sweep's group, too
+    assert wandb_run["run"]["group"] == f"synthetic_ablation-{sweep.name}" and wandb_run["run"]["job_type"] == "report"
+    keys = {k for row in wandb_run["history"] for k in row}
+    assert {"report/table3/_type", "report/fig6/_type", "report/fig7/_type"} <= keys
     for name in ("table1", "table2", "table3", "table4"):
         assert f"## Table {name[-1]}," in proc.stdout
         for ext in ("md", "csv", "tex"):
@@ -131,10 +145,10 @@ def test_report_builds_tables_and_figures(sweep, tmp_path):
     def rows(table, source):
         return {r["row"]: r for r in result[table] if r["source"] == source}
 
-    ours = json.loads((sweep / "1_full-K40" / "metrics.json").read_text())["test"]
+    ours = json.loads((job(sweep, "full-K40") / "metrics.json").read_text())["test"]
     assert rows("table3", "ours")["Hard-max inference"]["abs_rel"] == ours["hard/abs_rel"]
     assert rows("table3", "ours")["Soft-weighted-sum (full model)"]["abs_rel"] == ours["soft/abs_rel"]
-    third = json.loads((sweep / "7_no_dilation_no_concat-K40" / "metrics.json").read_text())["test"]
+    third = json.loads((job(sweep, "no_dilation_no_concat-K40") / "metrics.json").read_text())["test"]
     assert rows("table3", "ours")["No dilation, no concat (Sec. 5.1)"]["d1"] == third["soft/d1"]
     # the paper's numbers beside ours (Tables 1-4 of the paper, as fractions)
     assert rows("table3", "paper")["No dilation"]["d1"] == 0.7802
@@ -151,22 +165,29 @@ def test_report_builds_tables_and_figures(sweep, tmp_path):
 
 
 @pytest.mark.slow
-def test_notebook_executes_on_the_sweep(sweep, monkeypatch):
-    import nbformat
-    from nbclient import NotebookClient
+def test_the_notebook_takes_its_sweep_as_a_parameter_from_any_directory(sweep, tmp_path):
+    import papermill
 
-    nb = nbformat.read(ROOT / "notebooks" / "ablation_report.ipynb", as_version=4)
-    monkeypatch.setenv("ABLATION_SWEEP", str(sweep))
-    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
-    outputs = "".join(
-        str(o.get("text", "")) + str(o.get("data", {}).get("text/markdown", ""))
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.outputs
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "executed.ipynb"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "ablation_report.ipynb"),
+        str(out),
+        parameters={"sweep": str(sweep)},
+        cwd=str(elsewhere),
+        kernel_name="python3",
+        progress_bar=False,
     )
-    assert "8 finished runs" in outputs and "Table 3" in outputs
-    assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    cells = [c for c in json.loads(out.read_text())["cells"] if c["cell_type"] == "code"]
+    text = "".join(
+        "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/markdown", ""))
+        for c in cells
+        for o in c["outputs"]
+    )
+    assert f"8 finished runs in {sweep}" in text and "Table 3" in text
+    assert any("image/png" in o.get("data", {}) for c in cells for o in c["outputs"])
+    assert os.listdir(elsewhere) == []  # nothing written where it was started
 
 
 def test_report_on_bad_sweeps_says_what_is_wrong(tmp_path):
@@ -222,6 +243,6 @@ def test_submitit_local_launcher_runs_jobs(tmp_path):
         "--multirun",
         cwd=tmp_path,
     )
-    for name in ("0_full-K20", "1_full-K40"):
-        assert json.loads((tmp_path / "sw" / name / "metrics.json").read_text())["status"] == "completed"
+    for name in ("full-K20", "full-K40"):
+        assert json.loads((job(tmp_path / "sw", name) / "metrics.json").read_text())["status"] == "completed"
     assert list((tmp_path / "sw" / ".submitit").glob("*/*_result.pkl"))

@@ -91,9 +91,10 @@ def markdown(r: dict[str, Any]) -> str:
         bins = {(b["bins"], b["upsample"]): b for b in r["bins_cost"]}
         lines += [
             "",
-            "Paper configuration (ResNet-152, 240x320, batch 1): training memory in bf16 = weights, gradients",
-            "and momentum + the tensors autograd saves for backward (counted exactly); step time in this",
-            "machine's precision.",
+            "Paper configuration (ResNet-152, 240x320, batch 1): training memory in this machine's precision",
+            f"({r['machine']['precision']}) = weights, gradients and momentum + the tensors autograd saves for",
+            "backward (counted exactly); seconds per image only where bf16 is native (— elsewhere: emulated",
+            "bf16 ResNet-152 steps would take most of the run).",
             "",
             "| bins | upsample | activations (MB) | weights+grads+momentum (MB) | total (MB) | vs K=200 | s / image |",
             "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",

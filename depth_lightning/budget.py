@@ -81,9 +81,19 @@ class TimeBudget(L.Callback):
         first = self.planned_steps is None
         self.planned_steps = max(step, planned)
         for config in trainer.lr_scheduler_configs:  # the schedule ends where the budget does
-            for factor in getattr(config.scheduler, "lr_lambdas", []):
+            scheduler = config.scheduler
+            factors = getattr(scheduler, "lr_lambdas", [])
+            for factor in factors:
                 if isinstance(factor, CosineFactor):
                     factor.total_steps = self.planned_steps
+            if any(isinstance(f, CosineFactor) for f in factors):
+                # the rate of the current step follows the new plan too (Lightning may already have
+                # stepped the scheduler for it; when the plan ends here, this is the end value)
+                for group, base, factor in zip(
+                    scheduler.optimizer.param_groups, scheduler.base_lrs, factors, strict=True
+                ):
+                    group["lr"] = base * factor(scheduler.last_epoch)
+                scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
         if first and trainer.is_global_zero:
             print(
                 f"time budget: this machine trains {self.steps_per_s:.2f} optimiser steps/s ({trainer.precision}); "

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from depth_lightning.schedules import CosineFactor
 from tests.helpers import run_module
 
 
@@ -26,9 +27,13 @@ def test_a_time_budget_runs_the_whole_schedule_and_stops_within_the_budget(tmp_p
     budget = results["budget"]
     assert "time budget: this machine trains" in proc.stdout and budget["steps_per_s"] > 0
     assert results["global_step"] == budget["planned_steps"] > 20
-    # the cosine ended where the run did: the learning rate is the schedule's end value
+    # the cosine ended where the run did: planned for the steps taken, and at its end value
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["lr_schedulers"][0]["_last_lr"][0] == pytest.approx(2e-3 * 0.02, rel=1e-6)
+    schedule = ckpt["lr_schedulers"][0]
+    assert schedule["lr_lambdas"][0]["total_steps"] == results["global_step"]
+    factor, steps = CosineFactor(**schedule["lr_lambdas"][0]), results["global_step"]
+    assert factor(steps) == pytest.approx(0.02)  # min_lr_ratio: the cosine's end
+    assert schedule["_last_lr"][0] == pytest.approx(2e-3 * 0.02, rel=1e-6), (schedule, steps)
     assert ckpt["global_step"] == results["global_step"]
     # fitting (training and its validations) took the budget, not more (one validation of slack)
     assert results["fit_s"] <= 60 * minutes * 1.25, results["fit_s"]

@@ -16,7 +16,14 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+def _conf_dir() -> str:
+    """The configs: inside the package when installed from a wheel, else the checkout's ``conf/``."""
+    installed = Path(__file__).resolve().parent / "conf"
+    return str(installed if installed.is_dir() else installed.parent.parent / "conf")
+
+
+CONF_DIR = _conf_dir()
 
 
 class ConfigError(ValueError):

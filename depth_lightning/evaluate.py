@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from depth_lightning.config import CONF_DIR, build, plain
+from depth_lightning.errors import one_line_errors
 from depth_lightning.files import write_json
 from depth_lightning.metrics import METRIC_NAMES
 from depth_lightning.models.bins import DECODERS
@@ -77,6 +78,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
+@one_line_errors
 def _hydra_main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

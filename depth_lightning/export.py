@@ -58,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from depth_lightning.checkpoint import load_module
     from depth_lightning.config import CONF_DIR
+    from depth_lightning.errors import one_line_errors
 
     @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
+    @one_line_errors
     def _run(cfg: DictConfig) -> None:
         module = load_module(cfg.ckpt_path)
         path = export_onnx(module, cfg.output, uncertainty=cfg.uncertainty)

@@ -82,10 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.root} is not a folder")
     if args.dataset == "kitti" and args.list is None:
         parser.error("kitti needs --list <split list> (e.g. the Eigen train split)")
-    if args.dataset == "nyu":
-        jobs = nyu_jobs(args.root, args.list)
-    else:
-        jobs = kitti_jobs(args.root, args.list, args.velodyne_pixel)
+    from depth_lightning.errors import USER_ERRORS
+
+    try:
+        if args.dataset == "nyu":
+            jobs = nyu_jobs(args.root, args.list)
+        else:
+            jobs = kitti_jobs(args.root, args.list, args.velodyne_pixel)
+    except USER_ERRORS as err:  # one line and exit code 2, as every entry point
+        parser.error(str(err))
     counts = {"written": 0, "skipped": 0, "failed": 0}
     seconds: list[float] = []
     failures: list[str] = []

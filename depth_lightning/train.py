@@ -24,6 +24,7 @@ from omegaconf import DictConfig, open_dict
 
 from depth_lightning.budget import TimeBudget
 from depth_lightning.config import CONF_DIR, ConfigError, build, check_choice, plain
+from depth_lightning.errors import one_line_errors
 from depth_lightning.faults import AtomicCheckpointIO, CheckpointOnSignal, NonFiniteGuard, RunInterrupted
 from depth_lightning.files import save_atomic, write_json
 from depth_lightning.hydra_ddp import run_ddp_ranks_as_this_job
@@ -294,6 +295,7 @@ def _finish_wandb() -> None:
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+@one_line_errors
 def _hydra_main(cfg: DictConfig) -> float | None:
     """Train; the value of ``optimized_metric`` goes to Hydra's sweeper (Optuna minimises or maximises it)."""
     results = train(cfg)

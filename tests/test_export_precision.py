@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from depth_lightning.export import ExportedDepth
+from depth_lightning.inference import DepthEstimator
 from depth_lightning.models import bin_cross_entropy
 from depth_lightning.train import build_module
 from tests.helpers import composed, run_module
@@ -27,6 +28,9 @@ def test_onnx_export_matches_pytorch_on_two_sizes(tiny_run, tmp_path):
         assert depth.shape == (batch, h // 2, w // 2)
         np.testing.assert_allclose(depth, ref_depth.numpy(), rtol=1e-4)
         np.testing.assert_allclose(unc, ref_unc.numpy(), rtol=1e-4, atol=1e-5)
+        api = DepthEstimator.from_checkpoint(ckpt, device="cpu").predict(x, resize=False, upsample=False)
+        np.testing.assert_allclose(depth, api["depth"].numpy(), rtol=1e-4)  # the Python API agrees
+        np.testing.assert_allclose(unc, api["uncertainty"].numpy(), rtol=1e-4, atol=1e-5)
 
 
 @pytest.fixture(scope="module")

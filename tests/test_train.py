@@ -75,34 +75,6 @@ def test_evaluate_prints_and_writes_both_decoders(tiny_run, tmp_path):
         assert metrics[key] == pytest.approx(trained["test"][key], rel=5e-3, abs=1e-3), key
 
 
-def test_predict_writes_16bit_depth_that_round_trips(tiny_run, tmp_path):
-    from depth_lightning.checkpoint import load_module
-    from depth_lightning.predict import predict_array
-
-    ckpt = tiny_run / "checkpoints" / "last.ckpt"
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (70, 90, 3), dtype=np.uint8)).save(inputs / "a.png")
-    Image.fromarray(rng.integers(0, 255, (41, 133, 3), dtype=np.uint8)).save(inputs / "b.jpg")
-    (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
-    out = tmp_path / "out"
-    proc = run_module(
-        "depth_lightning.predict", f"ckpt_path={ckpt}", f"input={inputs}", f"output={out}", cwd=tmp_path, check=False
-    )
-    assert proc.returncode == 1
-    assert "broken.png" in proc.stderr and "corrupt or unreadable image" in proc.stderr
-    module = load_module(ckpt)
-    for name, size in (("a", (70, 90)), ("b", (41, 133))):
-        png = np.array(Image.open(out / f"{name}_depth.png"))
-        assert png.dtype == np.uint16 and png.shape == size
-        expected = predict_array(module, np.array(Image.open(next(inputs.glob(name + ".*"))).convert("RGB")))
-        assert np.abs(png / 1000.0 - expected["depth"]).max() <= 1e-3
-        assert (out / f"{name}_depth_color.png").is_file() and (out / f"{name}_uncertainty.png").is_file()
-        assert np.load(out / f"{name}_uncertainty.npy").shape == size
-    assert not list(out.glob("broken*"))
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [

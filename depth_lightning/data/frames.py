@@ -73,6 +73,12 @@ class FrameDataset(Dataset, ABC):
     def describe(self, index: int) -> str:
         return f"sample {index}"
 
+    def frame_name(self, index: int) -> str:
+        """The name other methods' saved predictions of this frame go by (``depth_lightning.score``):
+        the RGB file's path under the dataset root without its extension; the index for datasets
+        without files."""
+        return f"{index:05d}"
+
     def crop_box(self, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
         """``(top, bottom, left, right)`` applied to RGB and depth before anything else."""
         return None

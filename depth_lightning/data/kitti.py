@@ -222,6 +222,9 @@ class KITTIEigen(FrameDataset):
         s = self.samples[index]
         return f"{s['line']} ({s['image']})"
 
+    def frame_name(self, index: int) -> str:
+        return str(self.samples[index]["image"].relative_to(self.root).with_suffix(""))
+
     def scenes(self) -> list[str]:
         return [s["image"].parent.parent.parent.name for s in self.samples]  # the drive
 

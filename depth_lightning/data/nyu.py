@@ -220,6 +220,9 @@ class NYUSync(NYUBase):
         rgb, depth, n = self.samples[index]
         return f"{self.list_file}:{n} ({rgb}, {depth})"
 
+    def frame_name(self, index: int) -> str:
+        return str(self.samples[index][0].relative_to(self.root).with_suffix(""))
+
     def scenes(self) -> list[str]:
         return [rgb.parent.name for rgb, _, _ in self.samples]
 

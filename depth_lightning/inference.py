@@ -153,15 +153,15 @@ class DepthEstimator:
             views.append(self._logits(batch.flip(-1)).flip(-1))
         bins = self.bins
         probs = torch.stack([bins.probabilities(v) for v in views]).mean(0)
-        if decoder == "soft":  # Eq. 5 is linear in the probabilities: their mean is the mean log depth
-            log_depth = torch.einsum("bkhw,k->bhw", probs, bins.log_centres)
+        # Eq. 5 is linear in the probabilities: the mean distribution's soft depth is the mean log depth
+        mean, std = bins.moments(probs)
+        if decoder == "soft":
+            log_depth = mean
         else:
             log_depth = torch.stack([bins.log_centres[bins.most_likely(v)] for v in views]).mean(0)
         out: dict[str, torch.Tensor] = {"depth": log_depth}
         if uncertainty:
-            second = torch.einsum("bkhw,k->bhw", probs, bins.log_centres.square())
-            mean = torch.einsum("bkhw,k->bhw", probs, bins.log_centres)
-            out["uncertainty"] = (second - mean.square()).clamp_min(0).sqrt()
+            out["uncertainty"] = std
         if upsample:
             out = {k: resize_log_depth(v, (height, width)) for k, v in out.items()}
         out["depth"] = torch.exp(out["depth"])

@@ -19,7 +19,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from depth_lightning.config import CONF_DIR
-from depth_lightning.data.io import DataError, write_depth_png
+from depth_lightning.data.io import DataError, read_rgb, write_depth_png
 from depth_lightning.errors import one_line_errors
 from depth_lightning.files import save_atomic
 from depth_lightning.inference import DepthEstimator
@@ -40,27 +40,6 @@ def list_images(path: Path) -> tuple[list[Path], list[Path]]:
             raise FileNotFoundError(f"input={str(path)!r}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in it")
         return images, [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
     raise FileNotFoundError(f"input={str(path)!r}: no such file or folder")
-
-
-def read_photo(path: Path) -> np.ndarray:
-    """An RGB photograph as ``(H, W, 3)`` uint8. A 16-bit or float image (a depth map given by mistake)
-    is refused; an 8-bit single-channel one is used as grey RGB, with a warning."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            mode = im.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                raise DataError(
-                    f"{path}: a {'16-bit' if mode.startswith('I') else 'float'} single-channel image "
-                    f"(mode {mode}), not an RGB photograph: a depth map? Give the RGB image"
-                )
-            if mode in ("L", "LA", "1"):
-                log.warning("%s: single-channel (grey) image; predicted from it repeated as RGB", path)
-            return np.asarray(im.convert("RGB"))
-    except DataError:
-        raise
-    except Exception as err:  # PIL raises several kinds for unreadable files
-        raise DataError(f"{path}: corrupt or unreadable image ({err})") from None
 
 
 def write_prediction(out_dir: Path, name: str, pred: dict[str, np.ndarray], d_min: float, d_max: float) -> None:
@@ -89,7 +68,7 @@ def predict(cfg: DictConfig) -> tuple[int, list[str]]:
     bins = estimator.bins
     for path in tqdm(images, desc="predict", unit="img"):
         try:
-            rgb = read_photo(path)
+            rgb = read_rgb(path)
         except DataError as err:
             errors.append(str(err))
             log.error("%s", err)

@@ -42,3 +42,10 @@ def built(*overrides: str):
     """The datamodule, module and trainer the main job would build from these overrides."""
     cfg = composed("logger=none", *overrides)
     return cfg, build(cfg.data, "data"), build_module(cfg), build_trainer(cfg)
+
+
+def job_folder(sweep: Path, run_name: str) -> Path:
+    """The folder of the sweep job that ran ``run_name``: ``<run_name>-<key of its overrides>``."""
+    found = list(Path(sweep).glob(f"{run_name}-????????"))
+    assert len(found) == 1, (run_name, sorted(p.name for p in Path(sweep).iterdir()))
+    return found[0]

@@ -8,16 +8,9 @@ import yaml
 
 from depth_lightning.config import ConfigError
 from depth_lightning.train import check_optimized_metric, metric_value
-from tests.helpers import composed, run_module
+from tests.helpers import composed, job_folder, run_module
 
 TINY = ["debug=tiny", "baselines=false"]
-
-
-def _job(sweep, run_name):
-    """The folder of the sweep job that ran ``run_name`` (``<run_name>-<key of its overrides>``)."""
-    found = list(sweep.glob(f"{run_name}-????????"))
-    assert len(found) == 1, (run_name, sorted(p.name for p in sweep.iterdir()))
-    return found[0]
 
 
 def test_a_config_error_inside_a_multirun_leaves_its_reason_in_the_jobs_folder(tmp_path):
@@ -26,7 +19,7 @@ def test_a_config_error_inside_a_multirun_leaves_its_reason_in_the_jobs_folder(t
         "--multirun", cwd=tmp_path, check=False,
     )  # fmt: skip
     assert proc.returncode != 0
-    job = _job(tmp_path / "sw", "train")
+    job = job_folder(tmp_path / "sw", "train")
     results = json.loads((job / "metrics.json").read_text())
     assert results["status"] == "failed" and "model.net.num_bins" in results["error"]
     log = (job / "train.log").read_text()
@@ -113,7 +106,7 @@ def test_a_resumed_sweep_skips_finished_jobs_and_keeps_one_wandb_group(tmp_path)
         f"hydra.sweep.dir={sweep}",
     ]
     run_module("depth_lightning.train", *common, "model.net.num_bins=20", "--multirun", cwd=tmp_path)
-    first = _job(sweep, "full-K20")
+    first = job_folder(sweep, "full-K20")
 
     def outputs(job):  # what the job computed (Hydra rewrites .hydra/ and appends to train.log on every call)
         skip = {".run.lock", "train.log"}
@@ -133,7 +126,7 @@ def test_a_resumed_sweep_skips_finished_jobs_and_keeps_one_wandb_group(tmp_path)
     )  # fmt: skip
     assert "completed before (ckpt_path=last); not trained or tested again" in proc.stdout + proc.stderr
     assert outputs(first) == before
-    second = _job(sweep, "full-K40")
+    second = job_folder(sweep, "full-K40")
     assert json.loads((second / "metrics.json").read_text())["status"] == "completed"
     assert len([p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")]) == 2
     groups = {logged(next((job / "wandb").glob("offline-run-*")))["run"]["group"] for job in (first, second)}

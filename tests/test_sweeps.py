@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from experiments import report
-from tests.helpers import ROOT, built, composed, run_module
+from tests.helpers import ROOT, built, composed, job_folder, run_module
 
 TINY = [
     "data.height=64",
@@ -71,13 +71,6 @@ def sweep(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def job(sweep: Path, run_name: str) -> Path:
-    """The folder of the job that ran ``run_name``: ``<run_name>-<key of its overrides>``."""
-    found = list(sweep.glob(f"{run_name}-????????"))
-    assert len(found) == 1, (run_name, sorted(p.name for p in sweep.iterdir()))
-    return found[0]
-
-
 def test_ablation_sweep_saves_both_decoders_for_every_variant(sweep):
     names = sorted(p.name.rsplit("-", 1)[0] for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert names == [
@@ -91,7 +84,7 @@ def test_ablation_sweep_saves_both_decoders_for_every_variant(sweep):
         "no_dilation_no_concat-K40",
     ]
     for name in names:
-        results = json.loads((job(sweep, name) / "metrics.json").read_text())
+        results = json.loads((job_folder(sweep, name) / "metrics.json").read_text())
         assert results["status"] == "completed"
         for split in ("val", "test"):
             for dec in ("soft", "hard"):
@@ -105,8 +98,8 @@ def test_ablation_sweep_saves_both_decoders_for_every_variant(sweep):
             "no_dilation_no_concat": (False, False),
         }[variant]
         assert model["num_bins"] == int(k)
-        assert (job(sweep, name) / "bin_distributions.npz").is_file()
-        assert (job(sweep, name) / "confusion_val.npy").is_file()
+        assert (job_folder(sweep, name) / "bin_distributions.npz").is_file()
+        assert (job_folder(sweep, name) / "confusion_val.npy").is_file()
 
 
 @pytest.mark.slow
@@ -115,7 +108,7 @@ def test_sweep_runs_share_one_wandb_group(sweep):
 
     seen = []
     for name in ("full-K20", "no_dilation-K40"):
-        run = logged(next((job(sweep, name) / "wandb").glob("offline-run-*")))
+        run = logged(next((job_folder(sweep, name) / "wandb").glob("offline-run-*")))
         seen.append(run["run"])
         assert run["config"]["model"]["net"]["num_bins"] in (20, 40)  # the run config, once
         keys = {k for row in run["history"] for k in row}
@@ -145,10 +138,10 @@ def test_report_builds_tables_and_figures(sweep, tmp_path):
     def rows(table, source):
         return {r["row"]: r for r in result[table] if r["source"] == source}
 
-    ours = json.loads((job(sweep, "full-K40") / "metrics.json").read_text())["test"]
+    ours = json.loads((job_folder(sweep, "full-K40") / "metrics.json").read_text())["test"]
     assert rows("table3", "ours")["Hard-max inference"]["abs_rel"] == ours["hard/abs_rel"]
     assert rows("table3", "ours")["Soft-weighted-sum (full model)"]["abs_rel"] == ours["soft/abs_rel"]
-    third = json.loads((job(sweep, "no_dilation_no_concat-K40") / "metrics.json").read_text())["test"]
+    third = json.loads((job_folder(sweep, "no_dilation_no_concat-K40") / "metrics.json").read_text())["test"]
     assert rows("table3", "ours")["No dilation, no concat (Sec. 5.1)"]["d1"] == third["soft/d1"]
     # the paper's numbers beside ours (Tables 1-4 of the paper, as fractions)
     assert rows("table3", "paper")["No dilation"]["d1"] == 0.7802
@@ -244,5 +237,5 @@ def test_submitit_local_launcher_runs_jobs(tmp_path):
         cwd=tmp_path,
     )
     for name in ("full-K20", "full-K40"):
-        assert json.loads((job(tmp_path / "sw", name) / "metrics.json").read_text())["status"] == "completed"
+        assert json.loads((job_folder(tmp_path / "sw", name) / "metrics.json").read_text())["status"] == "completed"
     assert list((tmp_path / "sw" / ".submitit").glob("*/*_result.pkl"))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from depth_lightning.files import save_atomic
+
+log = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
@@ -27,8 +30,17 @@ def _decoded(path: Path, what: str) -> Image.Image:
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """``(H,W,3)`` uint8."""
-    return np.asarray(_decoded(Path(path), "image").convert("RGB"))
+    """``(H,W,3)`` uint8. A 16-bit or float image (a depth map given for a photograph) is refused; an
+    8-bit single-channel one is used as grey RGB, with a warning."""
+    im = _decoded(Path(path), "image")
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        raise DataError(
+            f"{path}: a {'16-bit' if im.mode.startswith('I') else 'float'} single-channel image (mode {im.mode}), "
+            "not an RGB photograph: a depth map? Give the RGB image"
+        )
+    if im.mode in ("L", "LA", "1"):
+        log.warning("%s: single-channel (grey) image; used repeated as RGB", path)
+    return np.asarray(im.convert("RGB"))
 
 
 def read_depth_png(path: str | Path, scale: float) -> np.ndarray:

@@ -92,7 +92,10 @@ class LogDepthBins(nn.Module):
 
     def log_moments(self, logits: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and standard deviation of log depth under the predicted distribution (float32)."""
-        probs = self.probabilities(logits)
+        return self.moments(self.probabilities(logits))
+
+    def moments(self, probs: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and standard deviation of log depth under probabilities ``(B,K,H,W)`` over the bins."""
         mean = self._expected_log(probs)
         second = torch.einsum("bkhw,k->bhw", probs, self.log_centres.square())
         return mean, (second - mean.square()).clamp_min(0).sqrt()

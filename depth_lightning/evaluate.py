@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 from depth_lightning.config import CONF_DIR, build, plain
 from depth_lightning.errors import one_line_errors
 from depth_lightning.files import write_json
-from depth_lightning.metrics import METRIC_NAMES
-from depth_lightning.models.bins import DECODERS
-from depth_lightning.tables import format_table
 from depth_lightning.train import fix_run_time, split_metrics
+
+log = logging.getLogger(__name__)
 
 
 def _given_on_command_line() -> set[str]:
@@ -41,8 +41,10 @@ def evaluation_data(cfg: DictConfig, module: Any) -> dict[str, Any]:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    from depth_lightning.baselines import fit_baselines
     from depth_lightning.checkpoint import load_module
     from depth_lightning.hydra_ddp import run_ddp_ranks_as_this_job
+    from depth_lightning.per_image import record_test
     from depth_lightning.speed import keep_freed_memory
 
     run_ddp_ranks_as_this_job()
@@ -54,14 +56,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         h, w = module.hparams.input_size
         print(f"data={datamodule.name} at input {data['height']}x{data['width']} (trained at {h}x{w})")
+    if cfg.get("baselines", False):
+        try:
+            module.score_baselines(fit_baselines(datamodule.training_depth_sample()))
+        except Exception as err:  # e.g. a copy of the dataset that holds only the test frames
+            log.warning("the baselines are not scored: their training frames could not be read (%s)", err)
     trainer.test(module, datamodule=datamodule, verbose=False)
     metrics = split_metrics(trainer.callback_metrics, "test")
     if trainer.is_global_zero:
-        print(f"\nTest split of data={datamodule.name}, checkpoint {cfg.ckpt_path}:")
-        rows = {dec: {k: metrics.get(f"{dec}/{k}", float("nan")) for k in METRIC_NAMES} for dec in DECODERS}
-        print(format_table(rows, METRIC_NAMES, first="decoder"))
-        print(f"pixel accuracy of the bin labels: {metrics.get('pixel_acc', float('nan')):.4f}")
         out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "eval_metrics.json"
+        title = f"Test split of data={datamodule.name}, checkpoint {cfg.ckpt_path}"
+        found = record_test(module, datamodule, out.parent, [], cfg.get("intervals"), title)
+        metrics.update(found.pop("test_values"))
         write_json(
             out,
             {
@@ -71,6 +77,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                 "test": metrics,
                 "images": module.images_evaluated,
                 "world_size": trainer.world_size,
+                **found,
             },
         )
         print(f"written: {out}")

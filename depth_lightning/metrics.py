@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -27,6 +28,25 @@ from depth_lightning.protocol import AGGREGATIONS
 METRIC_NAMES = ("d1", "d2", "d3", "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog")
 # Sums over an image's valid pixels; every metric is a function of them.
 SUMS = ("n", "d1", "d2", "d3", "abs_rel", "sq_rel", "sq_err", "abs_log_err", "log_err", "sq_log_err")
+# Each metric's definition, as the protocol card states it (p: prediction, g: ground truth, over an
+# image's valid pixels). SILog has three definitions in the field: this is BTS's / ZoeDepth's.
+DEFINITIONS = {
+    "d1": "mean(max(p/g, g/p) < 1.25)",
+    "d2": "mean(max(p/g, g/p) < 1.25^2)",
+    "d3": "mean(max(p/g, g/p) < 1.25^3)",
+    "abs_rel": "mean(|p - g| / g)",
+    "sq_rel": "mean((p - g)^2 / g)",
+    "rmse": "sqrt(mean((p - g)^2)) [m]",
+    "rmse_log": "sqrt(mean(e^2)), e = ln p - ln g",
+    "log10": "mean(|log10 p - log10 g|)",
+    "silog": "100 * sqrt(mean(e^2) - mean(e)^2), e = ln p - ln g (BTS, ZoeDepth, the Toolbox; not "
+    "Depth-Anything-V2's sqrt(mean(e^2) - 0.5 mean(e)^2))",
+    "pixel_acc": "share of labelled pixels whose argmax bin is their ground-truth bin, at the output "
+    "resolution, pooled over images (Table 4)",
+    "ause_abs_rel": "area under (abs rel of the pixels kept after removing the most uncertain fraction f) "
+    "minus (the same, removing the largest errors first), f = 0..0.98; uncertainty = std of log depth",
+    "ause_rmse": "as ause_abs_rel, with RMSE [m]",
+}
 # Predictions are clipped at least this far from 0 so that log depth stays finite (min_depth may be 0).
 _POSITIVE = 1e-6
 
@@ -42,6 +62,16 @@ class ScoredTarget:
     valid: Tensor  # bool
     depth: Tensor
     log_depth: Tensor
+
+
+def scored_prediction(pred: Tensor, target: ScoredTarget) -> Tensor:
+    """``pred`` (B,h,w) as it is scored: upsampled bilinearly to the ground truth's size, clipped to
+    ``[min_depth, max_depth]`` (inf -> max, NaN -> min; at least 1e-6 m), flattened to (B, N)."""
+    low, high = target.settings
+    pred = torch.nan_to_num(pred.float(), nan=low, posinf=high, neginf=low)
+    if pred.shape[-2:] != target.size:
+        pred = F.interpolate(pred[:, None], size=target.size, mode="bilinear", align_corners=False)[:, 0]
+    return pred.flatten(1).clamp(max(low, _POSITIVE), high)
 
 
 def image_sums(pred: Tensor, target: ScoredTarget) -> Tensor:
@@ -126,6 +156,8 @@ class DepthMetrics(Metric):
         self._seen = 0
         self.last_count = 0  # images and valid pixels of the last compute()
         self.last_pixels = 0
+        self.last_rows = np.zeros((0, len(SUMS)))  # each image's sums of the last compute(), in id order
+        self.last_ids = np.zeros(0, dtype=np.int64)
 
     def prepare(self, target: Tensor, mask: Tensor | None = None) -> ScoredTarget:
         """The ground truth, to pass to :meth:`update` for several predictions of it.
@@ -163,11 +195,7 @@ class DepthMetrics(Metric):
         if ids is None:
             ids = torch.arange(self._seen, self._seen + pred.shape[0])
         self._seen += pred.shape[0]
-        pred = torch.nan_to_num(pred, nan=self.min_depth, posinf=self.max_depth, neginf=self.min_depth)
-        if pred.shape[-2:] != target.size:
-            pred = F.interpolate(pred[:, None], size=target.size, mode="bilinear", align_corners=False)[:, 0]
-        pred = pred.flatten(1).clamp(max(self.min_depth, _POSITIVE), self.max_depth)
-        sums = image_sums(pred, target)
+        sums = image_sums(scored_prediction(pred, target), target)
         has_pixels = sums[:, 0] > 0
         ids = ids.to(sums.device).reshape(-1).double()
         self.empty_ids.append(ids[~has_pixels])
@@ -190,7 +218,9 @@ class DepthMetrics(Metric):
             )
         self.last_count = rows.shape[0]
         self.last_pixels = int(rows[:, 0].sum().item())
-        rows = rows[torch.argsort(dim_zero_cat(self.ids), stable=True)]
+        order = torch.argsort(dim_zero_cat(self.ids), stable=True)
+        rows = rows[order]
+        self.last_rows, self.last_ids = rows.cpu().numpy(), dim_zero_cat(self.ids)[order].long().cpu().numpy()
         if self.mode == "per_image":
             values = metrics_from_sums(rows).mean(0)
         else:
@@ -200,3 +230,27 @@ class DepthMetrics(Metric):
     def reset(self) -> None:
         super().reset()
         self._seen = 0
+
+
+class ImageRows(Metric):
+    """Rows of numbers per image with the image's id, gathered across processes and returned in id
+    order: per-image counts that a test writes out and resamples."""
+
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("rows", [], dist_reduce_fx="cat")
+        self.add_state("ids", [], dist_reduce_fx="cat")
+
+    def update(self, rows: Tensor, ids: Tensor) -> None:
+        self.rows.append(rows.to(self.device).double())
+        self.ids.append(ids.reshape(-1).to(self.device).double())
+
+    def compute(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids (N,), rows (N, k))`` in id order."""
+        if isinstance(self.rows, list) and not self.rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0))
+        ids = dim_zero_cat(self.ids)
+        order = torch.argsort(ids, stable=True)
+        return ids[order].long().cpu().numpy(), dim_zero_cat(self.rows)[order].cpu().numpy()

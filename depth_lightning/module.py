@@ -15,9 +15,11 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from depth_lightning.config import plain
 from depth_lightning.data.io import DataError
-from depth_lightning.metrics import DepthMetrics, NoValidPixels
+from depth_lightning.metrics import DepthMetrics, ImageRows, NoValidPixels
 from depth_lightning.models import DECODERS, IGNORE_INDEX, bin_cross_entropy
+from depth_lightning.per_image import TestRecord
 from depth_lightning.protocol import EvalProtocol
+from depth_lightning.sparsification import Sparsification
 from depth_lightning.speed import prepare_network, to_layout
 
 SPLITS = ("val", "test")
@@ -73,6 +75,13 @@ class DepthModule(L.LightningModule):
         )
         self.images_evaluated = 0
         self.empty_frames: dict[str, list[str]] = {}  # per split: frames left out, no valid ground truth
+        # Baselines scored beside the model at test (set by the caller: score_baselines), per-image
+        # results of the last test, and every split's final values in float64 (what metrics.json holds).
+        self.baseline_maps: dict[str, Tensor] = {}
+        self.test_record: TestRecord | None = None
+        self.final_values: dict[str, dict[str, float]] = {}
+        self.output_size: tuple[int, int] | None = None
+        self.images_seen = 0
         self._valid_train_pixels = 0
 
     def setup(self, stage: str) -> None:
@@ -80,16 +89,28 @@ class DepthModule(L.LightningModule):
         self.set_protocol(getattr(datamodule, "protocol", self.protocol))
 
     def set_protocol(self, protocol: EvalProtocol) -> None:
-        """Evaluate under ``protocol``: one metric per split, cap and decoder."""
+        """Evaluate under ``protocol``: one metric per split, cap and scored prediction (both decoders;
+        at test also the baselines), the uncertainty's sparsification and each image's bin-label hits."""
         self.protocol = protocol
         self.metrics = torch.nn.ModuleDict(
             {
-                f"{split}_{i}_{dec}": DepthMetrics(protocol.min_depth, cap, mode=protocol.aggregation)
+                f"{split}_{i}_{name}": DepthMetrics(protocol.min_depth, cap, mode=protocol.aggregation)
                 for split in SPLITS
                 for i, cap in enumerate(protocol.caps)
-                for dec in DECODERS
+                for name in self._scored(split)
             }
         ).to(self.device)
+        self.sparsification = torch.nn.ModuleDict({dec: Sparsification() for dec in DECODERS}).to(self.device)
+        self.bin_hits = ImageRows().to(self.device)  # per test image: (correct bin labels, labelled pixels)
+
+    def score_baselines(self, maps: Mapping[str, Tensor]) -> None:
+        """Score these depth maps (fitted at the input size: the constant, the position prior) beside
+        the model at test, on the same pixels: brought to the output size, then scored as predictions."""
+        self.baseline_maps = {name: torch.as_tensor(m).float()[None, None] for name, m in maps.items()}
+        self.set_protocol(self.protocol)
+
+    def _scored(self, split: str) -> tuple[str, ...]:
+        return (*DECODERS, *self.baseline_maps) if split == "test" else DECODERS
 
     def forward(self, image: Tensor) -> Tensor:
         return self.net(to_layout(image, self.hparams.channels_last))
@@ -137,20 +158,51 @@ class DepthModule(L.LightningModule):
         logits = self(batch["image"])
         loss, labels = self.loss(logits, batch["depth"])
         decoded = self.bins.decode(logits)
+        self.output_size = tuple(logits.shape[-2:])
+        predictions = {dec: decoded[dec] for dec in DECODERS}
+        if split == "test":
+            predictions.update(self._baseline_predictions(logits.shape[0], self.output_size))
+        ids = batch.get("index")
+        if ids is None:  # batches built by hand: images in order of arrival
+            ids = torch.arange(self.images_seen, self.images_seen + logits.shape[0])
+        self.images_seen += logits.shape[0]
         for i in range(len(self.protocol.caps)):
-            # the ground truth prepared once per cap, for both decoders
+            # the ground truth prepared once per cap, for every prediction scored against it
             target = self.metrics[f"{split}_{i}_soft"].prepare(batch["depth"], batch.get("eval_mask"))
-            for dec in DECODERS:
-                self.metrics[f"{split}_{i}_{dec}"].update(decoded[dec], target, ids=batch.get("index"))
+            for name, pred in predictions.items():
+                self.metrics[f"{split}_{i}_{name}"].update(pred, target, ids=ids)
+            if split == "test" and i == 0:
+                for dec in DECODERS:
+                    self.sparsification[dec].update(decoded[dec], decoded["uncertainty"], target, ids)
         self.pixel_acc[split].update(decoded["bin"], labels)
+        if split == "test":
+            labelled = labels != self.bins.ignore_index
+            hits = ((decoded["bin"] == labels) & labelled).flatten(1).sum(1)
+            self.bin_hits.update(torch.stack([hits, labelled.flatten(1).sum(1)], 1).double(), ids)
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=logits.shape[0], sync_dist=True)
         return {"logits": logits, "labels": labels, "depth": decoded[self.hparams.decoder], **decoded}
 
+    def _baseline_predictions(self, batch: int, size: tuple[int, int]) -> dict[str, Tensor]:
+        out = {}
+        for name, map_ in self.baseline_maps.items():
+            if tuple(map_.shape[-2:]) != size:
+                self.baseline_maps[name] = map_ = F.interpolate(map_, size=size, mode="area")
+            out[name] = map_.to(self.device)[:, 0].expand(batch, *size)
+        return out
+
+    def on_validation_epoch_start(self) -> None:
+        self.images_seen = 0
+
+    def on_test_epoch_start(self) -> None:
+        self.images_seen = 0
+
     def _eval_epoch_end(self, split: str) -> None:
         self._report_empty_frames(split)
+        record = TestRecord(self.protocol.aggregation) if split == "test" else None
+        self.final_values[split] = {}
         for i in range(len(self.protocol.caps)):
             prefix = self.protocol.prefix(i)
-            for dec in DECODERS:
+            for dec in self._scored(split):
                 metric = self.metrics[f"{split}_{i}_{dec}"]
                 try:
                     values = metric.compute()
@@ -160,13 +212,32 @@ class DepthModule(L.LightningModule):
                         "there is nothing to score; check its depth files, their unit, and data.protocol"
                     ) from None
                 self.images_evaluated = metric.last_count if i == 0 else self.images_evaluated
+                if record is not None:
+                    record.sums[f"{prefix}{dec}"] = (metric.last_ids, metric.last_rows)
                 metric.reset()
                 for name, value in values.items():
+                    self.final_values[split][f"{prefix}{dec}/{name}"] = float(value)
                     self.log(f"{split}/{prefix}{dec}/{name}", value.float())
                     if i == 0 and dec == self.hparams.decoder:
                         self.log(f"{split}/{name}", value.float(), prog_bar=name == "abs_rel")
-        self.log(f"{split}/pixel_acc", self.pixel_acc[split].compute().float())
+        pixel_acc = self.pixel_acc[split].compute()
+        self.final_values[split]["pixel_acc"] = float(pixel_acc)
+        self.log(f"{split}/pixel_acc", pixel_acc.float())
         self.pixel_acc[split].reset()
+        if record is not None:
+            record.bin_hits = self.bin_hits.compute()
+            self.bin_hits.reset()
+            for dec in DECODERS:
+                record.sparsification[dec] = self.sparsification[dec].compute()
+                self.sparsification[dec].reset()
+                for name, value in record.ause(dec).items():
+                    self.final_values[split][f"{dec}/{name}"] = value
+                    self.log(f"{split}/{dec}/{name}", float(value))
+            dataset = getattr(getattr(self._trainer, "datamodule", None), "datasets", {}).get(split)
+            for i in record.image_ids():
+                record.frames[i] = dataset.frame_name(i) if dataset is not None else f"{i:05d}"
+                record.lines[i] = dataset.list_line(i) if dataset is not None else None
+            self.test_record = record
 
     def _dataset_name(self) -> str:
         return getattr(getattr(self._trainer, "datamodule", None), "name", "the data")

@@ -10,7 +10,9 @@ field's evaluation code does (BTS, monodepth2).
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +47,33 @@ def region_mask(region: str, height: int, width: int) -> np.ndarray:
     return mask
 
 
+def region_box(region: str, height: int, width: int) -> list[int]:
+    """``[top, bottom, left, right]`` of ``region`` on an original frame of that size (rows top:bottom)."""
+    rows, cols = np.nonzero(region_mask(region, height, width))
+    return [int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1]
+
+
+# Card entries that say where this machine keeps a file, not how the numbers were made.
+_LOCAL = ("file", "frames_evaluated", "frames_left_out")
+
+
+def protocol_key(card: dict[str, Any]) -> str:
+    """What must agree for two results to share a table: the card without file locations and counts."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in _LOCAL}
+        return value
+
+    return json.dumps(strip(card), sort_keys=True)
+
+
+def card_differences(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
+    """The entries in which two protocol cards differ, as ``key: a != b``."""
+    a, b = json.loads(protocol_key(first)), json.loads(protocol_key(second))
+    return [f"{k}: {a.get(k)!r} != {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
 @dataclass(frozen=True)
 class EvalProtocol:
     """How a dataset is evaluated.
@@ -76,6 +105,41 @@ class EvalProtocol:
     def prefix(self, cap_index: int) -> str:
         """Metric-key prefix of cap ``cap_index``: ``""`` for the headline, ``"cap50/"`` for the others."""
         return "" if cap_index == 0 else f"cap{self.caps[cap_index]:g}/"
+
+    def card(
+        self,
+        dataset: str,
+        split: str,
+        source: dict[str, Any],
+        original: tuple[int, int],
+        output: tuple[int, int] | None,
+    ) -> dict[str, Any]:
+        """The protocol card of a result: what produced the numbers, in full (``source``: the split's
+        list and ground truth, from the dataset; ``original``: a frame's size before any crop;
+        ``output``: the prediction's resolution)."""
+        from depth_lightning.metrics import DEFINITIONS
+
+        h, w = original
+        return {
+            "dataset": dataset,
+            "split": split,
+            **source,
+            "region": {
+                "name": self.region,
+                "what": REGIONS[self.region],
+                "box": region_box(self.region, h, w),
+                "original_frame": [h, w],
+            },
+            "depth_range": [self.min_depth, self.caps[0]],
+            "caps": list(self.caps),
+            "prediction": {
+                "resolution": list(output) if output else None,
+                "to_ground_truth": "depth upsampled bilinearly to each frame's ground-truth resolution, clipped "
+                "to [min_depth, cap]; ground truth valid where min_depth < g < cap, finite, inside the region",
+            },
+            "aggregation": self.aggregation,
+            "metrics": DEFINITIONS,
+        }
 
     def mask(self, original: tuple[int, int], box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """The region of a frame of ``original`` size, cut to ``box`` = (top, bottom, left, right) when

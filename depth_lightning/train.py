@@ -27,6 +27,7 @@ from depth_lightning.config import CONF_DIR, ConfigError, build, check_choice, p
 from depth_lightning.errors import one_line_errors
 from depth_lightning.faults import AtomicCheckpointIO, CheckpointOnSignal, NonFiniteGuard, RunInterrupted
 from depth_lightning.files import save_atomic, write_json
+from depth_lightning.health import TrainingHealth
 from depth_lightning.hydra_ddp import run_ddp_ranks_as_this_job
 from depth_lightning.loggers import log_final_metrics
 from depth_lightning.machine import describe_machine
@@ -234,6 +235,7 @@ def _run(
 ) -> None:
     """Fit, baselines, test; results go into ``results``."""
     from depth_lightning.baselines import evaluate_with_baselines, fit_baselines
+    from depth_lightning.per_image import record_test
     from depth_lightning.tables import format_table
 
     if cfg.get("train", True):
@@ -248,6 +250,9 @@ def _run(
         results["global_step"] = trainer.global_step
         budget = next((c for c in trainer.callbacks if isinstance(c, TimeBudget)), None)
         results["budget"] = budget.state() if budget else {"mode": "steps", "max_steps": trainer.max_steps}
+        health = next((c for c in trainer.callbacks if isinstance(c, TrainingHealth)), None)
+        if health is not None:
+            results["health"] = health.state()
         guard = next((c for c in trainer.callbacks if isinstance(c, NonFiniteGuard)), None)
         if guard is not None and guard.skipped_steps:
             results["skipped_steps"] = guard.skipped_steps
@@ -260,14 +265,17 @@ def _run(
             return  # a signal: last.ckpt is written; no baselines, no test
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     results["best_checkpoint"] = best or None
-    if cfg.get("baselines", False) and trainer.is_global_zero and trainer.global_step > 0:
+    if cfg.get("baselines", False) and trainer.global_step > 0:
         try:
-            baselines = fit_baselines(datamodule.training_depth_sample())
-            table = evaluate_with_baselines(module, datamodule.val_dataloader(), baselines, datamodule.protocol)
+            baselines = fit_baselines(datamodule.training_depth_sample())  # every rank: all score them at test
+            if trainer.is_global_zero:
+                table = evaluate_with_baselines(module, datamodule.val_dataloader(), baselines, datamodule.protocol)
         except Exception as err:  # a finished run is not failed by its comparison table
             log.warning("the baselines could not be computed (%r); the run's own results stand", err)
             results["baselines"] = {"error": repr(err)[:500]}
         else:
+            module.score_baselines(baselines)
+        if trainer.is_global_zero and "baselines" not in results:
             results["baselines"] = table
             c, p, s = table["constant"]["abs_rel"], table["position_prior"]["abs_rel"], table["soft"]["abs_rel"]
             print(f"\nValidation set ({datamodule.name}), model vs baselines that see no image content:")
@@ -279,9 +287,15 @@ def _run(
         tested = best if cfg.get("test_checkpoint", "last") == "best" and best else None
         if cfg.get("test_checkpoint", "last") == "best" and not best:
             log.warning("test_checkpoint=best: no best checkpoint was written; testing the last weights")
-        trainer.test(module, datamodule=datamodule, ckpt_path=tested, weights_only=False)
+        trainer.test(module, datamodule=datamodule, ckpt_path=tested, weights_only=False, verbose=False)
         results["test"] = split_metrics(trainer.callback_metrics, "test")
         results["tested_checkpoint"] = tested or "last"
+        if trainer.is_global_zero:
+            found = record_test(module, datamodule, Path(cfg.paths.output_dir), trainer.loggers, cfg.get("intervals"))
+            results["test"].update(found.pop("test_values"))  # float64: the per-image columns' means exactly
+            results.update(found)
+    if cfg.get("train", True):
+        results["val"].update(module.final_values.get("val", {}))
     results["empty_frames"] = module.empty_frames  # left out of the metrics: no valid ground truth
     if trainer.is_global_zero:
         log_final_metrics(trainer.loggers, results)

@@ -146,3 +146,24 @@ def confusion_figure(counts: np.ndarray, title: str = "", num_bins: int | None =
     ax.set_title(f"{title}\n{k}{counts.shape[0]} merged bins".strip(), fontsize=9)
     fig.tight_layout()
     return _figure_to_array(fig)
+
+
+def sparsification_figure(curves: dict[str, Any], title: str = "") -> np.ndarray:
+    """Sparsification curves (``sparsification.json``: per decoder, abs rel and RMSE of the pixels kept
+    after removing the most uncertain fraction, against the oracle), AUSE in the legend."""
+    fig = _figure(figsize=(8, 3.2))
+    axes = fig.subplots(1, 2)
+    for ax, (error, label) in zip(axes, (("abs_rel", "abs rel"), ("rmse", "RMSE (m)")), strict=True):
+        for decoder, colour in (("soft", "tab:blue"), ("hard", "tab:orange")):
+            c = curves.get(decoder)
+            if not c:
+                continue
+            x = np.asarray(c["fractions"])
+            ax.plot(x, c[error]["uncertainty"], color=colour, label=f"{decoder}: AUSE {c[f'ause_{error}']:.3f}")
+            ax.plot(x, c[error]["oracle"], color=colour, ls="--", lw=1, label=f"{decoder} oracle")
+        ax.set_xlabel("fraction of pixels removed (most uncertain first)", fontsize=8)
+        ax.set_ylabel(label, fontsize=8)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{title}: sparsification (dashed: oracle)".lstrip(": "), fontsize=9)
+    fig.tight_layout()
+    return _figure_to_array(fig)

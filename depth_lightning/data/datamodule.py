@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -97,6 +98,7 @@ class DepthDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.skip_bad_samples, self.baseline_frames, self.seed = skip_bad_samples, baseline_frames, seed
         self.datasets: dict[str, FrameDataset] = {}
+        self._depth_sample: np.ndarray | None = None
 
     def build(self, split: str) -> FrameDataset:
         """The ``split`` (train | val | test) of the dataset."""
@@ -149,12 +151,25 @@ class DepthDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
 
+    def protocol_card(self, split: str, output_size: tuple[int, int] | None) -> dict[str, Any]:
+        """The protocol card of results on ``split`` (:meth:`EvalProtocol.card`): the dataset's list
+        and ground truth, the region's box on an original frame (the split's first), the prediction's
+        resolution ``output_size``."""
+        self.setup({"test": "test", "val": "validate"}.get(split, "fit"))
+        dataset = self.datasets[split]
+        original = dataset.load(0)[1].shape[:2]
+        return self.protocol.card(self.name, split, dataset.source(), original, output_size)
+
     def training_depth_sample(self) -> np.ndarray:
-        """Depth maps of the first ``baseline_frames`` training frames, unaugmented, for the baselines."""
-        ds = self.build("train")
-        ds.augment = None
-        n = min(self.baseline_frames, len(ds))
-        return np.stack([ds[i]["depth"].numpy() for i in range(n)])
+        """Depth maps of the first ``baseline_frames`` training frames, unaugmented, for the baselines
+        (read once: the training-health check and the baselines share them)."""
+        if self._depth_sample is None:
+            ds = self.build("train")
+            ds.augment = None
+            n = min(self.baseline_frames, len(ds))
+            self._depth_sample = np.stack([ds[i]["depth"].numpy() for i in range(n)])
+            self._depth_sample.flags.writeable = False
+        return self._depth_sample
 
     def describe_validation(self) -> str | None:
         """What the validation split holds, when it was held out of the training list (else None)."""

@@ -3,6 +3,7 @@ augmentation, resizing, the evaluation region and the bad-sample policy."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -79,6 +80,15 @@ class FrameDataset(Dataset, ABC):
         without files."""
         return f"{index:05d}"
 
+    def source(self) -> dict[str, Any]:
+        """What this split reads, for the protocol card: ``list`` (its file, line count and hash) and
+        ``ground_truth`` (raw, filled, annotated, Velodyne...)."""
+        return {"list": None, "ground_truth": "unspecified"}
+
+    def list_line(self, index: int) -> int | None:
+        """The line of the split list that names sample ``index`` (None: the dataset has no list)."""
+        return None
+
     def crop_box(self, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
         """``(top, bottom, left, right)`` applied to RGB and depth before anything else."""
         return None
@@ -143,6 +153,18 @@ class FrameDataset(Dataset, ABC):
         item["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
         item["depth"] = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))
         return item
+
+
+def list_identity(path: str | Path, entries: int | None = None) -> dict[str, Any]:
+    """A list file as the protocol card names it: path, non-empty lines (or ``entries``), SHA-256."""
+    path = Path(path)
+    data = path.read_bytes()
+    lines = sum(1 for line in data.decode(errors="replace").splitlines() if line.strip())
+    return {
+        "file": str(path.resolve()),
+        "lines": lines if entries is None else entries,
+        "sha256": hashlib.sha256(data).hexdigest()[:16],
+    }
 
 
 def collate_skipping_bad(batch: list[dict[str, Any] | None]) -> dict[str, Any]:

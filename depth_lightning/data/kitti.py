@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from depth_lightning.data.frames import FrameDataset
+from depth_lightning.data.frames import FrameDataset, list_identity
 from depth_lightning.data.io import DataError, read_depth_png, read_rgb
 from depth_lightning.data.nyu import parse_list
 
@@ -224,6 +224,21 @@ class KITTIEigen(FrameDataset):
 
     def frame_name(self, index: int) -> str:
         return str(self.samples[index]["image"].relative_to(self.root).with_suffix(""))
+
+    def list_line(self, index: int) -> int | None:
+        return int(self.samples[index]["line"].rsplit(":", 1)[1])
+
+    def source(self) -> dict[str, Any]:
+        if self.fill == "colorization":
+            truth = "filled by colorization (prepare kitti) from the projected Velodyne scans"
+        elif self.gt == "velodyne":
+            truth = f"Velodyne scans projected with each date's calibration, pixel rule {self.velodyne_pixel}, sparse"
+        else:
+            truth = "annotated: data_depth_annotated PNG / 256 (the official maps, 652 of the 697 Eigen test frames)"
+        return {
+            "list": {**list_identity(self.list_file), "frames_with_ground_truth": len(self.samples)},
+            "ground_truth": truth,
+        }
 
     def scenes(self) -> list[str]:
         return [s["image"].parent.parent.parent.name for s in self.samples]  # the drive

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from depth_lightning.data.frames import FrameDataset
+from depth_lightning.data.frames import FrameDataset, list_identity
 from depth_lightning.data.io import DataError, read_depth_png, read_rgb
 
 NYU_URL = "https://cs.nyu.edu/~fergus/datasets/nyu_depth_v2.html"
@@ -81,7 +81,7 @@ class NYULabelled(NYUBase):
         if target not in ("filled", "raw"):
             raise ValueError(f"data.dataset.target={target!r} is unknown; allowed: filled, raw")
         self.mat_path = Path(labelled_mat or Path(root) / "nyu_depth_v2_labeled.mat")
-        splits_mat = splits_mat or Path(root) / "splits.mat"
+        splits_mat = self.splits_mat = Path(splits_mat or Path(root) / "splits.mat")
         if not self.mat_path.is_file():
             raise DataError(
                 f"{self.mat_path}: nyu_depth_v2_labeled.mat not found; data.dataset.root should hold it and splits.mat "
@@ -121,6 +121,14 @@ class NYULabelled(NYUBase):
 
     def describe(self, index: int) -> str:
         return f"{self.mat_path} frame {int(self.indices[index]) + 1}"
+
+    def source(self) -> dict[str, Any]:
+        which = "testNdxs" if self.split == "test" else "trainNdxs"
+        truth = {"depths": "filled (the toolbox's colorization)", "rawDepths": "raw Kinect depth, holes invalid"}
+        return {
+            "list": {**list_identity(self.splits_mat, len(self.indices)), "entries": f"{which} of splits.mat"},
+            "ground_truth": f"{self.key} of {self.mat_path.name}: {truth[self.key]}",
+        }
 
     def scenes(self) -> list[str]:
         if self._scene_names is None:  # no 'scenes' in the file: each frame stands alone
@@ -222,6 +230,14 @@ class NYUSync(NYUBase):
 
     def frame_name(self, index: int) -> str:
         return str(self.samples[index][0].relative_to(self.root).with_suffix(""))
+
+    def list_line(self, index: int) -> int | None:
+        return self.samples[index][2]
+
+    def source(self) -> dict[str, Any]:
+        filled = self.train and self.fill == "colorization"
+        truth = "filled by colorization (prepare nyu)" if filled else "raw Kinect depth, holes invalid"
+        return {"list": list_identity(self.list_file), "ground_truth": f"sync_depth PNG, millimetres / 1000: {truth}"}
 
     def scenes(self) -> list[str]:
         return [rgb.parent.name for rgb, _, _ in self.samples]

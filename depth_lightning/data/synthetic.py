@@ -14,7 +14,8 @@ SPLIT_SEED_OFFSETS = {"train": 0, "val": 1_000_003, "test": 2_000_003}
 
 
 class SyntheticScenes(FrameDataset):
-    """Frame ``i`` of a split is a pure function of ``(seed, split, i)``, rendered at the input size.
+    """Frame ``i`` of a split is a pure function of ``(split, i)``, and of ``seed`` for training frames,
+    rendered at the input size.
 
     Args:
         scene: ``indoor`` (rooms, NYU-like intrinsics) or ``outdoor`` (streets, KITTI-like, sky invalid).
@@ -40,7 +41,9 @@ class SyntheticScenes(FrameDataset):
         if self.length < 1:
             raise ValueError(f"data.dataset.{self.split}_length must be >= 1, got {self.length}")
         self.scene, self.cache = scene, cache
-        self.render_seed = self.seed + SPLIT_SEED_OFFSETS[self.split]
+        # Validation and test are fixed sets, like a real dataset's lists: runs of different seeds are
+        # scored on the same images (paired comparisons); training frames vary with the seed.
+        self.render_seed = (self.seed if self.train else 0) + SPLIT_SEED_OFFSETS[self.split]
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
@@ -48,6 +51,12 @@ class SyntheticScenes(FrameDataset):
 
     def describe(self, index: int) -> str:
         return f"synthetic {self.scene} frame {index} of the {self.split} split"
+
+    def source(self) -> dict[str, Any]:
+        return {
+            "list": {"rendered": f"{self.length} {self.scene} frames, render seed {self.render_seed}"},
+            "ground_truth": "rendered depth, exact (sky invalid outdoors)",
+        }
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         if index in self._cache:

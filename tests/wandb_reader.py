@@ -38,9 +38,9 @@ def records(path: Path):
 
 
 def logged(run_dir: Path) -> dict:
-    """``{"history": [ {key: value} ...], "config": {...}, "run": {group, job_type, ...}}``."""
+    """``{"history": [ {key: value} ...], "config": {...}, "summary": {...}, "run": {group, job_type, ...}}``."""
     log_file = next(Path(run_dir).glob("*.wandb"))
-    out: dict = {"history": [], "config": {}, "run": {}}
+    out: dict = {"history": [], "config": {}, "run": {}, "summary": {}}
     for rec in records(log_file):
         kind = rec.WhichOneof("record_type")
         if kind == "history":
@@ -50,6 +50,9 @@ def logged(run_dir: Path) -> dict:
         elif kind == "config":
             for it in rec.config.update:
                 out["config"][it.key or "/".join(it.nested_key)] = json.loads(it.value_json)
+        elif kind == "summary":
+            for it in rec.summary.update:
+                out["summary"][it.key or "/".join(it.nested_key)] = json.loads(it.value_json)
         elif kind == "run":
             out["run"] = {"group": rec.run.run_group, "job_type": rec.run.job_type, "name": rec.run.display_name}
     return out

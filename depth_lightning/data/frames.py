@@ -63,6 +63,7 @@ class FrameDataset(Dataset, ABC):
         self.protocol = protocol or EvalProtocol()
         self._hold_out = hold_out
         self.held_out_scenes: list[str] = []
+        self.missing: list[str] = []  # listed files not found, skipped (skip_bad_samples): what check reports
 
     @abstractmethod
     def __len__(self) -> int: ...

@@ -195,6 +195,7 @@ class KITTIEigen(FrameDataset):
             if not self.skip_bad_samples:
                 raise DataError(f"{where} names {image}, which does not exist (data.skip_bad_samples=true skips it)")
             log.warning("skipping %s: %s does not exist", where, image)
+            self.missing.append(f"{where} names {image}, which does not exist")
             return {"image": image, "depth": None, "line": where}
         frame_name = image.stem
         drive_dir = image.parent.parent.parent

@@ -210,6 +210,8 @@ class NYUSync(NYUBase):
                 self.samples.append((rgb, depth, n))
             elif self.skip_bad_samples:
                 log.warning("skipping %s:%d: %s does not exist", self.list_file, n, missing)
+                hint = " (run python -m depth_lightning.prepare nyu)" if missing == filled_path(depth) else ""
+                self.missing.append(f"{self.list_file}:{n} names {missing}, which does not exist{hint}")
             elif missing == needed[-1] and len(needed) == 3:
                 raise DataError(
                     f"{missing}: no filled depth for {depth}; run python -m depth_lightning.prepare nyu "

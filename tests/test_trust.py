@@ -1,0 +1,365 @@
+"""How much to trust a number: per-image results, bootstrap intervals, seeds, protocol cards,
+evaluated uncertainty, the dataset check and the training-health guard."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from depth_lightning import bootstrap
+from depth_lightning.metrics import METRIC_NAMES, SUMS, DepthMetrics, metrics_from_sums
+from depth_lightning.per_image import read_per_image_csv
+from depth_lightning.sparsification import FRACTIONS, Sparsification, ause, curves, summarise
+from experiments import report
+from tests.helpers import ROOT, SHARED, built, run_module
+
+REAL = SHARED / "realdata"
+needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real NYU/KITTI samples not present at {REAL}")
+SWEEP_TINY = [
+    "data.height=64",
+    "data.width=96",
+    "data.dataset.train_length=16",
+    "data.dataset.val_length=8",
+    "data.dataset.test_length=8",
+    "data.num_workers=0",
+    "data.batch_size=4",
+    "data.eval_batch_size=4",
+    "trainer.max_steps=8",
+    "trainer.num_sanity_val_steps=0",
+    "logger=csv",
+]
+
+
+def _image_sums(n=40, seed=3):
+    """Per-image sums of real predictions against real ground truth (random scenes)."""
+    rng = np.random.default_rng(seed)
+    metric = DepthMetrics(1e-3, 10.0)
+    for _ in range(n):
+        g = torch.from_numpy(rng.uniform(0.5, 9.5, (1, 12, 16))).float()
+        p = g * torch.from_numpy(rng.lognormal(rng.normal(0, 0.1), 0.2, (1, 12, 16))).float()
+        metric.update(p, g)
+    metric.compute()
+    return metric.last_rows
+
+
+# -- bootstrap ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("aggregation", ["per_image", "pooled"])
+def test_the_bootstrap_interval_equals_an_independent_numpy_computation_with_the_same_seed(aggregation):
+    sums = _image_sums()
+    n = len(sums)
+    ours = bootstrap.interval(bootstrap.depth_statistic(sums, aggregation), n, resamples=1000, seed=7)
+    # independently: draw image indices with NumPy's generator, recompute every metric, take percentiles
+    draws = np.random.default_rng(7).integers(0, n, size=(1000, n))
+    values = []
+    for row in draws:
+        picked = torch.from_numpy(sums[row])
+        if aggregation == "per_image":
+            values.append(metrics_from_sums(picked).mean(0).numpy())
+        else:
+            values.append(metrics_from_sums(picked.sum(0)).numpy())
+    expected = np.percentile(np.array(values), [2.5, 97.5], axis=0)
+    np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-12)
+    full = metrics_from_sums(torch.from_numpy(sums)).mean(0).numpy()
+    assert (ours[0] < full).all() and (full < ours[1]).all() if aggregation == "per_image" else True
+
+
+def test_a_paired_interval_of_a_model_against_itself_is_zero_and_a_real_gap_excludes_zero():
+    sums = _image_sums()
+    stat = bootstrap.depth_statistic(sums, "per_image")
+    diff, low_high = bootstrap.paired_interval([stat], [stat], len(sums))
+    assert (diff == 0).all() and (low_high == 0).all()
+    worse = sums.copy()  # every prediction 10 % too far: abs rel sums grow on every image
+    worse[:, SUMS.index("abs_rel")] *= 1.5
+    diff, low_high = bootstrap.paired_interval(
+        [bootstrap.depth_statistic(worse, "per_image")], [stat], len(sums), resamples=1000
+    )
+    j = METRIC_NAMES.index("abs_rel")
+    assert diff[j] > 0 and low_high[0, j] > 0  # excludes 0: beyond noise
+    assert low_high[0, METRIC_NAMES.index("d1")] == low_high[1, METRIC_NAMES.index("d1")] == 0  # untouched: [0, 0]
+
+
+# -- uncertainty ---------------------------------------------------------------------------------------
+def test_ause_is_zero_for_the_oracle_ordering_and_clearly_positive_for_a_random_one():
+    rng = np.random.default_rng(0)
+    g = torch.from_numpy(rng.uniform(1, 9, 5000))
+    p = g * torch.from_numpy(rng.lognormal(0, 0.3, 5000))
+    error = torch.stack([(p - g).abs() / g, (p - g).square()])
+    oracle = curves(error, (p - g).abs() / g)  # uncertainty = the abs rel error itself
+    assert ause(oracle["abs_rel/uncertainty"].numpy(), oracle["abs_rel/oracle"].numpy()) == pytest.approx(0, abs=1e-12)
+    random = curves(error, torch.from_numpy(rng.random(5000)))
+    for name in ("abs_rel", "rmse"):
+        area = ause(random[f"{name}/uncertainty"].numpy(), random[f"{name}/oracle"].numpy())
+        assert area > 0.05 * float(random[f"{name}/uncertainty"][0])  # clearly positive: >5 % of the error
+    # the curves start at the whole image's error and the oracle falls monotonically
+    assert float(oracle["abs_rel/oracle"][0]) == pytest.approx(float(error[0].mean()))
+    assert (np.diff(oracle["abs_rel/oracle"].numpy()) <= 1e-12).all()
+
+
+def test_sparsification_of_a_model_scores_its_pixels_as_the_metrics_do():
+    metric, depth = Sparsification(), DepthMetrics(1e-3, 10.0)
+    rng = np.random.default_rng(1)
+    g = torch.from_numpy(rng.uniform(1, 9, (3, 24, 32))).float()
+    g[0, :4] = 0  # invalid rows
+    noise = torch.from_numpy(rng.lognormal(0, 0.2, (3, 24, 32))).float()
+    p = (g.clamp_min(1) * noise).clamp(max=10.0)  # inside the metric's range: scored as it is
+    target = depth.prepare(g)
+    truth = ((p - g).abs() / g.clamp_min(1e-3)).where(g > 0, 0)
+    metric.update(p, truth, target, torch.arange(3))  # the true error as the uncertainty: the oracle
+    curves_ = metric.compute()
+    assert curves_["abs_rel/uncertainty"].shape == (3, len(FRACTIONS))
+    summary = summarise(curves_)
+    assert summary["ause_abs_rel"] == pytest.approx(0, abs=1e-9) and summary["ause_random_abs_rel"] > 0.01
+    depth.update(p, target)
+    assert curves_["abs_rel/uncertainty"][:, 0].mean() == pytest.approx(float(depth.compute()["abs_rel"]), rel=1e-6)
+
+
+# -- a whole run -----------------------------------------------------------------------------------------
+def test_per_image_csv_column_means_equal_the_table_and_every_number_has_its_interval(tiny_run):
+    results = json.loads((tiny_run / "metrics.json").read_text())
+    card, rows = read_per_image_csv(tiny_run / "per_image.csv")
+    assert card == results["protocol"] and card["dataset"] == "synthetic" and card["split"] == "test"
+    assert len(rows) == results["protocol"]["frames_evaluated"] == 8
+    test, intervals = results["test"], results["test_intervals"]
+    for name in ("soft", "hard", "constant", "position_prior"):
+        for metric in METRIC_NAMES:
+            key = f"{name}/{metric}"
+            mean = np.mean([float(r[key]) for r in rows])
+            assert mean == pytest.approx(test[key], rel=1e-12, abs=1e-15), key
+            low, high = intervals[key]
+            assert low <= test[key] <= high, key
+    for dec in ("soft", "hard"):
+        for metric in ("ause_abs_rel", "ause_rmse"):
+            assert np.mean([float(r[f"{dec}/{metric}"]) for r in rows]) == pytest.approx(test[f"{dec}/{metric}"])
+            assert test[f"{dec}/{metric}"] > 0
+    hits = sum(int(r["bin_correct"]) for r in rows) / sum(int(r["bin_pixels"]) for r in rows)
+    assert hits == pytest.approx(test["pixel_acc"], rel=1e-6) and "pixel_acc" in intervals
+    assert results["intervals"]["resamples"] >= 1000 and results["intervals"]["seed"] == 0
+    assert json.loads((tiny_run / "sparsification.json").read_text())["soft"]["images"] == 8
+    # the training-health record: one entry per validation, bins used, not collapsed
+    health = results["health"]
+    assert health["history"] and health["history"][-1]["bins_used"] >= 1 and health["collapsed"] in (True, False)
+    # W&B's summary holds the card and the intervals
+    from tests.wandb_reader import logged
+
+    summary = logged(next((tiny_run / "wandb").glob("offline-run-*")))["summary"]
+    assert (
+        summary["protocol"]["region"]["name"] == "full" and summary["test_ci/soft/abs_rel"] == intervals["soft/abs_rel"]
+    )
+
+
+def test_evaluate_writes_per_image_results_with_their_card_and_intervals(tiny_run, tmp_path):
+    proc = run_module(
+        "depth_lightning.evaluate",
+        f"ckpt_path={tiny_run / 'checkpoints' / 'last.ckpt'}",
+        f"output={tmp_path / 'eval_metrics.json'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
+    evaluated = json.loads((tmp_path / "eval_metrics.json").read_text())
+    card, rows = read_per_image_csv(tmp_path / "per_image.csv")
+    assert card == evaluated["protocol"] and len(rows) == evaluated["images"]
+    low, high = evaluated["test_intervals"]["soft/abs_rel"]
+    assert f"{evaluated['test']['soft/abs_rel']:.4f} [{low:.4f}, {high:.4f}]" in proc.stdout  # the printed table
+    assert "constant/abs_rel" in evaluated["test"]  # baselines fitted on the training frames, scored beside
+
+
+# -- protocol cards ----------------------------------------------------------------------------------------
+@needs_real
+def test_kitti_garg_and_paper_regions_give_different_cards(tmp_path):
+    from depth_lightning.config import build, compose_config
+    from depth_lightning.protocol import card_differences, protocol_key
+
+    root = REAL / "kitti" / "raw"
+    listing = tmp_path / "eigen_test_files.txt"  # the frames of the real samples, in monodepth2's format
+    listing.write_text("".join(f"2011_09_26/2011_09_26_drive_0001_sync {k} l\n" for k in (5, 50, 100)))
+    cards = {}
+    for region in ("garg", "paper"):
+        cfg = compose_config(
+            "data=kitti",
+            f"data.dataset.root={root}",
+            f"data.dataset.test_list={listing}",
+            f"data.dataset.train_list={listing}",
+            "data.dataset.fill=none",
+            f"data.protocol.region={region}",
+        )
+        cards[region] = build(cfg.data, "data").protocol_card("test", (94, 310))
+    garg, paper = cards["garg"], cards["paper"]
+    assert garg["region"]["original_frame"] == [375, 1242] and garg["list"]["lines"] == 3
+    assert garg["region"]["box"] == [153, 371, 44, 1197]  # Garg et al.'s crop on the 375x1242 frame
+    assert paper["region"]["box"] == [375 - 256, 375, 0, 1242]  # Sec. 4.2: the lower 256 rows
+    assert "Velodyne" in garg["ground_truth"] and garg["metrics"]["silog"].startswith("100 * sqrt(")
+    assert protocol_key(garg) != protocol_key(paper) and any("region" in d for d in card_differences(garg, paper))
+
+
+@pytest.fixture(scope="module")
+def seeds_sweep(tmp_path_factory) -> Path:
+    """Two variants x two seeds of the tiny ablation, one sweep (synthetic, CSV logger)."""
+    work = tmp_path_factory.mktemp("seeds")
+    run_module(
+        "depth_lightning.train",
+        "+experiment=synthetic_ablation",
+        "hydra/launcher=joblib",
+        "variant=full,no_concat",
+        "model.net.num_bins=20",
+        "seed=0,1",
+        *SWEEP_TINY,
+        f"hydra.sweep.dir={work / 'sweep'}",
+        "--multirun",
+        cwd=work,
+    )
+    return work / "sweep"
+
+
+@pytest.mark.slow
+def test_a_two_seed_sweep_reports_mean_std_and_n_and_paired_intervals(seeds_sweep, tmp_path):
+    proc = run_module("experiments.report", str(seeds_sweep), "--out", str(tmp_path / "report"), cwd=ROOT)
+    result = report.build_report([seeds_sweep], tmp_path / "again")
+    runs = {(r.variant, r.seed): json.loads((r.path / "metrics.json").read_text())["test"] for r in result["runs"]}
+    assert set(runs) == {("full", 0), ("full", 1), ("no_concat", 0), ("no_concat", 1)}
+    ours = {r["row"]: r for r in result["table3"] if r["source"] == "ours"}
+    full = ours["Soft-weighted-sum (full model)"]
+    values = [runs[("full", s)]["soft/abs_rel"] for s in (0, 1)]
+    assert full["n"] == 2 and full["abs_rel"] == pytest.approx(np.mean(values))
+    assert full["std"]["abs_rel"] == pytest.approx(np.std(values, ddof=1))
+    assert f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f} (n=2)" in proc.stdout
+    # paired: no concat - full and hard - soft, over both seeds, on the same 8 test images
+    paired = {row["row"]: row for row in result["paired"]}
+    assert set(paired) == {"No concat - full", "Hard-max - soft (full model)"}
+    hard_soft = paired["Hard-max - soft (full model)"]
+    expected = np.mean([runs[("full", s)]["hard/abs_rel"] - runs[("full", s)]["soft/abs_rel"] for s in (0, 1)])
+    assert hard_soft["seeds"] == 2 and hard_soft["images"] == 8
+    assert hard_soft["ours"]["abs_rel"] == pytest.approx(expected, rel=1e-9)
+    low, high = hard_soft["ci"]["abs_rel"]
+    assert low <= expected <= high and hard_soft["beyond_noise"]["abs_rel"] == (low > 0 or high < 0)
+    assert (
+        "paired differences on the same test images" in proc.stdout and "_Protocol: synthetic test split" in proc.stdout
+    )
+    assert (tmp_path / "report" / "sparsification.png").is_file() and "AUSE" in proc.stdout
+
+
+@pytest.mark.slow
+def test_the_report_refuses_to_mix_protocols_unless_told(seeds_sweep, tmp_path):
+    other = tmp_path / "other"
+    run_module(
+        "depth_lightning.train",
+        "+experiment=synthetic_ablation",
+        "variant=full",
+        "model.net.num_bins=20",
+        "data.protocol.region=eigen_nyu",
+        *SWEEP_TINY,
+        f"hydra.run.dir={other}",
+        cwd=tmp_path,
+    )
+    proc = run_module(
+        "experiments.report", str(seeds_sweep), str(other), "--out", str(tmp_path / "r"), cwd=ROOT, check=False
+    )
+    assert proc.returncode == 2
+    assert (
+        "different evaluation protocols" in proc.stderr and "region" in proc.stderr and "--mix-protocols" in proc.stderr
+    )
+    assert not (tmp_path / "r" / "report.md").exists()  # nothing half-written
+    mixed = run_module(
+        "experiments.report", str(seeds_sweep), str(other), "--out", str(tmp_path / "r"), "--mix-protocols", cwd=ROOT
+    )
+    assert "mixed on request" in mixed.stdout
+
+
+# -- the dataset check ------------------------------------------------------------------------------------
+def _nyu_copy(tmp_path):
+    demo = tmp_path / "nyu"
+    shutil.copytree(REAL / "nyu" / "sync" / "metric3d_nyu_demo", demo)
+    lines = [f"rgb/rgb_{k}.jpg depth/sync_depth_{k}.png 518.8579" for k in ("00000", "00050", "00100")]
+    (demo / "train.txt").write_text("\n".join(lines[:2]) + "\n")
+    (demo / "test.txt").write_text(lines[2] + "\n")
+    return demo
+
+
+def _check(root, *extra, cwd):
+    return run_module(
+        "depth_lightning.check",
+        f"data.dataset.root={root}",
+        "data.dataset.fill=none",
+        *extra,
+        f"hydra.run.dir={cwd / 'check'}",
+        cwd=cwd,
+        check=False,
+    )
+
+
+def _nyu_check(root, tmp_path):
+    lists = [f"data.dataset.{s}_list={root / f'{s}.txt'}" for s in ("train", "test")]
+    return _check(root, "data=nyu_sync", *lists, cwd=tmp_path)
+
+
+@needs_real
+def test_the_check_passes_on_the_real_samples(tmp_path):
+    proc = _nyu_check(_nyu_copy(tmp_path), tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "passed: 0 error(s)" in proc.stdout and "518.8579 (2)" in proc.stdout
+    assert "2 frames listed; the nyu_sync train split has 24231" in proc.stdout  # a subset: a warning only
+    drive, gt = "2011_09_26/2011_09_26_drive_0001_sync", "2011_09_26_drive_0001_sync/proj_depth/groundtruth/image_02"
+    listing = tmp_path / "kitti.txt"
+    listing.write_text(
+        "".join(f"{drive}/image_02/data/{k:010d}.png {gt}/{k:010d}.png 721.5377\n" for k in (5, 50, 100))
+    )
+    for truth in ("annotated", "velodyne"):
+        proc = _check(
+            REAL / "kitti" / "raw",
+            "data=kitti",
+            f"data.dataset.gt={truth}",
+            f"data.dataset.annotated_root={REAL / 'kitti' / 'data_depth_annotated'}",
+            f"data.dataset.train_list={listing}",
+            f"data.dataset.test_list={listing}",
+            cwd=tmp_path,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "721.5377 (3)" in proc.stdout
+
+
+@needs_real
+def test_the_check_fails_naming_a_depth_map_in_the_wrong_unit(tmp_path):
+    root = _nyu_copy(tmp_path)
+    path = root / "depth" / "sync_depth_00050.png"
+    millimetres = np.array(Image.open(path))
+    Image.fromarray((millimetres // 100).astype(np.uint16)).save(path)  # decimetres where millimetres belong
+    proc = _nyu_check(root, tmp_path)
+    assert proc.returncode == 1
+    assert f"{path}): median depth" in proc.stdout and "another unit" in proc.stdout and "FAILED" in proc.stdout
+
+
+@needs_real
+def test_the_check_fails_naming_a_listed_file_that_is_missing(tmp_path):
+    root = _nyu_copy(tmp_path)
+    (root / "rgb" / "rgb_00100.jpg").unlink()
+    proc = _nyu_check(root, tmp_path)
+    assert proc.returncode == 1
+    assert f"test.txt:1 names {root / 'rgb' / 'rgb_00100.jpg'}, which does not exist" in proc.stdout
+
+
+# -- training health -------------------------------------------------------------------------------------
+def test_a_model_that_outputs_a_constant_is_flagged_as_collapsed(caplog):
+    from depth_lightning.health import TrainingHealth
+
+    cfg, datamodule, module, _ = built("debug=tiny", "model.net.upsample=bilinear")
+    classifier = module.net.head.classifier
+    with torch.no_grad():
+        classifier[0].weight.zero_()  # no input reaches the logits: the same bin everywhere
+        classifier[1].bias.zero_()
+        classifier[1].bias[7] = 5.0
+    import lightning as L
+
+    health = TrainingHealth(min_spread=1e-3, patience=3)
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, callbacks=[health], limit_val_batches=2, enable_progress_bar=False
+    )
+    with caplog.at_level("WARNING"):
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+    state = health.state()
+    assert state["collapsed"] and "ignores the image" in state["flag"]["reason"]
+    # the same map for every image (the fixed upsampling's zero padding still shades its border)
+    assert state["history"][0]["image_spread"] < 1e-6 and state["history"][0]["bins_used"] <= 3
+    assert "looks collapsed" in caplog.text and "depth_lightning.check" in caplog.text

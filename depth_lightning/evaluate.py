@@ -66,7 +66,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "eval_metrics.json"
         title = f"Test split of data={datamodule.name}, checkpoint {cfg.ckpt_path}"
-        found = record_test(module, datamodule, out.parent, [], cfg.get("intervals"), title)
+        folder = Path(cfg.paths.output_dir)  # per_image.csv & co. in the run's own folder: never overwritten
+        found = record_test(module, datamodule, folder, [], cfg.get("intervals"), title)
+        found["per_image"] = str(folder / "per_image.csv")
         metrics.update(found.pop("test_values"))
         write_json(
             out,

@@ -160,7 +160,8 @@ def test_evaluate_writes_per_image_results_with_their_card_and_intervals(tiny_ru
         cwd=tmp_path,
     )
     evaluated = json.loads((tmp_path / "eval_metrics.json").read_text())
-    card, rows = read_per_image_csv(tmp_path / "per_image.csv")
+    card, rows = read_per_image_csv(tmp_path / "run" / "per_image.csv")  # in evaluate's own run folder
+    assert evaluated["per_image"] == str(tmp_path / "run" / "per_image.csv")
     assert card == evaluated["protocol"] and len(rows) == evaluated["images"]
     low, high = evaluated["test_intervals"]["soft/abs_rel"]
     assert f"{evaluated['test']['soft/abs_rel']:.4f} [{low:.4f}, {high:.4f}]" in proc.stdout  # the printed table

@@ -185,7 +185,7 @@ def main_check(cfg: DictConfig) -> int:
     warnings = [w for r in reports for w in r.warnings]
     for title, items in (("errors", errors), ("warnings", warnings)):
         if items:
-            print(f"\n{len(items)} {title}:")
+            print(f"\n{len(items)} {title[:-1]}(s):")
             print("\n".join(f"  {item}" for item in items[:200]))
             if len(items) > 200:
                 print(f"  ... and {len(items) - 200} more")

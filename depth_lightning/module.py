@@ -219,6 +219,7 @@ class DepthModule(L.LightningModule):
                     self.final_values[split][f"{prefix}{dec}/{name}"] = float(value)
                     self.log(f"{split}/{prefix}{dec}/{name}", value.float())
                     if i == 0 and dec == self.hparams.decoder:
+                        self.final_values[split][name] = float(value)
                         self.log(f"{split}/{name}", value.float(), prog_bar=name == "abs_rel")
         pixel_acc = self.pixel_acc[split].compute()
         self.final_values[split]["pixel_acc"] = float(pixel_acc)

@@ -26,9 +26,11 @@ from depth_lightning.data.io import DataError, read_depth_png
 from depth_lightning.errors import one_line_errors
 from depth_lightning.files import write_json
 from depth_lightning.metrics import METRIC_NAMES, DepthMetrics
+from depth_lightning.per_image import TestRecord, write_per_image
 from depth_lightning.tables import format_table
 
 log = logging.getLogger(__name__)
+PREDICTIONS = "predictions"  # the scored method's key in per_image.csv and the intervals
 
 
 def read_prediction(folder: Path, name: str, scale: float) -> np.ndarray | None:
@@ -97,23 +99,47 @@ def score(cfg: DictConfig) -> dict[str, Any]:
     if resized:
         log.warning("%d prediction(s) were not at their frame's size: resized to it (bilinear in log depth)", resized)
     results: dict[str, Any] = {}
+    record = TestRecord(protocol.aggregation)
     for i, metric in enumerate(metrics):
         values = metric.compute()
         results.update({f"{protocol.prefix(i)}{k}": float(v) for k, v in values.items()})
+        record.sums[f"{protocol.prefix(i)}{PREDICTIONS}"] = (metric.last_ids, metric.last_rows)
     results["images"] = len(dataset) - len(missing)
-    return {"test": results, "missing": missing, "predictions": str(folder), "data": datamodule.name}
+    for i in record.image_ids():
+        record.frames[i], record.lines[i] = dataset.frame_name(i), dataset.list_line(i)
+    card = datamodule.protocol_card("test", None)
+    card["prediction"] = {
+        "resolution": "as saved",
+        "to_ground_truth": "resized to each frame bilinearly in log depth (depth_lightning.score), clipped to "
+        "[min_depth, cap]; ground truth valid where min_depth < g < cap, finite, inside the region",
+    }
+    card["frames_evaluated"], card["frames_left_out"] = results["images"], len(missing)
+    settings = dict(cfg.get("intervals") or {})
+    return {
+        "test": results,
+        "test_intervals": record.intervals(**settings),
+        "intervals": {"method": "percentile bootstrap over test images", **settings},
+        "protocol": card,
+        "record": record,
+        "missing": missing,
+        "predictions": str(folder),
+        "data": datamodule.name,
+    }
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="score")
 @one_line_errors
 def _hydra_main(cfg: DictConfig) -> None:
     scored = score(cfg)
-    rows = {"predictions": {k: scored["test"][k] for k in METRIC_NAMES}}
+    record = scored.pop("record")
+    rows = {k: {PREDICTIONS: scored["test"][k]} for k in METRIC_NAMES}
+    bounds = {k: {PREDICTIONS: scored["test_intervals"].get(f"{PREDICTIONS}/{k}")} for k in METRIC_NAMES}
     print(f"\nTest split of data={scored['data']} ({scored['test']['images']} images), {scored['predictions']}:")
-    print(format_table(rows, METRIC_NAMES))
+    print(format_table(rows, [PREDICTIONS], first="metric", intervals=bounds))
     out = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / "score_metrics.json"
+    scored["per_image"] = str(write_per_image(Path(cfg.paths.output_dir), record, scored["protocol"]))
     write_json(out, scored)
-    print(f"written: {out}")
+    print(f"written: {out} (per image: {scored['per_image']})")
 
 
 def main() -> None:

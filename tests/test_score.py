@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from depth_lightning.data.io import read_depth_png
+from depth_lightning.per_image import read_per_image_csv
 from tests.datasets import write_nyu_sync
 from tests.helpers import run_module
 
@@ -45,6 +46,15 @@ def test_the_ground_truth_scores_perfectly_and_a_scaled_copy_scores_its_known_er
     assert off["abs_rel"] == pytest.approx(0.1, rel=1e-5) and off["sq_rel"] > 0
     assert off["log10"] == pytest.approx(math.log10(1.1), rel=1e-5) and off["d1"] == 1  # 1.1 < 1.25
     assert "0.1000" in proc.stdout
+    # every image is off by the same 10 %: the interval over images is the point itself; per_image.csv
+    # and the protocol card of the score's own run folder say so
+    scored = json.loads((tmp_path / "scaled.json").read_text())
+    low, high = scored["test_intervals"]["predictions/abs_rel"]
+    assert low == pytest.approx(0.1, rel=1e-5) and high == pytest.approx(0.1, rel=1e-5)
+    card, rows = read_per_image_csv(scored["per_image"])
+    assert card == scored["protocol"] and card["dataset"] == "nyu_sync" and card["list"]["lines"] == 2
+    assert [r["frame"] for r in rows] == [rgb.rsplit(".", 1)[0] for rgb, _ in pairs]
+    assert np.mean([float(r["predictions/abs_rel"]) for r in rows]) == pytest.approx(off["abs_rel"], rel=1e-12)
 
 
 def test_a_missing_prediction_is_named_with_exit_code_2(nyu, tmp_path):

@@ -28,7 +28,7 @@ SWEEP_TINY = [
     "data.num_workers=0",
     "data.batch_size=4",
     "data.eval_batch_size=4",
-    "trainer.max_steps=8",
+    "trainer.max_steps=4",
     "trainer.num_sanity_val_steps=0",
     "logger=csv",
 ]
@@ -263,10 +263,8 @@ def test_the_report_refuses_to_mix_protocols_unless_told(seeds_sweep, tmp_path):
         "different evaluation protocols" in proc.stderr and "region" in proc.stderr and "--mix-protocols" in proc.stderr
     )
     assert not (tmp_path / "r" / "report.md").exists()  # nothing half-written
-    mixed = run_module(
-        "experiments.report", str(seeds_sweep), str(other), "--out", str(tmp_path / "r"), "--mix-protocols", cwd=ROOT
-    )
-    assert "mixed on request" in mixed.stdout
+    mixed = report.build_report([seeds_sweep, other], tmp_path / "r", mix_protocols=True)
+    assert any("mixed on request" in p for p in mixed["problems"])
 
 
 # -- the dataset check ------------------------------------------------------------------------------------
@@ -279,46 +277,53 @@ def _nyu_copy(tmp_path):
     return demo
 
 
-def _check(root, *extra, cwd):
+def _nyu_check(root, tmp_path):
+    """The check command on a NYU-sync folder, as a user runs it."""
     return run_module(
         "depth_lightning.check",
+        "data=nyu_sync",
         f"data.dataset.root={root}",
+        *(f"data.dataset.{s}_list={root / f'{s}.txt'}" for s in ("train", "test")),
         "data.dataset.fill=none",
-        *extra,
-        f"hydra.run.dir={cwd / 'check'}",
-        cwd=cwd,
+        f"hydra.run.dir={tmp_path / 'check'}",
+        cwd=tmp_path,
         check=False,
     )
 
 
-def _nyu_check(root, tmp_path):
-    lists = [f"data.dataset.{s}_list={root / f'{s}.txt'}" for s in ("train", "test")]
-    return _check(root, "data=nyu_sync", *lists, cwd=tmp_path)
+def _check_here(capsys, *overrides):
+    """The check in this process (what the command runs, without its start-up): (exit code, output)."""
+    from depth_lightning.check import main_check
+    from depth_lightning.config import compose_config
+
+    code = main_check(compose_config("data.dataset.fill=none", *overrides, config_name="check"))
+    return code, capsys.readouterr().out
 
 
 @needs_real
-def test_the_check_passes_on_the_real_samples(tmp_path):
-    proc = _nyu_check(_nyu_copy(tmp_path), tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "passed: 0 error(s)" in proc.stdout and "518.8579 (2)" in proc.stdout
-    assert "2 frames listed; the nyu_sync train split has 24231" in proc.stdout  # a subset: a warning only
+def test_the_check_passes_on_the_real_samples(tmp_path, capsys):
+    root = _nyu_copy(tmp_path)
+    lists = [f"data.dataset.{s}_list={root / f'{s}.txt'}" for s in ("train", "test")]
+    code, out = _check_here(capsys, "data=nyu_sync", f"data.dataset.root={root}", *lists)
+    assert code == 0, out
+    assert "passed: 0 error(s)" in out and "518.8579 (2)" in out
+    assert "2 frames listed; the nyu_sync train split has 24231" in out  # a subset: a warning only
     drive, gt = "2011_09_26/2011_09_26_drive_0001_sync", "2011_09_26_drive_0001_sync/proj_depth/groundtruth/image_02"
     listing = tmp_path / "kitti.txt"
-    listing.write_text(
-        "".join(f"{drive}/image_02/data/{k:010d}.png {gt}/{k:010d}.png 721.5377\n" for k in (5, 50, 100))
-    )
+    lines = [f"{drive}/image_02/data/{k:010d}.png {gt}/{k:010d}.png 721.5377\n" for k in (5, 50, 100)]
+    listing.write_text("".join(lines))
     for truth in ("annotated", "velodyne"):
-        proc = _check(
-            REAL / "kitti" / "raw",
+        code, out = _check_here(
+            capsys,
             "data=kitti",
+            f"data.dataset.root={REAL / 'kitti' / 'raw'}",
             f"data.dataset.gt={truth}",
             f"data.dataset.annotated_root={REAL / 'kitti' / 'data_depth_annotated'}",
             f"data.dataset.train_list={listing}",
             f"data.dataset.test_list={listing}",
-            cwd=tmp_path,
         )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert "721.5377 (3)" in proc.stdout
+        assert code == 0, out
+        assert "721.5377 (3)" in out and "passed" in out
 
 
 @needs_real
@@ -333,12 +338,13 @@ def test_the_check_fails_naming_a_depth_map_in_the_wrong_unit(tmp_path):
 
 
 @needs_real
-def test_the_check_fails_naming_a_listed_file_that_is_missing(tmp_path):
+def test_the_check_fails_naming_a_listed_file_that_is_missing(tmp_path, capsys):
     root = _nyu_copy(tmp_path)
     (root / "rgb" / "rgb_00100.jpg").unlink()
-    proc = _nyu_check(root, tmp_path)
-    assert proc.returncode == 1
-    assert f"test.txt:1 names {root / 'rgb' / 'rgb_00100.jpg'}, which does not exist" in proc.stdout
+    lists = [f"data.dataset.{s}_list={root / f'{s}.txt'}" for s in ("train", "test")]
+    code, out = _check_here(capsys, "data=nyu_sync", f"data.dataset.root={root}", *lists)
+    assert code == 1
+    assert f"test.txt:1 names {root / 'rgb' / 'rgb_00100.jpg'}, which does not exist" in out
 
 
 # -- training health -------------------------------------------------------------------------------------

@@ -12,6 +12,18 @@ from depth_lightning.train import build_module, build_trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
+# A real but tiny job of a synthetic sweep: small frames and splits, no worker processes.
+TINY_SWEEP_JOB = [
+    "data.height=64",
+    "data.width=96",
+    "data.dataset.train_length=16",
+    "data.dataset.val_length=8",
+    "data.dataset.test_length=8",
+    "data.num_workers=0",
+    "data.batch_size=4",
+    "data.eval_batch_size=4",
+    "trainer.num_sanity_val_steps=0",
+]
 
 
 def run_module(module: str, *args: str, cwd: Path, timeout: float = 600, check: bool = True, env: dict | None = None):

@@ -8,21 +8,9 @@ from pathlib import Path
 import pytest
 
 from experiments import report
-from tests.helpers import ROOT, built, composed, job_folder, run_module
+from tests.helpers import ROOT, TINY_SWEEP_JOB, built, composed, job_folder, run_module
 
-TINY = [
-    "data.height=64",
-    "data.width=96",
-    "data.dataset.train_length=16",
-    "data.dataset.val_length=8",
-    "data.dataset.test_length=8",
-    "data.num_workers=0",
-    "data.batch_size=4",
-    "data.eval_batch_size=4",
-    "trainer.max_steps=8",
-    "trainer.num_sanity_val_steps=0",
-    "trainer.log_every_n_steps=1",
-]
+TINY = [*TINY_SWEEP_JOB, "trainer.max_steps=8", "trainer.log_every_n_steps=1"]
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")))

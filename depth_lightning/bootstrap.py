@@ -22,6 +22,18 @@ SEED = 0
 LEVEL = 0.95
 
 
+def settings(given: dict | None = None) -> dict:
+    """The interval settings of a config's ``intervals`` (missing ones: the defaults), checked, with
+    the method named: what ``metrics.json`` records under ``intervals``."""
+    out = {"resamples": RESAMPLES, "seed": SEED, "level": LEVEL, **dict(given or {})}
+    if out["resamples"] < 1000:
+        raise ValueError(f"intervals.resamples={out['resamples']}: use at least 1000 resamples")
+    if not 0 < out["level"] < 1:
+        raise ValueError(f"intervals.level={out['level']}: a coverage in (0, 1), e.g. 0.95")
+    out["method"] = f"percentile bootstrap over test images ({100 * out['level']:g} %)"
+    return out
+
+
 def resample_counts(images: int, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
     """``(resamples, images)``: how often each image is drawn in each resample."""
     if images < 1:

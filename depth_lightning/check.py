@@ -102,15 +102,7 @@ def check_split(datamodule: Any, split: str, cfg: DictConfig) -> SplitReport:
         split, expected=expected.get(split), expected_with_truth=expected.get(f"{split}_with_ground_truth")
     )
     try:
-        dataset = datamodule.dataset(
-            split=split,
-            input_size=datamodule.input_size,
-            augment=None,
-            skip_bad_samples=True,  # every missing file listed, not the first one raised
-            seed=datamodule.seed,
-            protocol=datamodule.protocol,
-            hold_out=None,
-        )
+        dataset = datamodule.build(split, whole_list=True)  # every missing file listed, not the first raised
     except (DataError, FileNotFoundError) as err:
         report.errors.append(str(err))
         return report

@@ -66,10 +66,12 @@ class TrainingHealth(L.Callback):
         log_depth = torch.log(outputs["depth"].double().clamp_min(1e-6)).flatten(1)
         self._spatial += torch.stack([log_depth.std(1, correction=0).sum(), log_depth.new_tensor(len(log_depth))])
         sums = torch.stack([log_depth.sum(0), log_depth.square().sum(0)])
-        if self._pixel_sums is not None and self._pixel_sums.shape != sums.shape:
-            sums = torch.full_like(sums, float("nan"))  # outputs of several sizes: no pixel-wise comparison
-            self._pixel_sums = torch.zeros_like(sums)
-        self._pixel_sums = sums if self._pixel_sums is None else self._pixel_sums + sums
+        if self._pixel_sums is None:
+            self._pixel_sums = sums
+        elif self._pixel_sums.shape == sums.shape:
+            self._pixel_sums += sums
+        else:  # outputs of several sizes: no pixel-wise comparison (the image spread is not reported)
+            self._pixel_sums.fill_(float("nan"))
         self._images += len(log_depth)
         if self.constant is not None:
             target = self._constant_metric.prepare(batch["depth"], batch.get("eval_mask"))

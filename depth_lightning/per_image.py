@@ -79,7 +79,7 @@ class TestRecord:
     def columns(self) -> list[str]:
         cols = ["id", "frame", "list_line"]
         for key in self.sums:
-            prefix = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+            prefix = _cap_prefix(key)
             if f"{prefix}pixels" not in cols:
                 cols.append(f"{prefix}pixels")
             cols += [f"{key}/{m}" for m in METRIC_NAMES]
@@ -96,7 +96,7 @@ class TestRecord:
             i: {"id": i, "frame": self.frames.get(i, ""), "list_line": self.lines.get(i)} for i in self.image_ids()
         }
         for key, (ids, rows) in self.sums.items():
-            prefix = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+            prefix = _cap_prefix(key)
             values = metrics_from_sums(torch.from_numpy(rows)).numpy() if len(ids) else np.zeros((0, 0))
             for i, sums, metrics in zip(ids, rows, values, strict=True):
                 table[int(i)][f"{prefix}pixels"] = int(sums[0])
@@ -109,6 +109,11 @@ class TestRecord:
             for i, (hit, total) in zip(*self.bin_hits, strict=True):
                 table.setdefault(int(i), {"id": int(i)}).update(bin_correct=int(hit), bin_pixels=int(total))
         return [table[i] for i in sorted(table)]
+
+
+def _cap_prefix(key: str) -> str:
+    """``"cap50/"`` of ``"cap50/soft"``; ``""`` for the headline cap's keys."""
+    return key.rsplit("/", 1)[0] + "/" if "/" in key else ""
 
 
 def write_per_image(folder: Path, record: TestRecord, card: dict[str, Any]) -> Path:
@@ -170,15 +175,12 @@ def record_test(
     from depth_lightning.models.bins import DECODERS
     from depth_lightning.tables import format_table
 
-    settings = {"resamples": bootstrap.RESAMPLES, "seed": bootstrap.SEED, "level": bootstrap.LEVEL}
-    settings.update(intervals or {})
-    if settings["resamples"] < 1000:
-        raise ValueError(f"intervals.resamples={settings['resamples']}: use at least 1000 resamples")
+    method = bootstrap.settings(intervals)
     record: TestRecord = module.test_record
     card = datamodule.protocol_card("test", module.output_size)
     card["frames_evaluated"] = module.images_evaluated
     card["frames_left_out"] = len(module.empty_frames.get("test", []))
-    ci = record.intervals(**settings)
+    ci = record.intervals(method["resamples"], method["seed"], method["level"])
     write_per_image(folder, record, card)
     curves = {dec: summarise(c) for dec, c in record.sparsification.items() if len(c["ids"])}
     write_json(folder / CURVES_FILE, curves)
@@ -187,7 +189,7 @@ def record_test(
     # one row per metric, one column per decoder or baseline: four columns stay readable with intervals
     rows = {m: {n: values.get(f"{n}/{m}", float("nan")) for n in names} for m in METRIC_NAMES}
     bounds = {m: {n: ci.get(f"{n}/{m}") for n in names} for m in METRIC_NAMES}
-    level = f"{100 * settings['level']:g} %"
+    level = f"{100 * method['level']:g} %"
     print(f"\n{title} ({datamodule.name}, {module.images_evaluated} images; [{level} bootstrap interval over images]):")
     print(format_table(rows, names, first="metric", intervals=bounds))
     acc = ci.get("pixel_acc", [float("nan")] * 2)
@@ -212,5 +214,4 @@ def record_test(
                 logger.log_image(key="test/sparsification", images=[figure], caption=["dashed: oracle"])
         elif isinstance(logger, TensorBoardLogger) and figure is not None:
             logger.experiment.add_image("test/sparsification", figure, dataformats="HWC")
-    method = {"method": f"percentile bootstrap over test images ({level})", **settings}
     return {"protocol": card, "test_intervals": ci, "intervals": method, "test_values": values}

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
+from depth_lightning import bootstrap
 from depth_lightning.config import CONF_DIR, build
 from depth_lightning.data.io import DataError, read_depth_png
 from depth_lightning.errors import one_line_errors
@@ -114,11 +115,11 @@ def score(cfg: DictConfig) -> dict[str, Any]:
         "[min_depth, cap]; ground truth valid where min_depth < g < cap, finite, inside the region",
     }
     card["frames_evaluated"], card["frames_left_out"] = results["images"], len(missing)
-    settings = dict(cfg.get("intervals") or {})
+    method = bootstrap.settings(cfg.get("intervals"))
     return {
         "test": results,
-        "test_intervals": record.intervals(**settings),
-        "intervals": {"method": "percentile bootstrap over test images", **settings},
+        "test_intervals": record.intervals(method["resamples"], method["seed"], method["level"]),
+        "intervals": method,
         "protocol": card,
         "record": record,
         "missing": missing,

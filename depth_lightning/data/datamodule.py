@@ -100,16 +100,18 @@ class DepthDataModule(L.LightningDataModule):
         self.datasets: dict[str, FrameDataset] = {}
         self._depth_sample: np.ndarray | None = None
 
-    def build(self, split: str) -> FrameDataset:
-        """The ``split`` (train | val | test) of the dataset."""
+    def build(self, split: str, whole_list: bool = False) -> FrameDataset:
+        """The ``split`` (train | val | test) of the dataset. ``whole_list``: every frame of the split's
+        list, validation not held out, missing files collected instead of raised (``check``)."""
+        hold_out = split != "test" and not whole_list
         return self.dataset(
             split=split,
             input_size=self.input_size,
-            augment=self.augment,
-            skip_bad_samples=self.skip_bad_samples,
+            augment=None if whole_list else self.augment,
+            skip_bad_samples=self.skip_bad_samples or whole_list,
             seed=self.seed,
             protocol=self.protocol,
-            hold_out=HoldOut(split, self.val_fraction, self.seed, self.val_max_frames) if split != "test" else None,
+            hold_out=HoldOut(split, self.val_fraction, self.seed, self.val_max_frames) if hold_out else None,
         )
 
     def setup(self, stage: str | None = None) -> None:

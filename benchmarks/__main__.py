@@ -21,8 +21,8 @@ from typing import Any
 import torch
 
 from benchmarks import data, evaluation, machine, report, timing, training
-from depth_lightning.machine import describe_machine, machine_class
-from depth_lightning.speed import keep_freed_memory
+from depth_lightning.run.machine import describe_machine, machine_class
+from depth_lightning.run.speed import keep_freed_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -10,7 +10,9 @@ import torch
 
 from benchmarks.timing import summary
 from benchmarks.training import module_and_config
-from depth_lightning.protocol import EvalProtocol
+from depth_lightning.evaluation.evaluator import Evaluator
+from depth_lightning.evaluation.metrics import DepthMetrics
+from depth_lightning.evaluation.protocol import EvalProtocol
 
 
 def evaluation(model: str, images: int, rounds: int, bf16: bool) -> dict[str, Any]:
@@ -19,7 +21,8 @@ def evaluation(model: str, images: int, rounds: int, bf16: bool) -> dict[str, An
     decoders and the pixel accuracy; and the share of the metrics (preparing the ground truth and
     every metric update) in it."""
     module, _ = module_and_config(f"model={model}", "data.height=240", "data.width=320")
-    module.set_protocol(EvalProtocol("full", caps=(10.0,)))
+    evaluator = Evaluator(EvalProtocol("full", caps=(10.0,)), num_bins=module.bins.num_bins)
+    module.evaluate_with(test=evaluator)
     module.eval()
     spent = [0.0]
 
@@ -32,7 +35,8 @@ def evaluation(model: str, images: int, rounds: int, bf16: bool) -> dict[str, An
 
         return timed_fn
 
-    for metric in [*module.metrics.values(), *module.pixel_acc.values()]:
+    depth_metrics = [m for m in evaluator.modules() if isinstance(m, DepthMetrics)]
+    for metric in [*depth_metrics, evaluator.pixel_acc]:
         metric.update = timing(metric.update)
         if hasattr(metric, "prepare"):
             metric.prepare = timing(metric.prepare)

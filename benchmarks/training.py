@@ -73,7 +73,7 @@ def trainer_loop(module: Any, data: Any, precision: str, accumulate: int = 1, st
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
-    from depth_lightning.faults import NonFiniteGuard
+    from depth_lightning.run.faults import NonFiniteGuard
 
     stamps: list[float] = []
 

@@ -20,8 +20,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from depth_lightning.config import CONF_DIR, build, plain
-from depth_lightning.data.io import DataError
-from depth_lightning.errors import one_line_errors
+from depth_lightning.run.errors import DataError, one_line_errors
 
 log = logging.getLogger(__name__)
 

@@ -7,14 +7,22 @@ Values are checked once, by the constructors, whose messages name their keys too
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import get_object, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from depth_lightning.run.errors import ConfigError
 
 
 def _conf_dir() -> str:
@@ -24,10 +32,6 @@ def _conf_dir() -> str:
 
 
 CONF_DIR = _conf_dir()
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot work; the message names the key."""
 
 
 def plain(node: Any) -> Any:
@@ -91,11 +95,6 @@ def build(node: Any, key: str, **kwargs: Any) -> Any:
 def compose_config(*overrides: str, config_name: str = "train", output_dir: str = "unused") -> DictConfig:
     """A config of ``conf/`` composed as its entry point would, outside a Hydra run (for tests,
     benchmarks and notebooks); ``paths.output_dir`` is ``output_dir``."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
@@ -114,8 +113,6 @@ def check_choice(value: Any, key: str, allowed: tuple[str, ...]) -> None:
 
 def cpu_has_native_bf16() -> bool:
     """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX); AVX2-only CPUs emulate it, slowly."""
-    import torch
-
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -124,8 +121,6 @@ def cpu_has_native_bf16() -> bool:
 
 def auto_precision() -> str:
     """``bf16-mixed`` where the hardware computes bf16 natively (CUDA, or a CPU with AVX512-BF16/AMX), else 32."""
-    import torch
-
     if torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
@@ -146,8 +141,6 @@ def job_key(overrides: Any) -> str:
     """A short stable key of a sweep job's overrides (order and resume switches ignored): the job's
     folder is ``<run_name>-<key>``, so re-running a sweep with a changed value list finds the
     folders of the jobs it already ran instead of numbering them anew."""
-    import hashlib
-
     kept = sorted(str(o) for o in overrides if str(o).lstrip("+~").split("=", 1)[0] not in HOW_TO_RUN_KEYS)
     return hashlib.sha1("\n".join(kept).encode()).hexdigest()[:8]
 
@@ -155,9 +148,6 @@ def job_key(overrides: Any) -> str:
 def run_group() -> str:
     """The W&B group: the sweep folder's name in a multirun (stable when the sweep is resumed into
     it), the run folder's name otherwise."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
     hydra_cfg = HydraConfig.get()
     folder = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else hydra_cfg.run.dir
     return Path(str(folder)).name

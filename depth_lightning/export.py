@@ -1,78 +1,31 @@
-"""``python -m depth_lightning.export ckpt_path=... output=model.onnx``: ONNX with the decoding inside.
-
-The graph takes RGB ``(B, 3, H, W)`` in [0, 1] (any H, W >= 32) and returns the soft-weighted-sum
-depth in metres ``(B, H/2, W/2)`` and, with ``uncertainty=true``, the standard deviation of log depth.
-"""
+"""``python -m depth_lightning.export ckpt_path=... output=model.onnx [uncertainty=true]``: the model as
+an ONNX graph with the soft-weighted-sum inside (:mod:`depth_lightning.inference.onnx`)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import hydra
+from omegaconf import DictConfig
 
-import torch
-from torch import Tensor, nn
-
-
-class ExportedDepth(nn.Module):
-    """The network plus Eq. 5 (and the uncertainty), for export."""
-
-    def __init__(self, net: nn.Module, uncertainty: bool = False) -> None:
-        super().__init__()
-        self.net, self.with_uncertainty = net, uncertainty
-
-    def forward(self, image: Tensor) -> Tensor | tuple[Tensor, Tensor]:
-        mean, std = self.net.bins.log_moments(self.net(image))
-        depth = torch.exp(mean)
-        return (depth, std) if self.with_uncertainty else depth
+from depth_lightning.config import CONF_DIR
+from depth_lightning.inference.checkpoint import load_module
+from depth_lightning.inference.onnx import export_onnx
+from depth_lightning.run.errors import one_line_errors
 
 
-def export_onnx(
-    module, output: str | Path, uncertainty: bool = False, example_size: tuple[int, int] | None = None, opset: int = 18
-) -> Path:
-    """Export ``module`` (a :class:`DepthModule`) with dynamic batch, height and width."""
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    model = ExportedDepth(module.net.eval(), uncertainty).eval()
-    h, w = example_size or tuple(module.hparams.input_size)
-    example = torch.rand(2, 3, h, w)  # not 1: torch.export would specialise a size-1 batch
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    height, width = torch.export.Dim("height", min=32, max=4096), torch.export.Dim("width", min=32, max=4096)
-    names = ["depth", "uncertainty"] if uncertainty else ["depth"]
-    with torch.no_grad():
-        torch.onnx.export(
-            model,
-            (example,),
-            str(output),
-            input_names=["image"],
-            output_names=names,
-            dynamic_shapes={"image": {0: batch, 2: height, 3: width}},
-            opset_version=opset,
-            dynamo=True,
-        )
-    return output
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
+@one_line_errors
+def _hydra_main(cfg: DictConfig) -> None:
+    module = load_module(cfg.ckpt_path)
+    path = export_onnx(module, cfg.output, uncertainty=cfg.uncertainty)
+    print(
+        f"wrote {path} (inputs: image (B,3,H,W) in [0,1]; outputs: depth in metres"
+        f"{', uncertainty' if cfg.uncertainty else ''})"
+    )
 
 
-def main(argv: list[str] | None = None) -> int:
-    import hydra
-    from omegaconf import DictConfig
-
-    from depth_lightning.checkpoint import load_module
-    from depth_lightning.config import CONF_DIR
-    from depth_lightning.errors import one_line_errors
-
-    @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
-    @one_line_errors
-    def _run(cfg: DictConfig) -> None:
-        module = load_module(cfg.ckpt_path)
-        path = export_onnx(module, cfg.output, uncertainty=cfg.uncertainty)
-        print(
-            f"wrote {path} (inputs: image (B,3,H,W) in [0,1]; outputs: depth in metres"
-            f"{', uncertainty' if cfg.uncertainty else ''})"
-        )
-
-    _run()
-    return 0
+def main() -> None:
+    _hydra_main()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,8 +1,8 @@
-"""The LightningModule: the only place that knows both the network and the trainer."""
+"""The LightningModule: the network, the paper's loss, the steps and the optimiser. What a validation or
+test scores is the :class:`~depth_lightning.evaluation.evaluator.Evaluator`'s business."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,19 +11,12 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import Tensor
-from torchmetrics.classification import MulticlassAccuracy
 
 from depth_lightning.config import plain
-from depth_lightning.data.io import DataError
-from depth_lightning.metrics import DepthMetrics, ImageRows, NoValidPixels
-from depth_lightning.models import DECODERS, IGNORE_INDEX, bin_cross_entropy
-from depth_lightning.per_image import TestRecord
-from depth_lightning.protocol import EvalProtocol
-from depth_lightning.sparsification import Sparsification
-from depth_lightning.speed import prepare_network, to_layout
-
-SPLITS = ("val", "test")
-log = logging.getLogger(__name__)
+from depth_lightning.evaluation.evaluator import Evaluator, evaluator_for
+from depth_lightning.models import DECODERS, bin_cross_entropy
+from depth_lightning.run.errors import DataError
+from depth_lightning.run.speed import prepare_network, to_layout
 
 
 def targets_at(depth: Tensor, size: tuple[int, int]) -> Tensor:
@@ -34,16 +27,17 @@ def targets_at(depth: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 class DepthModule(L.LightningModule):
-    """Trains the network with the paper's loss (Eq. 4) and evaluates both decoders, under every cap
-    of the data's protocol, at each validation and test; batch outputs go to the callbacks.
+    """Trains the network with the paper's loss (Eq. 4); each validation and test hands both decoders,
+    the uncertainty and the bin labels to that split's evaluator; batch outputs go to the callbacks.
 
     Args:
         net: the network's config (``_target_`` and its arguments), built here: every argument is
             saved with the weights, so a checkpoint alone rebuilds the model.
         optimizer: a ``_partial_`` optimizer config, called with the parameters.
-        scheduler: a ``_partial_`` schedule (:mod:`depth_lightning.schedules`), called with the optimizer.
+        scheduler: a ``_partial_`` schedule (:mod:`depth_lightning.models.schedules`), called with the optimizer.
         decoder: the headline decoder, ``soft`` (Eq. 5) or ``hard``: ``val/abs_rel`` and predict's depth.
-        compile, channels_last: :mod:`depth_lightning.speed` switches; the numbers do not change.
+        compile: ``torch.compile`` the network (:mod:`depth_lightning.run.speed`; the numbers do not change).
+        channels_last: NHWC tensors (:mod:`depth_lightning.run.speed`; the numbers do not change).
         input_size: ``(height, width)`` the network is trained at, what evaluate and predict feed it.
         data: the run's data config, the dataset ``evaluate`` tests on unless told otherwise.
     """
@@ -67,50 +61,20 @@ class DepthModule(L.LightningModule):
         self.save_hyperparameters(logger=False)  # plain Python: a checkpoint loads with weights_only=True
         self.net = prepare_network(instantiate(net), channels_last=channels_last, compile=compile)
         self.bins = self.net.bins
-        self.protocol = EvalProtocol()  # the datamodule's, from setup()
-        self.metrics = torch.nn.ModuleDict()
-        # Table 4's pixel accuracy of the bin labels: exact counts, summed across processes
-        self.pixel_acc = torch.nn.ModuleDict(
-            {s: MulticlassAccuracy(self.bins.num_bins, average="micro", ignore_index=IGNORE_INDEX) for s in SPLITS}
-        )
-        self.images_evaluated = 0
-        self.empty_frames: dict[str, list[str]] = {}  # per split: frames left out, no valid ground truth
-        # Baselines scored beside the model at test (set by the caller: score_baselines), per-image
-        # results of the last test, and every split's final values in float64 (what metrics.json holds).
-        self.baseline_maps: dict[str, Tensor] = {}
-        self.test_record: TestRecord | None = None
-        self.final_values: dict[str, dict[str, float]] = {}
-        self.output_size: tuple[int, int] | None = None
-        self.images_seen = 0
+        self.evaluators = torch.nn.ModuleDict()  # per split; the entry points hand in their own
         self._valid_train_pixels = 0
+
+    def evaluate_with(self, **evaluators: Evaluator) -> None:
+        """Score ``split=evaluator`` with these evaluators; the caller keeps them and reads their results."""
+        for split, evaluator in evaluators.items():
+            self.evaluators[split] = evaluator.to(self.device)
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
-        self.set_protocol(getattr(datamodule, "protocol", self.protocol))
-
-    def set_protocol(self, protocol: EvalProtocol) -> None:
-        """Evaluate under ``protocol``: one metric per split, cap and scored prediction (both decoders;
-        at test also the baselines), the uncertainty's sparsification and each image's bin-label hits."""
-        self.protocol = protocol
-        self.metrics = torch.nn.ModuleDict(
-            {
-                f"{split}_{i}_{name}": DepthMetrics(protocol.min_depth, cap, mode=protocol.aggregation)
-                for split in SPLITS
-                for i, cap in enumerate(protocol.caps)
-                for name in self._scored(split)
-            }
-        ).to(self.device)
-        self.sparsification = torch.nn.ModuleDict({dec: Sparsification() for dec in DECODERS}).to(self.device)
-        self.bin_hits = ImageRows().to(self.device)  # per test image: (correct bin labels, labelled pixels)
-
-    def score_baselines(self, maps: Mapping[str, Tensor]) -> None:
-        """Score these depth maps (fitted at the input size: the constant, the position prior) beside
-        the model at test, on the same pixels: brought to the output size, then scored as predictions."""
-        self.baseline_maps = {name: torch.as_tensor(m).float()[None, None] for name, m in maps.items()}
-        self.set_protocol(self.protocol)
-
-    def _scored(self, split: str) -> tuple[str, ...]:
-        return (*DECODERS, *self.baseline_maps) if split == "test" else DECODERS
+        for split in ("val", "test"):  # a split no caller gave an evaluator: the datamodule's protocol
+            if split not in self.evaluators:
+                evaluator = evaluator_for(datamodule, split, self.bins.num_bins, self.hparams.decoder)
+                self.evaluate_with(**{split: evaluator})
 
     def forward(self, image: Tensor) -> Tensor:
         return self.net(to_layout(image, self.hparams.channels_last))
@@ -123,15 +87,9 @@ class DepthModule(L.LightningModule):
     def _count_skipped(self, batch: dict[str, Tensor], split: str) -> bool:
         """Log samples dropped by ``data.skip_bad_samples``; False when the whole batch was bad."""
         if "skipped" in batch:
-            self.log(
-                f"{split}/skipped_samples",
-                batch["skipped"].float(),
-                reduce_fx="sum",
-                on_step=False,
-                on_epoch=True,
-                batch_size=1,
-                sync_dist=True,
-            )
+            skipped = batch["skipped"].float()
+            once = {"on_step": False, "on_epoch": True, "batch_size": 1, "sync_dist": True}
+            self.log(f"{split}/skipped_samples", skipped, reduce_fx="sum", **once)
         return "image" in batch
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
@@ -152,119 +110,37 @@ class DepthModule(L.LightningModule):
         self._valid_train_pixels = 0
 
     def _eval_step(self, split: str, batch: dict[str, Tensor]) -> dict[str, Any] | None:
-        """Both decoders scored under every cap; returns the batch's outputs for the callbacks."""
+        """Both decoders to the evaluator; returns the batch's outputs for the callbacks."""
         if not self._count_skipped(batch, split):
             return None
         logits = self(batch["image"])
         loss, labels = self.loss(logits, batch["depth"])
         decoded = self.bins.decode(logits)
-        self.output_size = tuple(logits.shape[-2:])
-        predictions = {dec: decoded[dec] for dec in DECODERS}
-        if split == "test":
-            predictions.update(self._baseline_predictions(logits.shape[0], self.output_size))
-        ids = batch.get("index")
-        if ids is None:  # batches built by hand: images in order of arrival
-            ids = torch.arange(self.images_seen, self.images_seen + logits.shape[0])
-        self.images_seen += logits.shape[0]
-        for i in range(len(self.protocol.caps)):
-            # the ground truth prepared once per cap, for every prediction scored against it
-            target = self.metrics[f"{split}_{i}_soft"].prepare(batch["depth"], batch.get("eval_mask"))
-            for name, pred in predictions.items():
-                self.metrics[f"{split}_{i}_{name}"].update(pred, target, ids=ids)
-            if split == "test" and i == 0:
-                for dec in DECODERS:
-                    self.sparsification[dec].update(decoded[dec], decoded["uncertainty"], target, ids)
-        self.pixel_acc[split].update(decoded["bin"], labels)
-        if split == "test":
-            labelled = labels != self.bins.ignore_index
-            hits = ((decoded["bin"] == labels) & labelled).flatten(1).sum(1)
-            self.bin_hits.update(torch.stack([hits, labelled.flatten(1).sum(1)], 1).double(), ids)
+        self.evaluators[split].process(batch, {**decoded, "labels": labels})
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=logits.shape[0], sync_dist=True)
         return {"logits": logits, "labels": labels, "depth": decoded[self.hparams.decoder], **decoded}
 
-    def _baseline_predictions(self, batch: int, size: tuple[int, int]) -> dict[str, Tensor]:
-        out = {}
-        for name, map_ in self.baseline_maps.items():
-            if tuple(map_.shape[-2:]) != size:
-                self.baseline_maps[name] = map_ = F.interpolate(map_, size=size, mode="area")
-            out[name] = map_.to(self.device)[:, 0].expand(batch, *size)
-        return out
-
-    def on_validation_epoch_start(self) -> None:
-        self.images_seen = 0
-
-    def on_test_epoch_start(self) -> None:
-        self.images_seen = 0
-
     def _eval_epoch_end(self, split: str) -> None:
-        self._report_empty_frames(split)
-        record = TestRecord(self.protocol.aggregation) if split == "test" else None
-        self.final_values[split] = {}
-        for i in range(len(self.protocol.caps)):
-            prefix = self.protocol.prefix(i)
-            for dec in self._scored(split):
-                metric = self.metrics[f"{split}_{i}_{dec}"]
-                try:
-                    values = metric.compute()
-                except NoValidPixels as err:
-                    raise DataError(
-                        f"{'validation' if split == 'val' else 'test'} split of {self._dataset_name()}: {err}: "
-                        "there is nothing to score; check its depth files, their unit, and data.protocol"
-                    ) from None
-                self.images_evaluated = metric.last_count if i == 0 else self.images_evaluated
-                if record is not None:
-                    record.sums[f"{prefix}{dec}"] = (metric.last_ids, metric.last_rows)
-                metric.reset()
-                for name, value in values.items():
-                    self.final_values[split][f"{prefix}{dec}/{name}"] = float(value)
-                    self.log(f"{split}/{prefix}{dec}/{name}", value.float())
-                    if i == 0 and dec == self.hparams.decoder:
-                        self.final_values[split][name] = float(value)
-                        self.log(f"{split}/{name}", value.float(), prog_bar=name == "abs_rel")
-        pixel_acc = self.pixel_acc[split].compute()
-        self.final_values[split]["pixel_acc"] = float(pixel_acc)
-        self.log(f"{split}/pixel_acc", pixel_acc.float())
-        self.pixel_acc[split].reset()
-        if record is not None:
-            record.bin_hits = self.bin_hits.compute()
-            self.bin_hits.reset()
-            for dec in DECODERS:
-                record.sparsification[dec] = self.sparsification[dec].compute()
-                self.sparsification[dec].reset()
-                for name, value in record.ause(dec).items():
-                    self.final_values[split][f"{dec}/{name}"] = value
-                    self.log(f"{split}/{dec}/{name}", float(value))
-            dataset = getattr(getattr(self._trainer, "datamodule", None), "datasets", {}).get(split)
-            for i in record.image_ids():
-                record.frames[i] = dataset.frame_name(i) if dataset is not None else f"{i:05d}"
-                record.lines[i] = dataset.list_line(i) if dataset is not None else None
-            self.test_record = record
-
-    def _dataset_name(self) -> str:
-        return getattr(getattr(self._trainer, "datamodule", None), "name", "the data")
-
-    def _report_empty_frames(self, split: str) -> None:
-        """Name the frames left out of ``split`` for want of a valid ground-truth pixel (headline cap)."""
-        ids = self.metrics[f"{split}_0_soft"].empty_images()
-        dataset = getattr(getattr(self._trainer, "datamodule", None), "datasets", {}).get(split)
-        names = [dataset.describe(i) if dataset is not None else f"sample {i}" for i in ids]
-        self.empty_frames[split] = names
-        if names:
-            log.warning(
-                "%s: %d frame(s) without a valid ground-truth pixel, left out of the metrics: %s",
-                split,
-                len(names),
-                "; ".join(names[:10]) + (" ..." if len(names) > 10 else ""),
-            )
+        datamodule = getattr(self._trainer, "datamodule", None)
+        frames = getattr(datamodule, "datasets", {}).get(split)
+        result = self.evaluators[split].evaluate(frames)
+        for key, value in result.values.items():
+            self.log(f"{split}/{key}", value, prog_bar=key == "abs_rel")
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Any] | None:
         return self._eval_step("val", batch)
+
+    def on_validation_epoch_start(self) -> None:
+        self.evaluators["val"].reset()
 
     def on_validation_epoch_end(self) -> None:
         self._eval_epoch_end("val")
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Any] | None:
         return self._eval_step("test", batch)
+
+    def on_test_epoch_start(self) -> None:
+        self.evaluators["test"].reset()
 
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")

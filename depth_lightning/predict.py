@@ -19,11 +19,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from depth_lightning.config import CONF_DIR
-from depth_lightning.data.io import DataError, read_rgb, write_depth_png
-from depth_lightning.errors import one_line_errors
-from depth_lightning.files import save_atomic
+from depth_lightning.data.io import read_rgb, write_depth_png
+from depth_lightning.evaluation.figures import colorize
 from depth_lightning.inference import DepthEstimator
-from depth_lightning.visualize import colorize
+from depth_lightning.inference.pointcloud import intrinsics_for, write_ply
+from depth_lightning.run.errors import DataError, one_line_errors
+from depth_lightning.run.files import save_atomic
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp"}
 log = logging.getLogger(__name__)
@@ -54,8 +55,6 @@ def write_prediction(out_dir: Path, name: str, pred: dict[str, np.ndarray], d_mi
 
 def predict(cfg: DictConfig) -> tuple[int, list[str]]:
     """Write predictions for every readable image; return (written count, error messages)."""
-    from depth_lightning.pointcloud import intrinsics_for, write_ply
-
     images, others = list_images(Path(cfg.input))
     for other in others:
         log.warning("skipped %s: not an image (%s)", other, ", ".join(sorted(IMAGE_SUFFIXES)))

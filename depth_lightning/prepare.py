@@ -3,12 +3,13 @@
 NYU (sync layout): every ``sync_depth_XXXXX.png`` (or those of ``--list``) gets
 ``sync_depth_XXXXX_filled.png`` (uint16 mm). KITTI raw: every frame of ``--list`` gets its projected
 Velodyne depth filled, in ``<drive>/proj_depth/filled/image_0c/<frame>.png`` (uint16, m x 256).
-Parallel, resumable (finished files are skipped), atomic (write, then rename).
+Parallel (``--workers``; 1: in this process), resumable (finished files are skipped), atomic (write, then rename).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import sys
 import time
@@ -17,9 +18,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from depth_lightning.data.fill import fill_depth_colorization
-from depth_lightning.data.io import DataError, read_depth_png, read_rgb, write_depth_png
-from depth_lightning.data.kitti import PIXEL_RULES
+from depth_lightning.data.io import read_depth_png, read_rgb, write_depth_png
+from depth_lightning.data.kitti import PIXEL_RULES, KITTIEigen, filled_velodyne_path, velodyne_depth
 from depth_lightning.data.nyu import filled_path, parse_list
+from depth_lightning.run.errors import USER_ERRORS, DataError
 
 Job = tuple[str, Path, Path, Path, str]  # (dataset, rgb, raw depth, output, Velodyne pixel rule)
 
@@ -37,8 +39,6 @@ def nyu_jobs(root: Path, list_file: Path | None) -> list[Job]:
 
 
 def kitti_jobs(root: Path, list_file: Path, pixel_rule: str) -> list[Job]:
-    from depth_lightning.data.kitti import KITTIEigen, filled_velodyne_path
-
     ds = KITTIEigen(str(root), str(list_file), gt="velodyne", input_size=(32, 32), train=True)
     return [("kitti", s["image"], s["depth"][2], filled_velodyne_path(s["image"]), pixel_rule) for s in ds.samples]
 
@@ -53,8 +53,6 @@ def _run(job: Job) -> tuple[str, str, float]:
         if kind == "nyu":
             depth = read_depth_png(depth_path, 1000.0)
         else:
-            from depth_lightning.data.kitti import velodyne_depth
-
             camera = int(rgb_path.parent.parent.name[-1])
             depth = velodyne_depth(depth_path.parent.parent.parent.parent, depth_path, camera, pixel_rule)
         filled = fill_depth_colorization(rgb, depth)
@@ -63,6 +61,26 @@ def _run(job: Job) -> tuple[str, str, float]:
     except (DataError, ValueError) as err:
         return "failed", str(err), 0.0
     return "written", str(out), time.perf_counter() - start
+
+
+def fill(jobs: list[Job], workers: int, name: str) -> tuple[dict[str, int], list[float], list[str]]:
+    """Run the jobs on ``workers`` processes (one: in this process): counts by outcome, seconds per
+    written frame, failures."""
+    counts = {"written": 0, "skipped": 0, "failed": 0}
+    seconds: list[float] = []
+    failures: list[str] = []
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            outcomes = stack.enter_context(mp.get_context("spawn").Pool(workers)).imap_unordered(_run, jobs)
+        else:
+            outcomes = map(_run, jobs)
+        for status, what, dt in tqdm(outcomes, total=len(jobs), desc=f"fill {name}"):
+            counts[status] += 1
+            if status == "written":
+                seconds.append(dt)
+            elif status == "failed":
+                failures.append(what)
+    return counts, seconds, failures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,8 +100,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.root} is not a folder")
     if args.dataset == "kitti" and args.list is None:
         parser.error("kitti needs --list <split list> (e.g. the Eigen train split)")
-    from depth_lightning.errors import USER_ERRORS
-
     try:
         if args.dataset == "nyu":
             jobs = nyu_jobs(args.root, args.list)
@@ -91,16 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             jobs = kitti_jobs(args.root, args.list, args.velodyne_pixel)
     except USER_ERRORS as err:  # one line and exit code 2, as every entry point
         parser.error(str(err))
-    counts = {"written": 0, "skipped": 0, "failed": 0}
-    seconds: list[float] = []
-    failures: list[str] = []
-    with mp.get_context("spawn").Pool(args.workers) as pool:
-        for status, what, dt in tqdm(pool.imap_unordered(_run, jobs), total=len(jobs), desc=f"fill {args.dataset}"):
-            counts[status] += 1
-            if status == "written":
-                seconds.append(dt)
-            elif status == "failed":
-                failures.append(what)
+    counts, seconds, failures = fill(jobs, args.workers, args.dataset)
     mean = sum(seconds) / len(seconds) if seconds else float("nan")
     print(
         f"{len(jobs)} frames: {counts['written']} written, {counts['skipped']} already done, "

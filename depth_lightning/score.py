@@ -21,14 +21,12 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from depth_lightning import bootstrap
 from depth_lightning.config import CONF_DIR, build
-from depth_lightning.data.io import DataError, read_depth_png
-from depth_lightning.errors import one_line_errors
-from depth_lightning.files import write_json
-from depth_lightning.metrics import METRIC_NAMES, DepthMetrics
-from depth_lightning.per_image import TestRecord, write_per_image
-from depth_lightning.tables import format_table
+from depth_lightning.data.io import read_depth_png
+from depth_lightning.evaluation.evaluator import Evaluator
+from depth_lightning.evaluation.results import record_test
+from depth_lightning.run.errors import DataError, one_line_errors
+from depth_lightning.run.files import write_json
 
 log = logging.getLogger(__name__)
 PREDICTIONS = "predictions"  # the scored method's key in per_image.csv and the intervals
@@ -65,19 +63,38 @@ def to_size(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def score(cfg: DictConfig) -> dict[str, Any]:
-    """The test split's metrics of the predictions in ``cfg.predictions`` (every cap, per image)."""
+    """The test split's metrics of the predictions in ``cfg.predictions`` (every cap, per image),
+    scored by the same :class:`~depth_lightning.evaluation.evaluator.Evaluator` as the suite's model."""
     folder = Path(cfg.predictions)
     if not folder.is_dir():
         raise FileNotFoundError(f"predictions={str(folder)!r}: no such folder")
     datamodule = build(cfg.data, "data")
     datamodule.setup("test")
-    dataset, protocol = datamodule.datasets["test"], datamodule.protocol
-    metrics = [DepthMetrics(protocol.min_depth, cap, mode=protocol.aggregation) for cap in protocol.caps]
+    dataset = datamodule.datasets["test"]
+    evaluator = Evaluator(datamodule.protocol, split="test", dataset=datamodule.name, predictions=[PREDICTIONS])
+    missing = score_frames(evaluator, dataset, folder, float(cfg.scale))
+    if missing and not cfg.allow_missing:
+        raise DataError(
+            f"predictions={folder}: no prediction for {len(missing)} of {len(dataset)} test frames, e.g. "
+            f"{', '.join(str(folder / m) + '.png|.npy' for m in missing[:3])}; allow_missing=true scores the others"
+        )
+    result = evaluator.evaluate(dataset)
+    result.card["prediction"] = {
+        "resolution": "as saved",
+        "to_ground_truth": "resized to each frame bilinearly in log depth (depth_lightning.score), clipped to "
+        "[min_depth, cap]; ground truth valid where min_depth < g < cap, finite, inside the region",
+    }
+    result.card["frames_evaluated"], result.card["frames_left_out"] = len(dataset) - len(missing), len(missing)
+    return {"result": result, "missing": missing, "predictions": str(folder), "data": datamodule.name}
+
+
+def score_frames(evaluator: Evaluator, dataset: Any, folder: Path, scale: float) -> list[str]:
+    """Hand every test frame that has a prediction to ``evaluator``; the names of those without one."""
     missing: list[str] = []
     resized = 0
     for index in range(len(dataset)):
         name = dataset.frame_name(index)
-        pred = read_prediction(folder, name, float(cfg.scale))
+        pred = read_prediction(folder, name, scale)
         if pred is None:
             missing.append(name)
             continue
@@ -89,58 +106,35 @@ def score(cfg: DictConfig) -> dict[str, Any]:
         if box is not None:  # the part of the frame the dataset keeps, as for the suite's own model
             t, b, left, r = box
             pred, depth = pred[t:b, left:r], depth[t:b, left:r]
-        mask = torch.from_numpy(np.array(protocol.mask(original, box)))[None]
-        for metric in metrics:
-            metric.update(torch.from_numpy(pred)[None], torch.from_numpy(depth)[None], mask, ids=torch.tensor([index]))
-    if missing and not cfg.allow_missing:
-        raise DataError(
-            f"predictions={folder}: no prediction for {len(missing)} of {len(dataset)} test frames, e.g. "
-            f"{', '.join(str(folder / m) + '.png|.npy' for m in missing[:3])}; allow_missing=true scores the others"
-        )
+        mask = torch.from_numpy(np.array(evaluator.protocol.mask(original, box)))[None]
+        batch = {"depth": torch.from_numpy(depth)[None], "eval_mask": mask, "index": torch.tensor([index])}
+        evaluator.process(batch, {PREDICTIONS: torch.from_numpy(pred)[None]})
     if resized:
         log.warning("%d prediction(s) were not at their frame's size: resized to it (bilinear in log depth)", resized)
-    results: dict[str, Any] = {}
-    record = TestRecord(protocol.aggregation)
-    for i, metric in enumerate(metrics):
-        values = metric.compute()
-        results.update({f"{protocol.prefix(i)}{k}": float(v) for k, v in values.items()})
-        record.sums[f"{protocol.prefix(i)}{PREDICTIONS}"] = (metric.last_ids, metric.last_rows)
-    results["images"] = len(dataset) - len(missing)
-    for i in record.image_ids():
-        record.frames[i], record.lines[i] = dataset.frame_name(i), dataset.list_line(i)
-    card = datamodule.protocol_card("test", None)
-    card["prediction"] = {
-        "resolution": "as saved",
-        "to_ground_truth": "resized to each frame bilinearly in log depth (depth_lightning.score), clipped to "
-        "[min_depth, cap]; ground truth valid where min_depth < g < cap, finite, inside the region",
-    }
-    card["frames_evaluated"], card["frames_left_out"] = results["images"], len(missing)
-    method = bootstrap.settings(cfg.get("intervals"))
-    return {
-        "test": results,
-        "test_intervals": record.intervals(method["resamples"], method["seed"], method["level"]),
-        "intervals": method,
-        "protocol": card,
-        "record": record,
-        "missing": missing,
-        "predictions": str(folder),
-        "data": datamodule.name,
-    }
+    return missing
+
+
+def score_and_record(cfg: DictConfig) -> dict[str, Any]:
+    """:func:`score`, then the test's files, the table with its intervals and the metrics JSON
+    (``output``, or ``score_metrics.json`` in the run folder): what the command does. Returns the JSON."""
+    scored = score(cfg)
+    result = scored.pop("result")
+    title = f"Test split of data={scored['data']}, {scored['predictions']}"
+    out = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / "score_metrics.json"
+    found = record_test(result, Path(cfg.paths.output_dir), cfg.get("intervals"), title)
+    # the scored method's numbers as the table names them: abs_rel, cap50/abs_rel, ...
+    test = {k.replace(f"{PREDICTIONS}/", ""): v for k, v in found.pop("test_values").items()}
+    test["images"] = result.images
+    summary = {**scored, **found, "test": test}
+    write_json(out, summary)
+    print(f"written: {out}")
+    return summary
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="score")
 @one_line_errors
 def _hydra_main(cfg: DictConfig) -> None:
-    scored = score(cfg)
-    record = scored.pop("record")
-    rows = {k: {PREDICTIONS: scored["test"][k]} for k in METRIC_NAMES}
-    bounds = {k: {PREDICTIONS: scored["test_intervals"].get(f"{PREDICTIONS}/{k}")} for k in METRIC_NAMES}
-    print(f"\nTest split of data={scored['data']} ({scored['test']['images']} images), {scored['predictions']}:")
-    print(format_table(rows, [PREDICTIONS], first="metric", intervals=bounds))
-    out = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / "score_metrics.json"
-    scored["per_image"] = str(write_per_image(Path(cfg.paths.output_dir), record, scored["protocol"]))
-    write_json(out, scored)
-    print(f"written: {out} (per image: {scored['per_image']})")
+    score_and_record(cfg)
 
 
 def main() -> None:

@@ -1,9 +1,9 @@
 """The main job: ``python -m depth_lightning.train [overrides]`` (Hydra; configs in ``conf/``).
 
-config -> objects (:func:`depth_lightning.config.build`): the datamodule (``data``), the
-LightningModule with its network (``model``), callbacks, loggers and the Trainer; then fit, the
-baselines table, and test. ``metrics.json`` in the run folder records the config, the status and
-every final number.
+One flow, each step a function that returns what it made: build (datamodule, module with its
+network, callbacks, loggers, Trainer: :func:`depth_lightning.config.build`), fit, compare with the
+baselines, test, record. ``metrics.json`` in the run folder records the config, the status and every
+final number (:mod:`depth_lightning.run.record`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,27 +22,210 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, open_dict
 
-from depth_lightning.budget import TimeBudget
-from depth_lightning.config import CONF_DIR, ConfigError, build, check_choice, plain
-from depth_lightning.errors import one_line_errors
-from depth_lightning.faults import AtomicCheckpointIO, CheckpointOnSignal, NonFiniteGuard, RunInterrupted
-from depth_lightning.files import save_atomic, write_json
-from depth_lightning.health import TrainingHealth
-from depth_lightning.hydra_ddp import run_ddp_ranks_as_this_job
-from depth_lightning.loggers import log_final_metrics
-from depth_lightning.machine import describe_machine
-from depth_lightning.run_folder import (
+from depth_lightning.callbacks.health import TrainingHealth
+from depth_lightning.config import CONF_DIR, build, check_choice, compose_config, plain
+from depth_lightning.evaluation.baselines import evaluate_with_baselines, fit_baselines
+from depth_lightning.evaluation.evaluator import EvaluationResult, evaluator_for
+from depth_lightning.evaluation.metrics import METRIC_NAMES
+from depth_lightning.evaluation.results import curves, record_test
+from depth_lightning.evaluation.tables import format_table
+from depth_lightning.inference.checkpoint import check_compatible
+from depth_lightning.module import DepthModule
+from depth_lightning.run.budget import TimeBudget
+from depth_lightning.run.ddp import run_ddp_ranks_as_this_job
+from depth_lightning.run.errors import ConfigError, one_line_errors
+from depth_lightning.run.faults import AtomicCheckpointIO, CheckpointOnSignal, NonFiniteGuard
+from depth_lightning.run.files import save_atomic
+from depth_lightning.run.folder import (
     RunLock,
+    fix_run_time,
     is_first_process,
     newest_resumable_run,
     read_status,
     remove_debris,
     wandb_run_id,
 )
-from depth_lightning.run_log import apply_extras, log_failure, route_library_logs, where_outputs_are
-from depth_lightning.speed import keep_freed_memory
+from depth_lightning.run.log import apply_extras, route_library_logs, where_outputs_are
+from depth_lightning.run.loggers import log_final_metrics, log_test_summary, logged_metrics
+from depth_lightning.run.record import RunRecord
+from depth_lightning.run.speed import keep_freed_memory
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    """What :func:`build_run` makes of a config."""
+
+    datamodule: Any
+    module: DepthModule
+    trainer: L.Trainer
+    ckpt_path: str | None
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, then (optionally) print the baselines table and test; returns what ``metrics.json`` holds."""
+    out_dir = Path(cfg.paths.output_dir)
+    route_library_logs()
+    first = is_first_process()  # the process that owns the folder (not a DDP rank started for it)
+    lock = RunLock(out_dir) if first else None
+    if lock is not None:
+        lock.acquire()  # one run per folder; a second one into it is refused before it touches anything
+        for debris in remove_debris(out_dir):
+            log.info("removed %s, left by an interrupted write", debris)
+    try:
+        if cfg.get("ckpt_path") == "last" and (done := read_status(out_dir, "completed")) is not None:
+            # a sweep resumed into its folder: this job finished before; its results stand as they are
+            log.info("%s: completed before (ckpt_path=last); not trained or tested again", out_dir)
+            return done
+        record = RunRecord(out_dir, cfg, write=first)
+        with record.running():
+            if first:
+                apply_extras(cfg, out_dir)
+            run = build_run(cfg)
+            record.signals = next((c for c in run.trainer.callbacks if isinstance(c, CheckpointOnSignal)), None)
+            results = fit_test_and_compare(cfg, run)
+        results = record.finish(results)
+    finally:
+        _finish_wandb()  # also after a failure: the next job of a multirun starts its own W&B run
+        if lock is not None:
+            lock.release()
+    if first:
+        log.info(where_outputs_are(out_dir, results.get("best_checkpoint")))
+    return results
+
+
+def fit_test_and_compare(cfg: DictConfig, run: Run) -> dict[str, Any]:
+    """Fit, the baselines table, test: the results of each, and the loggers' final table."""
+    results: dict[str, Any] = {"world_size": run.trainer.world_size}
+    evaluated: dict[str, EvaluationResult | None] = {}
+    if cfg.get("train", True):
+        fitted, evaluated["val"] = fit(cfg, run)
+        results.update(fitted)
+        if results.get("interrupted"):
+            return results  # a signal: last.ckpt is written; no baselines, no test
+    best = run.trainer.checkpoint_callback.best_model_path if run.trainer.checkpoint_callback else ""
+    results["best_checkpoint"] = best or None
+    table, maps = compare_with_baselines(cfg, run)
+    if table is not None:
+        results["baselines"] = table
+    if cfg.get("test", False):
+        tested, evaluated["test"] = test(cfg, run, maps, best)
+        results.update(tested)
+    # frames left out of the metrics: no valid ground truth
+    results["empty_frames"] = {split: r.empty_frames for split, r in evaluated.items() if r is not None}
+    if run.trainer.is_global_zero:
+        log_final_metrics(run.trainer.loggers, results)
+    return results
+
+
+def build_run(cfg: DictConfig) -> Run:
+    """The datamodule, the module (its weights checked against ``ckpt_path``) and the Trainer."""
+    check_settings(cfg)
+    run_ddp_ranks_as_this_job()
+    keep_freed_memory(cfg.get("keep_freed_memory", True))
+    os.environ.setdefault("WANDB_MODE", "offline")  # never needs an account; `wandb sync` uploads later
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule, module = build(cfg.data, "data"), build_module(cfg)
+    ckpt_path = resolve_ckpt_path(cfg)
+    if ckpt_path is not None:
+        check_compatible(ckpt_path, module)  # also refuses a checkpoint of a diverged run
+        continue_wandb_run(cfg, Path(cfg.paths.output_dir))
+    trainer = build_trainer(cfg)
+    for logger in trainer.loggers:  # the whole run config, once (the module logs none of its own)
+        logger.log_hyperparams(plain(cfg))
+    return Run(datamodule, module, trainer, ckpt_path)
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Settings that cannot work, refused before anything is built."""
+    check_choice(cfg.get("test_checkpoint", "last"), "test_checkpoint", ("last", "best"))
+    check_optimized_metric(cfg)
+    if cfg.get("train", True) and cfg.trainer.get("max_steps") == 0:
+        raise ConfigError(
+            "config error: trainer.max_steps=0 trains nothing (its table would be the untrained model's); "
+            "to evaluate a checkpoint use python -m depth_lightning.evaluate ckpt_path=..."
+        )
+
+
+def fit(cfg: DictConfig, run: Run) -> tuple[dict[str, Any], EvaluationResult | None]:
+    """``trainer.fit`` on train and validation (the test list is never read): what it measured, and
+    the last validation's result."""
+    trainer, module, datamodule = run.trainer, run.module, run.datamodule
+    val = evaluator_for(datamodule, "val", module.bins.num_bins, module.hparams.decoder)
+    module.evaluate_with(val=val)
+    datamodule.setup("fit")
+    held_out = datamodule.describe_validation()
+    if held_out and trainer.is_global_zero:
+        save_atomic(Path(cfg.paths.output_dir) / "val_split.txt", lambda p: p.write_text(held_out))
+    started = time.monotonic()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=run.ckpt_path)
+    found: dict[str, Any] = {"fit_s": time.monotonic() - started, "global_step": trainer.global_step}
+    found["val"] = {**logged_metrics(trainer, "val"), **(val.result.values if val.result else {})}
+    budget = next((c for c in trainer.callbacks if isinstance(c, TimeBudget)), None)
+    found["budget"] = budget.state() if budget else {"mode": "steps", "max_steps": trainer.max_steps}
+    health = next((c for c in trainer.callbacks if isinstance(c, TrainingHealth)), None)
+    if health is not None:
+        found["health"] = health.state()
+    guard = next((c for c in trainer.callbacks if isinstance(c, NonFiniteGuard)), None)
+    if guard is not None and guard.skipped_steps:
+        found["skipped_steps"] = guard.skipped_steps
+        log.warning(
+            "nonfinite=skip: %d of %d optimiser steps were skipped (non-finite loss or gradients)",
+            guard.skipped_steps,
+            trainer.global_step,
+        )
+    signal = next((c for c in trainer.callbacks if isinstance(c, CheckpointOnSignal)), None)
+    if signal is not None and signal.interrupted:
+        found["interrupted"] = signal.interrupted
+    return found, val.result
+
+
+def compare_with_baselines(cfg: DictConfig, run: Run) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The trained model against the best constant and the position prior on the validation split
+    (printed), and the baselines' maps, to be scored at test too. A failure to compute them never
+    fails a finished run: it is recorded instead."""
+    trainer, datamodule = run.trainer, run.datamodule
+    if not cfg.get("baselines", False) or trainer.global_step == 0:
+        return None, None
+    try:
+        maps = fit_baselines(datamodule.training_depth_sample())  # every rank: all score them at test
+        if not trainer.is_global_zero:
+            return None, maps
+        table = evaluate_with_baselines(
+            run.module, datamodule.val_dataloader(), maps, datamodule.protocol, datamodule.name
+        )
+    except Exception as err:  # a finished run is not failed by its comparison table
+        log.warning("the baselines could not be computed (%r); the run's own results stand", err)
+        return {"error": repr(err)[:500]}, None
+    c, p, s = table["constant"]["abs_rel"], table["position_prior"]["abs_rel"], table["soft"]["abs_rel"]
+    print(f"\nValidation set ({datamodule.name}), model vs baselines that see no image content:")
+    print(format_table(table, ("abs_rel", "d1", "rmse")))
+    print(f"model soft abs rel / constant's: {s / c:.3f}; / position prior's: {s / p:.3f}\n")
+    return table, maps
+
+
+def test(
+    cfg: DictConfig, run: Run, baselines: dict[str, Any] | None, best: str
+) -> tuple[dict[str, Any], EvaluationResult]:
+    """``trainer.test`` of the weights after the last step (``test_checkpoint=last``, as the paper
+    reports, Sec. 3.4) or of the checkpoint chosen on validation, which never holds a test frame
+    (``best``); the baselines scored beside them. Its files, intervals and card (rank 0)."""
+    trainer, module = run.trainer, run.module
+    wanted_best = cfg.get("test_checkpoint", "last") == "best"
+    if wanted_best and not best:
+        log.warning("test_checkpoint=best: no best checkpoint was written; testing the last weights")
+    tested = best if wanted_best and best else None
+    evaluator = evaluator_for(run.datamodule, "test", module.bins.num_bins, module.hparams.decoder, baselines)
+    module.evaluate_with(test=evaluator)
+    trainer.test(module, datamodule=run.datamodule, ckpt_path=tested, weights_only=False, verbose=False)
+    found: dict[str, Any] = {"test": logged_metrics(trainer, "test"), "tested_checkpoint": tested or "last"}
+    if trainer.is_global_zero:
+        saved = record_test(evaluator.result, Path(cfg.paths.output_dir), cfg.get("intervals"))
+        found["test"].update(saved.pop("test_values"))  # float64: the per-image columns' means exactly
+        found.update(saved)
+        log_test_summary(trainer.loggers, saved, curves(evaluator.result), run.datamodule.name)
+    return found, evaluator.result
 
 
 def build_trainer(cfg: DictConfig, **extra: Any) -> L.Trainer:
@@ -62,7 +245,7 @@ def build_trainer(cfg: DictConfig, **extra: Any) -> L.Trainer:
     return build(cfg.trainer, "trainer", logger=loggers or False, callbacks=callbacks, plugins=plugins, **extra)
 
 
-def build_module(cfg: DictConfig) -> Any:
+def build_module(cfg: DictConfig) -> DepthModule:
     """The LightningModule of ``cfg.model``, told the input size and the data it is trained on."""
     size = [cfg.data.height, cfg.data.width]
     return build(cfg.model, "model", _recursive_=False, input_size=size, data=plain(cfg.data))
@@ -90,81 +273,18 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     return str(path)
 
 
-def split_metrics(metrics: dict[str, Any], split: str) -> dict[str, float]:
-    """``{"val/soft/d1": x, ...}`` -> ``{"soft/d1": x, ...}`` for one split."""
-    prefix = f"{split}/"
-    return {k[len(prefix) :]: float(v) for k, v in metrics.items() if k.startswith(prefix)}
-
-
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, then (optionally) print the baselines table and test. Returns the results it saved.
-
-    ``metrics.json`` tells the truth: ``running``, then ``completed`` (the schedule ended), ``interrupted``
-    (a signal stopped it after writing ``last.ckpt``; the exit is non-zero) or ``failed`` (with the
-    error, configuration errors included).
-    """
-    out_dir = Path(cfg.paths.output_dir)
-    route_library_logs()
-    first = is_first_process()  # the process that owns the folder (not a DDP rank started for it)
-    lock = RunLock(out_dir) if first else None
-    if lock is not None:
-        lock.acquire()  # one run per folder; a second one into it is refused before it touches anything
-        for debris in remove_debris(out_dir):
-            log.info("removed %s, left by an interrupted write", debris)
-        if cfg.get("ckpt_path") == "last" and (done := read_status(out_dir, "completed")) is not None:
-            # a sweep resumed into its folder: this job finished before; its results stand as they are
-            log.info("%s: completed before (ckpt_path=last); not trained or tested again", out_dir)
-            lock.release()
-            return done
-    results: dict[str, Any] = {"config": plain(cfg), "status": "running", "machine": describe_machine()}
-    callbacks: dict[str, Any] = {}  # what _train builds that says how the run ended
-    try:
-        if first:
-            write_json(out_dir / "metrics.json", results)
-            apply_extras(cfg, out_dir)
-        check_optimized_metric(cfg)
-        _train(cfg, out_dir, results, callbacks)
-    except BaseException as err:
-        log_failure(err)
-        on_signal = callbacks.get("on_signal")
-        if first:  # the report lists the run as failed (or interrupted), with the reason
-            status = {"status": "failed"}
-            if on_signal is not None and on_signal.interrupted:
-                status = {"status": "interrupted", "interrupted": on_signal.interrupted}
-            write_json(out_dir / "metrics.json", {**results, **status, "error": repr(err)[:2000]})
-        if on_signal is not None and on_signal.interrupted:
-            # Lightning ends a run on SIGTERM with sys.exit(0): the scheduler must see a failure
-            raise RunInterrupted(_interrupted_message(on_signal.interrupted, out_dir)) from err
-        raise
-    finally:
-        _finish_wandb()  # also after a failure: the next job of a multirun starts its own W&B run
-        if lock is not None:
-            lock.release()
-    on_signal = callbacks.get("on_signal")
-    if on_signal is not None and on_signal.interrupted:
-        results.update(status="interrupted", interrupted=on_signal.interrupted)
-        if first:
-            write_json(out_dir / "metrics.json", results)
-        raise RunInterrupted(_interrupted_message(on_signal.interrupted, out_dir))
-    results["status"] = "completed"
-    if first:
-        write_json(out_dir / "metrics.json", results)
-        log.info(where_outputs_are(out_dir, results.get("best_checkpoint")))
-    return results
-
-
-def _interrupted_message(interrupted: dict[str, Any], out_dir: Path) -> str:
-    return (
-        f"{interrupted['signal']} at optimiser step {interrupted['step']}: {out_dir / 'checkpoints' / 'last.ckpt'} "
-        f"written; resume with ckpt_path=last hydra.run.dir={out_dir}"
-    )
+def continue_wandb_run(cfg: DictConfig, out_dir: Path) -> None:
+    """A resumed run logs to the W&B run it started, not to a new one."""
+    run_id = wandb_run_id(out_dir)
+    if run_id is not None and cfg.get("logger") and cfg.logger.get("wandb") is not None:
+        with open_dict(cfg):
+            cfg.logger.wandb.id = run_id
+            cfg.logger.wandb.resume = "allow"
 
 
 def check_optimized_metric(cfg: DictConfig) -> None:
     """``optimized_metric`` names a split this run reports: ``val/...`` when it trains, ``test/...`` with
     ``test=true``."""
-    from depth_lightning.metrics import METRIC_NAMES
-
     key = str(cfg.get("optimized_metric") or "")
     split, name = key.split("/", 1)[0], key.rsplit("/", 1)[-1]
     if split not in ("val", "test") or "/" not in key or name not in (*METRIC_NAMES, "loss", "pixel_acc"):
@@ -194,116 +314,9 @@ def metric_value(results: dict[str, Any], key: str) -> float | None:
     return float(values[name])
 
 
-def _train(cfg: DictConfig, out_dir: Path, results: dict[str, Any], callbacks: dict[str, Any]) -> None:
-    """Build everything and run; ``callbacks["on_signal"]`` says whether a signal stopped the run."""
-    check_choice(cfg.get("test_checkpoint", "last"), "test_checkpoint", ("last", "best"))
-    if cfg.get("train", True) and cfg.trainer.get("max_steps") == 0:
-        raise ConfigError(
-            "config error: trainer.max_steps=0 trains nothing (its table would be the untrained model's); "
-            "to evaluate a checkpoint use python -m depth_lightning.evaluate ckpt_path=..."
-        )
-    run_ddp_ranks_as_this_job()
-    keep_freed_memory(cfg.get("keep_freed_memory", True))
-    os.environ.setdefault("WANDB_MODE", "offline")  # never needs an account; `wandb sync` uploads later
-    L.seed_everything(cfg.seed, workers=True)
-    datamodule, module = build(cfg.data, "data"), build_module(cfg)
-    ckpt_path = resolve_ckpt_path(cfg)
-    if ckpt_path is not None:
-        from depth_lightning.checkpoint import check_compatible
-
-        check_compatible(ckpt_path, module)  # also refuses a checkpoint of a diverged run
-        continue_wandb_run(cfg, out_dir)
-    trainer = build_trainer(cfg)
-    for logger in trainer.loggers:  # the whole run config, once (the module logs none of its own)
-        logger.log_hyperparams(results["config"])
-    callbacks["on_signal"] = next((c for c in trainer.callbacks if isinstance(c, CheckpointOnSignal)), None)
-    results["world_size"] = trainer.world_size
-    _run(cfg, trainer, module, datamodule, ckpt_path, results)
-
-
-def continue_wandb_run(cfg: DictConfig, out_dir: Path) -> None:
-    """A resumed run logs to the W&B run it started, not to a new one."""
-    run_id = wandb_run_id(out_dir)
-    if run_id is not None and cfg.get("logger") and cfg.logger.get("wandb") is not None:
-        with open_dict(cfg):
-            cfg.logger.wandb.id = run_id
-            cfg.logger.wandb.resume = "allow"
-
-
-def _run(
-    cfg: DictConfig, trainer: L.Trainer, module: Any, datamodule: Any, ckpt_path: str | None, results: dict[str, Any]
-) -> None:
-    """Fit, baselines, test; results go into ``results``."""
-    from depth_lightning.baselines import evaluate_with_baselines, fit_baselines
-    from depth_lightning.per_image import record_test
-    from depth_lightning.tables import format_table
-
-    if cfg.get("train", True):
-        datamodule.setup("fit")  # builds train and validation only: fit never reads the test list
-        held_out = datamodule.describe_validation()
-        if held_out and trainer.is_global_zero:
-            save_atomic(Path(cfg.paths.output_dir) / "val_split.txt", lambda p: p.write_text(held_out))
-        started = time.monotonic()
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        results["fit_s"] = time.monotonic() - started
-        results["val"] = split_metrics(trainer.callback_metrics, "val")
-        results["global_step"] = trainer.global_step
-        budget = next((c for c in trainer.callbacks if isinstance(c, TimeBudget)), None)
-        results["budget"] = budget.state() if budget else {"mode": "steps", "max_steps": trainer.max_steps}
-        health = next((c for c in trainer.callbacks if isinstance(c, TrainingHealth)), None)
-        if health is not None:
-            results["health"] = health.state()
-        guard = next((c for c in trainer.callbacks if isinstance(c, NonFiniteGuard)), None)
-        if guard is not None and guard.skipped_steps:
-            results["skipped_steps"] = guard.skipped_steps
-            log.warning(
-                "nonfinite=skip: %d of %d optimiser steps were skipped (non-finite loss or gradients)",
-                guard.skipped_steps,
-                trainer.global_step,
-            )
-        if trainer.should_stop and any(getattr(c, "interrupted", None) for c in trainer.callbacks):
-            return  # a signal: last.ckpt is written; no baselines, no test
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    results["best_checkpoint"] = best or None
-    if cfg.get("baselines", False) and trainer.global_step > 0:
-        try:
-            baselines = fit_baselines(datamodule.training_depth_sample())  # every rank: all score them at test
-            if trainer.is_global_zero:
-                table = evaluate_with_baselines(module, datamodule.val_dataloader(), baselines, datamodule.protocol)
-        except Exception as err:  # a finished run is not failed by its comparison table
-            log.warning("the baselines could not be computed (%r); the run's own results stand", err)
-            results["baselines"] = {"error": repr(err)[:500]}
-        else:
-            module.score_baselines(baselines)
-        if trainer.is_global_zero and "baselines" not in results:
-            results["baselines"] = table
-            c, p, s = table["constant"]["abs_rel"], table["position_prior"]["abs_rel"], table["soft"]["abs_rel"]
-            print(f"\nValidation set ({datamodule.name}), model vs baselines that see no image content:")
-            print(format_table(table, ("abs_rel", "d1", "rmse")))
-            print(f"model soft abs rel / constant's: {s / c:.3f}; / position prior's: {s / p:.3f}\n")
-    if cfg.get("test", False):
-        # last: the weights after the final step, as the paper reports (Sec. 3.4); best: the checkpoint
-        # chosen on the validation split, which never holds a test frame
-        tested = best if cfg.get("test_checkpoint", "last") == "best" and best else None
-        if cfg.get("test_checkpoint", "last") == "best" and not best:
-            log.warning("test_checkpoint=best: no best checkpoint was written; testing the last weights")
-        trainer.test(module, datamodule=datamodule, ckpt_path=tested, weights_only=False, verbose=False)
-        results["test"] = split_metrics(trainer.callback_metrics, "test")
-        results["tested_checkpoint"] = tested or "last"
-        if trainer.is_global_zero:
-            found = record_test(module, datamodule, Path(cfg.paths.output_dir), trainer.loggers, cfg.get("intervals"))
-            results["test"].update(found.pop("test_values"))  # float64: the per-image columns' means exactly
-            results.update(found)
-    if cfg.get("train", True):
-        results["val"].update(module.final_values.get("val", {}))
-    results["empty_frames"] = module.empty_frames  # left out of the metrics: no valid ground truth
-    if trainer.is_global_zero:
-        log_final_metrics(trainer.loggers, results)
-
-
 def _finish_wandb() -> None:
     """Close the W&B run so the next job of a multirun starts its own."""
-    wandb = sys.modules.get("wandb")
+    wandb = sys.modules.get("wandb")  # only if a logger imported it
     if wandb is not None and getattr(wandb, "run", None) is not None:
         wandb.finish()
 
@@ -316,12 +329,6 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return metric_value(results, cfg.optimized_metric)
 
 
-def fix_run_time() -> None:
-    """One time stamp for the run or sweep folder, fixed before Hydra starts and inherited by every
-    process Lightning re-executes (DDP ranks), so all of them resolve the same folder."""
-    os.environ.setdefault("DEPTH_LIGHTNING_RUN_TIME", datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
-
-
 def find_run_to_resume(argv: list[str]) -> list[str]:
     """``ckpt_path=last`` without ``hydra.run.dir``: the command line with the folder of the newest run
     of its task that has a ``last.ckpt`` (printed), so that the run resumes in its own folder."""
@@ -330,8 +337,6 @@ def find_run_to_resume(argv: list[str]) -> list[str]:
         return argv
     if "--multirun" in args:
         return argv
-    from depth_lightning.config import compose_config
-
     cfg = compose_config(*(a for a in args if not a.startswith("hydra.")))
     found = newest_resumable_run(Path(cfg.paths.log_dir) / cfg.task_name / "runs")
     if found is None:

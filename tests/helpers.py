@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: running an entry point as a user would, composing the main job's config."""
+"""Helpers shared by the tests: the entry points' flows in this process (composed configs, as Hydra
+composes them), and running an entry point as a user would where a command line must be proven."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 from pathlib import Path
 
 from depth_lightning.config import build, compose_config
-from depth_lightning.train import build_module, build_trainer
+from depth_lightning.train import build_module, build_trainer, train
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -61,3 +62,14 @@ def job_folder(sweep: Path, run_name: str) -> Path:
     found = list(Path(sweep).glob(f"{run_name}-????????"))
     assert len(found) == 1, (run_name, sorted(p.name for p in Path(sweep).iterdir()))
     return found[0]
+
+
+def train_here(run: Path, *overrides: str) -> dict:
+    """The main job in this process (``python -m depth_lightning.train <overrides>`` without the start-up
+    and Hydra's log files) into the run folder ``run``; returns what its ``metrics.json`` holds."""
+    return train(compose_config(*overrides, output_dir=str(run)))
+
+
+def composed_for(config_name: str, output_dir: Path, *overrides: str):
+    """The config of entry point ``config_name`` (``evaluate``, ``score``, ``check``...) as Hydra composes it."""
+    return compose_config(*overrides, config_name=config_name, output_dir=str(output_dir))

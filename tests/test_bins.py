@@ -50,22 +50,25 @@ def test_decoders_stay_float32_under_bf16_autocast(bins):
     torch.testing.assert_close(soft, bins.soft(logits.bfloat16().float()))
 
 
-def test_pixel_accuracy_of_the_module_counts_valid_pixels_only(bins):
-    from depth_lightning.train import build_module
-    from tests.helpers import composed
+def test_pixel_accuracy_of_the_bin_labels_counts_valid_pixels_only(bins):
+    """Table 4's pixel accuracy as the evaluator scores what the module hands it: the argmax bins and
+    the ground truth's labels at the output resolution; per image, the hits and the labelled pixels."""
+    from depth_lightning.evaluation.evaluator import Evaluator
+    from depth_lightning.evaluation.protocol import EvalProtocol
 
-    module = build_module(composed("debug=tiny", f"model.net.num_bins={bins.num_bins}"))
     depth = torch.exp(torch.empty(1, 4, 4).uniform_(math.log(0.5), math.log(10.0)))
     depth[0, 0, 0] = 0  # invalid, never counted
     labels = bins.labels(depth)
     logits = torch.nn.functional.one_hot(labels.clamp_min(0), bins.num_bins).permute(0, 3, 1, 2).float()
-    accuracy = module.pixel_acc["val"]
-    accuracy.update(bins.most_likely(logits), labels)
-    assert accuracy.compute().item() == 1.0
-    logits[0, :, 1, 1] = logits[0, :, 1, 1].roll(1)
-    accuracy.reset()
-    accuracy.update(bins.most_likely(logits), labels)
-    assert accuracy.compute().item() == pytest.approx(14 / 15)
+    evaluator = Evaluator(EvalProtocol(caps=(10.0,)), num_bins=bins.num_bins)
+    for expected in (1.0, 14 / 15):
+        evaluator.reset()
+        evaluator.process({"depth": depth}, {**bins.decode(logits), "labels": labels})
+        result = evaluator.evaluate()
+        assert result.values["pixel_acc"] == pytest.approx(expected)
+        hits, pixels = result.record.bin_hits[1][0]
+        assert (hits, pixels) == (round(expected * 15), 15)
+        logits[0, :, 1, 1] = logits[0, :, 1, 1].roll(1)  # one pixel's bin off by one
 
 
 @pytest.mark.parametrize(

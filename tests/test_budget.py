@@ -5,27 +5,25 @@ import json
 import pytest
 import torch
 
-from depth_lightning.schedules import CosineFactor
-from tests.helpers import run_module
+from depth_lightning.models.schedules import CosineFactor
+from tests.helpers import train_here
 
 
-def test_a_time_budget_runs_the_whole_schedule_and_stops_within_the_budget(tmp_path):
+def test_a_time_budget_runs_the_whole_schedule_and_stops_within_the_budget(tmp_path, capsys):
     run = tmp_path / "run"
-    minutes = 0.75
-    proc = run_module(
-        "depth_lightning.train",
+    minutes = 0.4
+    train_here(
+        run,
         "debug=tiny",
         "logger=csv",
         "baselines=false",
         "budget.mode=time",
         f"budget.minutes={minutes}",
         "trainer.max_steps=100000",  # a ceiling only: the budget decides
-        f"hydra.run.dir={run}",
-        cwd=tmp_path,
     )
     results = json.loads((run / "metrics.json").read_text())
     budget = results["budget"]
-    assert "time budget: this machine trains" in proc.stdout and budget["steps_per_s"] > 0
+    assert "time budget: this machine trains" in capsys.readouterr().out and budget["steps_per_s"] > 0
     assert results["global_step"] == budget["planned_steps"] > 20
     # the cosine ended where the run did: planned for the steps taken, and at its end value
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)

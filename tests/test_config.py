@@ -1,6 +1,6 @@
 import pytest
 
-from depth_lightning.config import ConfigError
+from depth_lightning.run.errors import ConfigError
 from depth_lightning.train import build_module
 from tests.helpers import built, composed
 

@@ -7,35 +7,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from depth_lightning.evaluate import evaluate
+from depth_lightning.prepare import main as prepare
+from depth_lightning.run.errors import DataError
 from tests.datasets import write_kitti, write_nyu_labelled, write_nyu_sync
-from tests.helpers import run_module
+from tests.helpers import composed_for, train_here
 
 
 def _train_and_evaluate(tmp_path, *overrides):
     run = tmp_path / "run"
-    run_module(
-        "depth_lightning.train",
-        *overrides,
-        "debug=tiny",
-        "trainer.max_steps=4",
-        "logger=csv",
-        "test=true",
-        "baselines=false",
-        f"hydra.run.dir={run}",
-        cwd=tmp_path,
-    )
+    train_here(run, *overrides, "debug=tiny", "trainer.max_steps=4", "logger=csv", "test=true", "baselines=false")
     results = json.loads((run / "metrics.json").read_text())
     assert results["status"] == "completed"
     for key in ("soft/abs_rel", "hard/abs_rel", "soft/d1", "pixel_acc"):
         assert math.isfinite(results["test"][key]), key
     out = tmp_path / "eval.json"
-    run_module(
-        "depth_lightning.evaluate",
-        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",  # the weights training tested (test_checkpoint=last)
-        f"output={out}",
-        f"hydra.run.dir={tmp_path / 'eval'}",
-        cwd=tmp_path,
-    )
+    ckpt = run / "checkpoints" / "last.ckpt"  # the weights training tested (test_checkpoint=last)
+    evaluate(composed_for("evaluate", tmp_path / "eval", f"ckpt_path={ckpt}", f"output={out}"))
     return results, json.loads(out.read_text())
 
 
@@ -75,26 +63,19 @@ def test_train_and_evaluate_on_kitti(tmp_path):
 
 
 def test_missing_dataset_root_says_what_to_put_there(tmp_path):
-    proc = run_module(
-        "depth_lightning.train",
-        "data=nyu_sync",
-        f"data.dataset.root={tmp_path / 'absent'}",
-        "debug=tiny",
-        "logger=csv",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        cwd=tmp_path,
-        check=False,
-    )
-    assert proc.returncode != 0
-    assert "should hold the NYU sync scenes" in proc.stderr and "nyu_depth_v2.html" in proc.stderr
+    with pytest.raises(DataError) as err:
+        train_here(
+            tmp_path / "run", "data=nyu_sync", f"data.dataset.root={tmp_path / 'absent'}", "debug=tiny", "logger=csv"
+        )
+    assert "should hold the NYU sync scenes" in str(err.value) and "nyu_depth_v2.html" in str(err.value)
 
 
-def test_prepare_nyu_fills_resumably(tmp_path):
+def test_prepare_nyu_fills_resumably(tmp_path, capsys):
     root = write_nyu_sync(tmp_path, {"scene": 2}, size=(60, 80))
-    proc = run_module("depth_lightning.prepare", "nyu", str(root), "--workers", "2", cwd=tmp_path)
-    assert "2 written, 0 already done, 0 failed" in proc.stdout
+    assert prepare(["nyu", str(root), "--workers", "2"]) == 0  # a pool of two processes
+    assert "2 written, 0 already done, 0 failed" in capsys.readouterr().out
     filled = np.array(Image.open(root / "scene" / "sync_depth_00000_filled.png"))
     assert filled.dtype == np.uint16 and (filled > 0).all()
-    again = run_module("depth_lightning.prepare", "nyu", str(root), "--workers", "1", cwd=tmp_path)
-    assert "0 written, 2 already done" in again.stdout
+    assert prepare(["nyu", str(root), "--workers", "1"]) == 0  # in this process
+    assert "0 written, 2 already done" in capsys.readouterr().out
     assert not list(root.rglob(".*tmp*"))

@@ -3,9 +3,11 @@
 import json
 
 import pytest
+import torch
 
+from depth_lightning.evaluate import evaluate
 from tests.datasets import write_nyu_sync
-from tests.helpers import run_module
+from tests.helpers import composed_for, run_module
 
 TINY = ["debug=tiny", "logger=csv", "baselines=false"]
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]  # CPU: Lightning uses gloo
@@ -41,18 +43,18 @@ def test_two_process_evaluation_equals_single_process_on_7_images(ddp_run, tmp_p
     ckpt = ddp_run / "checkpoints" / "last.ckpt"
     seven = ["+data.dataset.test_length=7", "+data.eval_batch_size=2"]
     one, two = tmp_path / "one.json", tmp_path / "two.json"
-    run_module(
-        "depth_lightning.evaluate",
-        f"ckpt_path={ckpt}",
-        f"output={one}",
-        "trainer.accelerator=cpu",
-        *seven,
-        f"hydra.run.dir={tmp_path / 'e1'}",
-        cwd=tmp_path,
-        # one thread, as each of the 2 DDP processes on this 2-core machine: the network's float32 output
-        # depends on the thread count (~1e-7); the evaluation's reduction itself must not depend on anything
-        env={"OMP_NUM_THREADS": "1"},
-    )
+    # in this process, on one thread as each of the 2 DDP processes (OMP_NUM_THREADS=1 below): the
+    # network's float32 output depends on the thread count (~1e-7); the evaluation's reduction must not
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        evaluate(
+            composed_for(
+                "evaluate", tmp_path / "e1", f"ckpt_path={ckpt}", f"output={one}", "trainer.accelerator=cpu", *seven
+            )
+        )
+    finally:
+        torch.set_num_threads(threads)
     run_module(
         "depth_lightning.evaluate",
         f"ckpt_path={ckpt}",
@@ -64,6 +66,7 @@ def test_two_process_evaluation_equals_single_process_on_7_images(ddp_run, tmp_p
         f"hydra.run.dir={tmp_path / 'e2'}",
         cwd=tmp_path,
         timeout=600,
+        env={"OMP_NUM_THREADS": "1"},
     )
     single, double = json.loads(one.read_text()), json.loads(two.read_text())
     assert single["images"] == double["images"] == 7

@@ -4,20 +4,21 @@ import numpy as np
 import pytest
 import torch
 
-from depth_lightning.export import ExportedDepth
 from depth_lightning.inference import DepthEstimator
+from depth_lightning.inference.onnx import ExportedDepth
 from depth_lightning.models import bin_cross_entropy
 from depth_lightning.train import build_module
-from tests.helpers import composed, run_module
+from tests.helpers import composed
 
 
-def test_onnx_export_matches_pytorch_on_two_sizes(tiny_run, tmp_path):
+def test_onnx_export_matches_pytorch_on_two_sizes(tiny_checkpoint, tmp_path):
     ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed (pip install -e '.[export]')")
-    from depth_lightning.checkpoint import load_module
+    from depth_lightning.inference.checkpoint import load_module
+    from depth_lightning.inference.onnx import export_onnx
 
-    ckpt = tiny_run / "checkpoints" / "last.ckpt"
+    ckpt = tiny_checkpoint
     out = tmp_path / "model.onnx"
-    run_module("depth_lightning.export", f"ckpt_path={ckpt}", f"output={out}", "uncertainty=true", cwd=tmp_path)
+    export_onnx(load_module(ckpt), out, uncertainty=True)  # what python -m depth_lightning.export runs
     session = ort.InferenceSession(str(out))
     reference = ExportedDepth(load_module(ckpt).net, uncertainty=True).eval()
     for batch, h, w in ((2, 64, 96), (1, 90, 150)):

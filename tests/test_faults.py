@@ -10,7 +10,8 @@ import time
 import pytest
 import torch
 
-from tests.helpers import ROOT, run_module
+from depth_lightning.run.errors import CheckpointError, NonFiniteError
+from tests.helpers import ROOT, train_here
 
 # 16 frames at batch 4: 4 steps per epoch, last.ckpt at every epoch end; deterministic float32
 RESUMABLE = [
@@ -32,12 +33,14 @@ def _weights(path):
 
 @pytest.mark.slow
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
-    run_module("depth_lightning.train", *RESUMABLE, f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path)
+    train_here(tmp_path / "whole", *RESUMABLE)  # the uninterrupted run, in this process
     reference = _weights(tmp_path / "whole" / "checkpoints" / "last.ckpt")
 
     run_dir = tmp_path / "killed"
     last = run_dir / "checkpoints" / "last.ckpt"
-    env = {**os.environ, "WANDB_MODE": "offline", "DEPTH_LIGHTNING_LOGS": str(tmp_path)}
+    # as many threads as this process: float32 results depend on the thread count in their last bits
+    threads = str(torch.get_num_threads())
+    env = {**os.environ, "WANDB_MODE": "offline", "DEPTH_LIGHTNING_LOGS": str(tmp_path), "OMP_NUM_THREADS": threads}
     proc = subprocess.Popen(
         [sys.executable, "-m", "depth_lightning.train", *RESUMABLE, f"hydra.run.dir={run_dir}"],
         cwd=tmp_path,
@@ -60,7 +63,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert 8 <= step < 20
-    run_module("depth_lightning.train", *RESUMABLE, "ckpt_path=last", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    train_here(run_dir, *RESUMABLE, "ckpt_path=last")
     resumed = _weights(last)
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 20
     assert resumed.keys() == reference.keys()
@@ -72,7 +75,7 @@ def test_kill_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path):
     path = tmp_path / "last.ckpt"
     script = textwrap.dedent(f"""
         import os, signal, torch
-        from depth_lightning.faults import AtomicCheckpointIO
+        from depth_lightning.run.faults import AtomicCheckpointIO
         io = AtomicCheckpointIO()
         io.save_checkpoint({{"step": 1, "w": torch.ones(1000)}}, {str(path)!r})
         real_save = torch.save
@@ -91,25 +94,15 @@ def test_kill_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path):
 
 
 def test_a_nan_stops_the_run_naming_step_and_samples(tmp_path):
-    proc = run_module(
-        "depth_lightning.train",
-        "debug=tiny",
-        "logger=csv",
-        "baselines=false",
-        "model.optimizer.lr=1e38",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        cwd=tmp_path,
-        check=False,
-    )
-    assert proc.returncode != 0
-    assert "NonFiniteError" in proc.stderr and "at optimiser step" in proc.stderr
-    assert "batch sample ids [" in proc.stderr
+    with pytest.raises(NonFiniteError) as err:
+        train_here(tmp_path / "run", "debug=tiny", "logger=csv", "baselines=false", "model.optimizer.lr=1e38")
+    assert "at optimiser step" in str(err.value) and "batch sample ids [" in str(err.value)
 
 
 def test_skip_mode_skips_a_nan_batch_and_trains_on(tmp_path):
     import lightning as L
 
-    from depth_lightning.faults import NonFiniteGuard
+    from depth_lightning.run.faults import NonFiniteGuard
     from depth_lightning.train import build_module
     from tests.helpers import composed
 
@@ -145,42 +138,18 @@ def test_skip_mode_skips_a_nan_batch_and_trains_on(tmp_path):
     assert not torch.equal(after["net.head.classifier.0.weight"], before["net.head.classifier.0.weight"])
 
 
-def test_checkpoint_of_another_model_configuration_names_the_keys(tiny_run, tmp_path):
-    ckpt = tiny_run / "checkpoints" / "last.ckpt"
-    proc = run_module(
-        "depth_lightning.train",
-        "debug=tiny",
-        "logger=csv",
-        "model.net.num_bins=33",
-        f"ckpt_path={ckpt}",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        cwd=tmp_path,
-        check=False,
-    )
-    assert proc.returncode != 0
-    assert "different model configuration" in proc.stderr and "net.head.classifier.0.weight" in proc.stderr
+def test_checkpoint_of_another_model_configuration_names_the_keys(tiny_checkpoint, tmp_path):
+    with pytest.raises(CheckpointError) as err:
+        train_here(
+            tmp_path / "run", "debug=tiny", "logger=csv", "model.net.num_bins=33", f"ckpt_path={tiny_checkpoint}"
+        )
+    assert "different model configuration" in str(err.value) and "net.head.classifier.0.weight" in str(err.value)
 
 
 def test_missing_last_checkpoint(tmp_path):
-    proc = run_module(
-        "depth_lightning.train",
-        "debug=tiny",
-        "logger=csv",
-        "ckpt_path=last",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        cwd=tmp_path,
-        check=False,
-    )
-    assert proc.returncode != 0 and "does not exist" in proc.stderr and "resume_or_fresh=true" in proc.stderr
-    run_module(
-        "depth_lightning.train",
-        "debug=tiny",
-        "logger=csv",
-        "baselines=false",
-        "ckpt_path=last",
-        "resume_or_fresh=true",
-        "trainer.max_steps=2",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        cwd=tmp_path,
-    )
+    with pytest.raises(FileNotFoundError) as err:
+        train_here(tmp_path / "run", "debug=tiny", "logger=csv", "ckpt_path=last")
+    assert "does not exist" in str(err.value) and "resume_or_fresh=true" in str(err.value)
+    fresh = ["baselines=false", "ckpt_path=last", "resume_or_fresh=true", "trainer.max_steps=2"]
+    train_here(tmp_path / "run", "debug=tiny", "logger=csv", *fresh)
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()

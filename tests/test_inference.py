@@ -6,13 +6,13 @@ import torch
 from PIL import Image
 
 from depth_lightning.inference import DepthEstimator
-from depth_lightning.pointcloud import back_project, intrinsics_for, write_ply
-from tests.helpers import run_module
+from depth_lightning.inference.pointcloud import back_project, intrinsics_for, write_ply
+from tests.helpers import composed_for, run_module
 
 
 @pytest.fixture(scope="module")
-def estimator(tiny_run):
-    return DepthEstimator.from_checkpoint(tiny_run / "checkpoints" / "last.ckpt", device="cpu")
+def estimator(tiny_checkpoint):
+    return DepthEstimator.from_checkpoint(tiny_checkpoint, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,9 @@ def test_point_cloud_holds_the_3d_points_of_a_known_depth(tmp_path):
     assert intrinsics_for((480, 640), fov_deg=90.0)[0] == pytest.approx(320.0)  # f = (W/2) / tan(45°)
 
 
-def test_predict_names_never_collide_and_every_skipped_file_is_named(tiny_run, tmp_path, estimator):
+def test_predict_names_never_collide_and_every_skipped_file_is_named(tiny_checkpoint, tmp_path, estimator, capsys):
+    from depth_lightning.predict import predict
+
     inputs = tmp_path / "in"
     inputs.mkdir()
     rng = np.random.default_rng(0)
@@ -88,14 +90,16 @@ def test_predict_names_never_collide_and_every_skipped_file_is_named(tiny_run, t
     (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
     (inputs / "notes.txt").write_text("not an image")
     out = tmp_path / "out"
-    proc = run_module(
-        "depth_lightning.predict", f"ckpt_path={tiny_run / 'checkpoints' / 'last.ckpt'}", f"input={inputs}",
-        f"output={out}", "pointcloud=true", "fov_deg=70", cwd=tmp_path, check=False,
+    cfg = composed_for(
+        "predict", tmp_path, f"ckpt_path={tiny_checkpoint}", f"input={inputs}", f"output={out}", "pointcloud=true",
+        "fov_deg=70",
     )  # fmt: skip
-    assert proc.returncode == 1  # what could be written is written; the failures are named
-    assert "broken.png: corrupt or unreadable image" in proc.stderr and "depth.png: a 16-bit" in proc.stderr
-    assert f"wrote 2 prediction(s) to {out.resolve()}" in proc.stdout
-    assert "skipped 1 file(s) that are not images: notes.txt" in proc.stdout
+    written, errors = predict(cfg)  # the command exits 1 when errors is not empty
+    printed = capsys.readouterr()
+    assert written == 2 and len(errors) == 2  # what could be written is written; the failures are named
+    assert "broken.png: corrupt or unreadable image" in printed.err and "depth.png: a 16-bit" in printed.err
+    assert f"wrote 2 prediction(s) to {out.resolve()}" in printed.out
+    assert "skipped 1 file(s) that are not images: notes.txt" in printed.out
     for name, size in (("scene.png", (70, 90)), ("scene.jpg", (41, 133))):
         png = np.array(Image.open(out / f"{name}_depth.png"))
         assert png.dtype == np.uint16 and png.shape == size

@@ -13,11 +13,12 @@ import pytest
 import torch
 from PIL import Image
 
-from depth_lightning.data.io import DataError
 from depth_lightning.data.kitti import velodyne_depth
 from depth_lightning.data.nyu import NYUSync
+from depth_lightning.evaluate import evaluate
+from depth_lightning.run.errors import CheckpointError, ConfigError, DataError, RunFolderBusy
 from tests.datasets import write_kitti, write_nyu_sync
-from tests.helpers import SHARED, run_module
+from tests.helpers import SHARED, composed_for, run_module, train_here
 
 REAL = SHARED / "realdata"
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real NYU/KITTI samples not present at {REAL}")
@@ -28,10 +29,9 @@ def results_of(run):
     return json.loads((run / "metrics.json").read_text())
 
 
-def nyu_sync_run(root, run, *extra, check=True, cwd=None):
+def nyu_sync_args(root):
     """A tiny training run on a NYU-sync folder (validation: its own list, the training list)."""
-    return run_module(
-        "depth_lightning.train",
+    return [
         *TINY,
         "data=nyu_sync",
         f"data.dataset.root={root}",
@@ -43,11 +43,13 @@ def nyu_sync_run(root, run, *extra, check=True, cwd=None):
         "data.height=48",
         "data.width=64",
         "trainer.max_steps=2",
-        f"hydra.run.dir={run}",
-        *extra,
-        cwd=cwd or run.parent,
-        check=check,
-    )
+    ]
+
+
+def nyu_sync_run(root, run, *extra, check=True):
+    """That run through the command line, as a user starts it."""
+    args = [*nyu_sync_args(root), f"hydra.run.dir={run}", *extra]
+    return run_module("depth_lightning.train", *args, cwd=run.parent, check=check)
 
 
 @pytest.fixture
@@ -81,8 +83,8 @@ def test_1_real_data_with_the_default_baselines_completes_scoring_both_on_the_sa
     listing = tmp_path / "list.txt"
     listing.write_text("\n".join(lines) + "\n")
     run = tmp_path / "run"
-    run_module(
-        "depth_lightning.train",
+    train_here(
+        run,
         *TINY,
         *extra,
         f"data.dataset.root={root}",
@@ -91,8 +93,6 @@ def test_1_real_data_with_the_default_baselines_completes_scoring_both_on_the_sa
         "data.dataset.fill=none",
         "trainer.max_steps=2",
         "baselines=true",  # the default, as the README's real-data commands run it
-        f"hydra.run.dir={run}",
-        cwd=tmp_path,
     )
     results = results_of(run)
     assert results["status"] == "completed"
@@ -136,7 +136,7 @@ def test_2_an_epoch_without_one_valid_depth_pixel_stops_training():
 def test_2_a_validation_frame_without_valid_depth_is_named_and_left_out(tmp_path, nyu):
     Image.fromarray(np.zeros((60, 80), np.uint16)).save(nyu / "b" / "sync_depth_00001.png")
     run = tmp_path / "run"
-    nyu_sync_run(nyu, run)
+    train_here(run, *nyu_sync_args(nyu))
     results = results_of(run)
     assert results["status"] == "completed" and np.isfinite(results["val"]["soft/abs_rel"])
     named = f"{nyu / 'val.txt'}:2 ({nyu / 'b' / 'rgb_00001.jpg'}, {nyu / 'b' / 'sync_depth_00001.png'})"
@@ -144,7 +144,8 @@ def test_2_a_validation_frame_without_valid_depth_is_named_and_left_out(tmp_path
 
 
 def test_2_no_valid_ground_truth_in_a_whole_split_is_an_error_not_nan():
-    from depth_lightning.metrics import DepthMetrics, NoValidPixels
+    from depth_lightning.evaluation.metrics import DepthMetrics
+    from depth_lightning.run.errors import NoValidPixels
 
     metric = DepthMetrics(1e-3, 10.0)
     metric.update(torch.ones(2, 4, 4), torch.full((2, 4, 4), float("nan")))
@@ -154,7 +155,7 @@ def test_2_no_valid_ground_truth_in_a_whole_split_is_an_error_not_nan():
 
 
 def test_2_checkpoints_are_never_chosen_on_a_non_finite_monitor():
-    from depth_lightning.faults import FiniteModelCheckpoint
+    from depth_lightning.run.faults import FiniteModelCheckpoint
 
     class Trainer:
         global_step = 3
@@ -167,7 +168,7 @@ def test_2_checkpoints_are_never_chosen_on_a_non_finite_monitor():
 
 # 3 ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", ["empty training list", "empty validation list", "max_steps=0"])
-def test_3_nothing_to_do_is_an_error(tmp_path, nyu, case):
+def test_3_nothing_to_do_is_an_error(tmp_path, nyu, case, capsys):
     extra = []
     if case == "empty training list":
         (nyu / "train.txt").write_text("")
@@ -175,14 +176,15 @@ def test_3_nothing_to_do_is_an_error(tmp_path, nyu, case):
         (nyu / "val.txt").write_text("\n")
     else:
         extra = ["trainer.max_steps=0"]
-    proc = nyu_sync_run(nyu, tmp_path / "run", *extra, check=False)
+    with pytest.raises((ConfigError, DataError)) as err:
+        train_here(tmp_path / "run", *nyu_sync_args(nyu), *extra)
     expected = {
         "empty training list": "train.txt: the split list is empty",
         "empty validation list": "val.txt: the split list is empty",
         "max_steps=0": "trainer.max_steps=0 trains nothing",
     }[case]
-    assert proc.returncode != 0 and expected in proc.stderr
-    assert "Validation set" not in proc.stdout, "no table of an untrained model"
+    assert expected in str(err.value) and results_of(tmp_path / "run")["status"] == "failed"
+    assert "Validation set" not in capsys.readouterr().out, "no table of an untrained model"
 
 
 # 4 ----------------------------------------------------------------------------------------------
@@ -214,7 +216,7 @@ def test_5_velodyne_scans_are_checked_by_size_and_their_points_for_plausible_val
 
 # 6 ----------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_6_evaluate_on_a_named_dataset_keeps_the_checkpoints_input_size(tmp_path):
+def test_6_evaluate_on_a_named_dataset_keeps_the_checkpoints_input_size(tmp_path, capsys):
     k = write_kitti(tmp_path / "kitti")
     # one drive in this miniature, so no scene to hold out: validation reads the same frames under a
     # list of its own (this test is about the input geometry evaluate uses, not about the split)
@@ -225,18 +227,14 @@ def test_6_evaluate_on_a_named_dataset_keeps_the_checkpoints_input_size(tmp_path
     ]
     common = ["data=kitti", f"data.dataset.root={k['raw']}", *lists, "data.dataset.fill=none"]
     run = tmp_path / "run"
-    run_module(
-        "depth_lightning.train", *TINY, *common, "data.height=64", "data.width=208", "trainer.max_steps=2",
-        "test=true", f"hydra.run.dir={run}", cwd=tmp_path,
-    )  # fmt: skip
+    train_here(run, *TINY, *common, "data.height=64", "data.width=208", "trainer.max_steps=2", "test=true")
+    capsys.readouterr()
     out = tmp_path / "eval.json"
-    proc = run_module(
-        "depth_lightning.evaluate", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", *common, f"output={out}",
-        f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path,
-    )  # fmt: skip
+    ckpt = run / "checkpoints" / "last.ckpt"
+    evaluate(composed_for("evaluate", tmp_path / "eval", f"ckpt_path={ckpt}", *common, f"output={out}"))
     evaluated = json.loads(out.read_text())
     assert evaluated["input_size"] == [64, 208]  # the checkpoint's, not kitti.yaml's 188x620
-    assert "at input 64x208 (trained at 64x208)" in proc.stdout
+    assert "at input 64x208 (trained at 64x208)" in capsys.readouterr().out
     assert evaluated["test"]["soft/abs_rel"] == pytest.approx(results_of(run)["test"]["soft/abs_rel"], rel=5e-3)
 
 
@@ -255,21 +253,25 @@ def test_7_a_diverging_run_stops_before_any_poisoned_state_is_written(tmp_path):
         assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()), ckpt
 
 
-def test_7_every_load_path_refuses_a_checkpoint_with_non_finite_tensors(tiny_run, tmp_path):
-    from depth_lightning.checkpoint import CheckpointError, load_module
+def test_7_every_load_path_refuses_a_checkpoint_with_non_finite_tensors(tiny_checkpoint, tmp_path):
+    from depth_lightning.inference import DepthEstimator
+    from depth_lightning.inference.checkpoint import load_module
 
-    ckpt = torch.load(tiny_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    ckpt = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
     ckpt["state_dict"]["net.backbone.bn1.running_var"][0] = float("inf")
     poisoned = tmp_path / "poisoned.ckpt"
     torch.save(ckpt, poisoned)
     with pytest.raises(CheckpointError, match=r"non-finite weights or statistics \(net.backbone.bn1.running_var"):
         load_module(poisoned)
-    for args in (
-        ["depth_lightning.evaluate", f"ckpt_path={poisoned}", f"hydra.run.dir={tmp_path / 'e'}"],
-        ["depth_lightning.train", *TINY, f"ckpt_path={poisoned}", f"hydra.run.dir={tmp_path / 'r'}"],
-    ):
-        proc = run_module(*args, cwd=tmp_path, check=False)
-        assert proc.returncode != 0 and "non-finite weights or statistics" in proc.stderr
+    paths = {
+        "evaluate": lambda: evaluate(composed_for("evaluate", tmp_path / "e", f"ckpt_path={poisoned}")),
+        "resume": lambda: train_here(tmp_path / "r", *TINY, f"ckpt_path={poisoned}"),
+        "predict": lambda: DepthEstimator.from_checkpoint(poisoned),
+    }
+    for name, load in paths.items():
+        with pytest.raises(CheckpointError, match="non-finite weights or statistics"):
+            load()
+        assert name != "resume" or results_of(tmp_path / "r")["status"] == "failed"
 
 
 def test_7_skipped_steps_are_summed_up_and_recorded(tmp_path, monkeypatch, caplog):
@@ -376,19 +378,20 @@ def test_10_13_a_killed_run_resumes_in_its_own_folder_with_its_whole_history(tmp
 
 # 11, 12 ----------------------------------------------------------------------------------------
 def test_11_12_a_busy_folder_is_refused_and_debris_of_interrupted_writes_is_removed(tmp_path):
-    from depth_lightning.run_folder import RunLock
+    from depth_lightning.run.folder import RunLock
 
     run = tmp_path / "run"
     debris = run / "checkpoints" / ".last.ckpt.tmp.ckpt"
     debris.parent.mkdir(parents=True)
     debris.write_bytes(b"half a checkpoint")
     lock = RunLock(run)
-    lock.acquire()  # a run still going in this folder
+    lock.acquire()  # a run still going in this folder (flock: a second open file is refused, also here)
     try:
-        proc = run_module("depth_lightning.train", *TINY, f"hydra.run.dir={run}", cwd=tmp_path, check=False)
-        assert proc.returncode != 0 and f"{run} is in use by a run still going (pid {os.getpid()})" in proc.stderr
+        with pytest.raises(RunFolderBusy) as err:
+            train_here(run, *TINY)
+        assert f"{run} is in use by a run still going (pid {os.getpid()})" in str(err.value)
         assert debris.is_file() and not (run / "metrics.json").exists(), "the busy folder was not touched"
     finally:
         lock.release()
-    run_module("depth_lightning.train", *TINY, "trainer.max_steps=1", f"hydra.run.dir={run}", cwd=tmp_path)
+    train_here(run, *TINY, "trainer.max_steps=1")
     assert not debris.exists() and results_of(run)["status"] == "completed"

@@ -1,4 +1,4 @@
-"""The glibc thresholds of depth_lightning.speed: freed tensors stay in the process."""
+"""The glibc thresholds of depth_lightning.run.speed: freed tensors stay in the process."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def _has_glibc() -> bool:
 # keep_freed_memory().
 SCRIPT = """
 import ctypes, resource, torch
-from depth_lightning.speed import M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, keep_freed_memory
+from depth_lightning.run.speed import M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, keep_freed_memory
 
 libc = ctypes.CDLL("libc.so.6")
 libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
@@ -53,6 +53,6 @@ def test_freed_tensors_are_not_faulted_in_again():
 
 
 def test_disabled_does_nothing():
-    from depth_lightning.speed import keep_freed_memory
+    from depth_lightning.run.speed import keep_freed_memory
 
     assert keep_freed_memory(False) is False

@@ -6,7 +6,7 @@ import pytest
 
 from depth_lightning.data.splits import HoldOut
 from tests.datasets import write_nyu_labelled, write_nyu_sync
-from tests.helpers import built, run_module
+from tests.helpers import built, train_here
 
 SCENES = {f"room_{i:02d}": 2 for i in range(8)}
 
@@ -62,8 +62,8 @@ def test_validation_on_the_test_list_is_refused(tmp_path):
 def test_fit_never_opens_the_test_list_and_writes_the_held_out_scenes(tmp_path):
     root = write_nyu_sync(tmp_path / "nyu", SCENES, size=(60, 80))
     run = tmp_path / "run"
-    run_module(
-        "depth_lightning.train",
+    train_here(
+        run,
         "data=nyu_sync",
         f"data.dataset.root={root}",
         f"data.dataset.train_list={root / 'train.txt'}",
@@ -78,8 +78,6 @@ def test_fit_never_opens_the_test_list_and_writes_the_held_out_scenes(tmp_path):
         "trainer.max_steps=4",
         "test=false",
         "baselines=true",
-        f"hydra.run.dir={run}",
-        cwd=tmp_path,
     )
     results = json.loads((run / "metrics.json").read_text())
     assert results["status"] == "completed" and "soft/abs_rel" in results["val"]

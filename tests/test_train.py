@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import run_module
+from depth_lightning.run.errors import CheckpointError
+from tests.helpers import composed_for, train_here
 
 
 def test_fast_dev_run_of_the_default_config(tmp_path):
-    proc = run_module("depth_lightning.train", "debug=fast", "hydra.run.dir=" + str(tmp_path / "run"), cwd=tmp_path)
-    assert "max_steps=1" in proc.stdout + proc.stderr
+    results = train_here(tmp_path / "run", "debug=fast")
+    assert results["config"]["trainer"]["fast_dev_run"] is True and results["global_step"] == 1  # one batch
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "completed"
 
 
@@ -53,23 +54,25 @@ def test_wandb_offline_run_holds_metrics_and_an_image(tiny_run):
     assert Image.open(images[0]).size[0] > Image.open(images[0]).size[1]  # five panels side by side
 
 
-def test_evaluate_prints_and_writes_both_decoders(tiny_run, tmp_path):
-    ckpt = tiny_run / "checkpoints" / "last.ckpt"
+def test_evaluate_prints_and_writes_both_decoders(tiny_checkpoint, tmp_path, capsys):
+    from depth_lightning.evaluate import evaluate
+
     out = tmp_path / "eval.json"
-    proc = run_module(
-        "depth_lightning.evaluate",
-        f"ckpt_path={ckpt}",
+    cfg = composed_for(
+        "evaluate",
+        tmp_path / "eval",
+        f"ckpt_path={tiny_checkpoint}",
         f"output={out}",
         "+data.dataset.test_length=8",  # the frames training tested (debug=tiny: 2 batches of 4)
-        "hydra.run.dir=" + str(tmp_path / "eval"),
-        cwd=tmp_path,
     )
-    assert "soft" in proc.stdout and "hard" in proc.stdout and "abs_rel" in proc.stdout
+    evaluate(cfg)
+    printed = capsys.readouterr().out
+    assert "soft" in printed and "hard" in printed and "abs_rel" in printed
     metrics = json.loads(out.read_text())["test"]
     assert {"soft/abs_rel", "hard/abs_rel", "pixel_acc"} <= set(metrics)
     # the checkpoint's own test split and weights (test_checkpoint=last): the numbers training wrote
     # (under bf16 autocast where the CPU has it; evaluate runs float32)
-    trained = json.loads((tiny_run / "metrics.json").read_text())
+    trained = json.loads((tiny_checkpoint.parent.parent / "metrics.json").read_text())
     assert trained["tested_checkpoint"] == "last"
     for key in ("soft/abs_rel", "hard/abs_rel", "soft/d1", "soft/rmse"):
         assert metrics[key] == pytest.approx(trained["test"][key], rel=5e-3, abs=1e-3), key
@@ -78,24 +81,23 @@ def test_evaluate_prints_and_writes_both_decoders(tiny_run, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        # one per layer that can refuse a key (tests/test_config.py has the others, in-process)
+        # a key no config group has, in the model and in the data (tests/test_config.py: the other layers)
         (["model.net.bakbone=resnet18"], "bakbone"),
         (["data.heigth=64"], "heigth"),
     ],
 )
 def test_config_errors_fail_before_any_work(tmp_path, args, message):
-    proc = run_module(
-        "depth_lightning.train", *args, "hydra.run.dir=" + str(tmp_path / "run"), cwd=tmp_path, check=False, timeout=120
-    )
-    assert proc.returncode != 0
-    assert message in proc.stderr + proc.stdout
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match=message):  # Hydra composes no such key
+        train_here(tmp_path / "run", *args)
+    assert not (tmp_path / "run").exists()
 
 
 def test_bad_checkpoints_are_refused_clearly(tmp_path):
     import torch
 
-    from depth_lightning.checkpoint import CheckpointError, load_module
+    from depth_lightning.inference.checkpoint import load_module
 
     with pytest.raises(CheckpointError, match="no such file"):
         load_module(tmp_path / "absent.ckpt")
@@ -111,16 +113,7 @@ def test_fig7_confusion_belongs_to_the_validation_that_wrote_it(tmp_path):
     """One validation only (at the last step), K = 40 (no merging): the saved matrix's trace / sum is
     that validation's pixel accuracy."""
     run = tmp_path / "run"
-    run_module(
-        "depth_lightning.train",
-        "debug=tiny",
-        "model.net.num_bins=40",
-        "logger=csv",
-        "baselines=false",
-        f"hydra.run.dir={run}",
-        cwd=tmp_path,
-    )
-    results = json.loads((run / "metrics.json").read_text())
+    results = train_here(run, "debug=tiny", "model.net.num_bins=40", "logger=csv", "baselines=false")
     rows = [r for r in csv.DictReader(open(run / "csv" / "metrics.csv")) if r.get("val/pixel_acc")]
     assert len(rows) == 1  # a single validation
     counts = np.load(run / "confusion_val.npy")

@@ -10,12 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from depth_lightning import bootstrap
-from depth_lightning.metrics import METRIC_NAMES, SUMS, DepthMetrics, metrics_from_sums
-from depth_lightning.per_image import read_per_image_csv
-from depth_lightning.sparsification import FRACTIONS, Sparsification, ause, curves, summarise
+from depth_lightning.evaluation import bootstrap
+from depth_lightning.evaluation.metrics import METRIC_NAMES, SUMS, DepthMetrics, metrics_from_sums
+from depth_lightning.evaluation.per_image import read_per_image_csv
+from depth_lightning.evaluation.sparsification import FRACTIONS, Sparsification, ause, curves, summarise
 from experiments import report
-from tests.helpers import ROOT, SHARED, TINY_SWEEP_JOB, built, run_module
+from experiments.report.__main__ import main as report_main
+from tests.helpers import SHARED, TINY_SWEEP_JOB, built, composed_for, run_module, train_here
 
 REAL = SHARED / "realdata"
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real NYU/KITTI samples not present at {REAL}")
@@ -30,8 +31,7 @@ def _image_sums(n=40, seed=3):
         g = torch.from_numpy(rng.uniform(0.5, 9.5, (1, 12, 16))).float()
         p = g * torch.from_numpy(rng.lognormal(rng.normal(0, 0.1), 0.2, (1, 12, 16))).float()
         metric.update(p, g)
-    metric.compute()
-    return metric.last_rows
+    return metric.images()[1]
 
 
 # -- bootstrap ---------------------------------------------------------------------------------------
@@ -139,20 +139,18 @@ def test_per_image_csv_column_means_equal_the_table_and_every_number_has_its_int
     )
 
 
-def test_evaluate_writes_per_image_results_with_their_card_and_intervals(tiny_run, tmp_path):
-    proc = run_module(
-        "depth_lightning.evaluate",
-        f"ckpt_path={tiny_run / 'checkpoints' / 'last.ckpt'}",
-        f"output={tmp_path / 'eval_metrics.json'}",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        cwd=tmp_path,
-    )
+def test_evaluate_writes_per_image_results_with_their_card_and_intervals(tiny_checkpoint, tmp_path, capsys):
+    from depth_lightning.evaluate import evaluate
+
+    out = tmp_path / "eval_metrics.json"
+    evaluate(composed_for("evaluate", tmp_path / "run", f"ckpt_path={tiny_checkpoint}", f"output={out}"))
+    printed = capsys.readouterr().out
     evaluated = json.loads((tmp_path / "eval_metrics.json").read_text())
     card, rows = read_per_image_csv(tmp_path / "run" / "per_image.csv")  # in evaluate's own run folder
     assert evaluated["per_image"] == str(tmp_path / "run" / "per_image.csv")
     assert card == evaluated["protocol"] and len(rows) == evaluated["images"]
     low, high = evaluated["test_intervals"]["soft/abs_rel"]
-    assert f"{evaluated['test']['soft/abs_rel']:.4f} [{low:.4f}, {high:.4f}]" in proc.stdout  # the printed table
+    assert f"{evaluated['test']['soft/abs_rel']:.4f} [{low:.4f}, {high:.4f}]" in printed  # the printed table
     assert "constant/abs_rel" in evaluated["test"]  # baselines fitted on the training frames, scored beside
 
 
@@ -160,7 +158,8 @@ def test_evaluate_writes_per_image_results_with_their_card_and_intervals(tiny_ru
 @needs_real
 def test_kitti_garg_and_paper_regions_give_different_cards(tmp_path):
     from depth_lightning.config import build, compose_config
-    from depth_lightning.protocol import card_differences, protocol_key
+    from depth_lightning.evaluation.evaluator import evaluator_for
+    from depth_lightning.evaluation.protocol import card_differences, protocol_key
 
     root = REAL / "kitti" / "raw"
     listing = tmp_path / "eigen_test_files.txt"  # the frames of the real samples, in monodepth2's format
@@ -175,7 +174,8 @@ def test_kitti_garg_and_paper_regions_give_different_cards(tmp_path):
             "data.dataset.fill=none",
             f"data.protocol.region={region}",
         )
-        cards[region] = build(cfg.data, "data").protocol_card("test", (94, 310))
+        datamodule = build(cfg.data, "data")
+        cards[region] = evaluator_for(datamodule, "test").card(datamodule.build("test"), (94, 310))
     garg, paper = cards["garg"], cards["paper"]
     assert garg["region"]["original_frame"] == [375, 1242] and garg["list"]["lines"] == 3
     assert garg["region"]["box"] == [153, 371, 44, 1197]  # Garg et al.'s crop on the 375x1242 frame
@@ -186,26 +186,25 @@ def test_kitti_garg_and_paper_regions_give_different_cards(tmp_path):
 
 @pytest.fixture(scope="module")
 def seeds_sweep(tmp_path_factory) -> Path:
-    """Two variants x two seeds of the tiny ablation, one sweep (synthetic, CSV logger)."""
-    work = tmp_path_factory.mktemp("seeds")
-    run_module(
-        "depth_lightning.train",
-        "+experiment=synthetic_ablation",
-        "hydra/launcher=joblib",
-        "variant=full,no_concat",
-        "model.net.num_bins=20",
-        "seed=0,1",
-        *SWEEP_TINY,
-        f"hydra.sweep.dir={work / 'sweep'}",
-        "--multirun",
-        cwd=work,
-    )
-    return work / "sweep"
+    """Two variants x two seeds of the tiny ablation (synthetic, CSV logger), run in this process into
+    one folder as a sweep lays out its jobs (the sweep command itself: tests/test_sweeps.py)."""
+    sweep = tmp_path_factory.mktemp("seeds") / "sweep"
+    for variant in ("full", "no_concat"):
+        for seed in (0, 1):
+            overrides = [
+                "+experiment=synthetic_ablation",
+                f"variant={variant}",
+                "model.net.num_bins=20",
+                f"seed={seed}",
+            ]
+            train_here(sweep / f"{variant}-K20-seed{seed}", *overrides, *SWEEP_TINY)
+    return sweep
 
 
 @pytest.mark.slow
-def test_a_two_seed_sweep_reports_mean_std_and_n_and_paired_intervals(seeds_sweep, tmp_path):
-    proc = run_module("experiments.report", str(seeds_sweep), "--out", str(tmp_path / "report"), cwd=ROOT)
+def test_a_two_seed_sweep_reports_mean_std_and_n_and_paired_intervals(seeds_sweep, tmp_path, capsys):
+    assert report_main([str(seeds_sweep), "--out", str(tmp_path / "report")]) == 0
+    printed = capsys.readouterr().out
     result = report.build_report([seeds_sweep], tmp_path / "again")
     runs = {(r.variant, r.seed): json.loads((r.path / "metrics.json").read_text())["test"] for r in result["runs"]}
     assert set(runs) == {("full", 0), ("full", 1), ("no_concat", 0), ("no_concat", 1)}
@@ -214,7 +213,7 @@ def test_a_two_seed_sweep_reports_mean_std_and_n_and_paired_intervals(seeds_swee
     values = [runs[("full", s)]["soft/abs_rel"] for s in (0, 1)]
     assert full["n"] == 2 and full["abs_rel"] == pytest.approx(np.mean(values))
     assert full["std"]["abs_rel"] == pytest.approx(np.std(values, ddof=1))
-    assert f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f} (n=2)" in proc.stdout
+    assert f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f} (n=2)" in printed
     # paired: no concat - full and hard - soft, over both seeds, on the same 8 test images
     paired = {row["row"]: row for row in result["paired"]}
     assert set(paired) == {"No concat - full", "Hard-max - soft (full model)"}
@@ -224,32 +223,19 @@ def test_a_two_seed_sweep_reports_mean_std_and_n_and_paired_intervals(seeds_swee
     assert hard_soft["ours"]["abs_rel"] == pytest.approx(expected, rel=1e-9)
     low, high = hard_soft["ci"]["abs_rel"]
     assert low <= expected <= high and hard_soft["beyond_noise"]["abs_rel"] == (low > 0 or high < 0)
-    assert (
-        "paired differences on the same test images" in proc.stdout and "_Protocol: synthetic test split" in proc.stdout
-    )
-    assert (tmp_path / "report" / "sparsification.png").is_file() and "AUSE" in proc.stdout
+    assert "paired differences on the same test images" in printed and "_Protocol: synthetic test split" in printed
+    assert (tmp_path / "report" / "sparsification.png").is_file() and "AUSE" in printed
 
 
 @pytest.mark.slow
-def test_the_report_refuses_to_mix_protocols_unless_told(seeds_sweep, tmp_path):
+def test_the_report_refuses_to_mix_protocols_unless_told(seeds_sweep, tmp_path, capsys):
     other = tmp_path / "other"
-    run_module(
-        "depth_lightning.train",
-        "+experiment=synthetic_ablation",
-        "variant=full",
-        "model.net.num_bins=20",
-        "data.protocol.region=eigen_nyu",
-        *SWEEP_TINY,
-        f"hydra.run.dir={other}",
-        cwd=tmp_path,
-    )
-    proc = run_module(
-        "experiments.report", str(seeds_sweep), str(other), "--out", str(tmp_path / "r"), cwd=ROOT, check=False
-    )
-    assert proc.returncode == 2
-    assert (
-        "different evaluation protocols" in proc.stderr and "region" in proc.stderr and "--mix-protocols" in proc.stderr
-    )
+    overrides = ["+experiment=synthetic_ablation", "variant=full", "model.net.num_bins=20"]
+    train_here(other, *overrides, "data.protocol.region=eigen_nyu", *SWEEP_TINY)
+    capsys.readouterr()
+    assert report_main([str(seeds_sweep), str(other), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "different evaluation protocols" in err and "region" in err and "--mix-protocols" in err
     assert not (tmp_path / "r" / "report.md").exists()  # nothing half-written
     mixed = report.build_report([seeds_sweep, other], tmp_path / "r", mix_protocols=True)
     assert any("mixed on request" in p for p in mixed["problems"])
@@ -320,7 +306,7 @@ def test_the_check_fails_naming_a_depth_map_in_the_wrong_unit(tmp_path):
     path = root / "depth" / "sync_depth_00050.png"
     millimetres = np.array(Image.open(path))
     Image.fromarray((millimetres // 100).astype(np.uint16)).save(path)  # decimetres where millimetres belong
-    proc = _nyu_check(root, tmp_path)
+    proc = _nyu_check(root, tmp_path)  # the command: its exit code says FAILED
     assert proc.returncode == 1
     assert f"{path}): median depth" in proc.stdout and "another unit" in proc.stdout and "FAILED" in proc.stdout
 
@@ -337,7 +323,7 @@ def test_the_check_fails_naming_a_listed_file_that_is_missing(tmp_path, capsys):
 
 # -- training health -------------------------------------------------------------------------------------
 def test_a_model_that_outputs_a_constant_is_flagged_as_collapsed(caplog):
-    from depth_lightning.health import TrainingHealth
+    from depth_lightning.callbacks.health import TrainingHealth
 
     cfg, datamodule, module, _ = built("debug=tiny", "model.net.upsample=bilinear")
     classifier = module.net.head.classifier

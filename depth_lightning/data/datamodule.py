@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import lightning as L
 import numpy as np
@@ -11,11 +10,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from depth_lightning.data.frames import FrameDataset, collate_skipping_bad
-from depth_lightning.data.io import DataError
 from depth_lightning.data.samplers import EpochSampler, UnpaddedDistributedSampler
 from depth_lightning.data.splits import HoldOut
 from depth_lightning.data.transforms import PaperAugmentation
-from depth_lightning.protocol import EvalProtocol
+from depth_lightning.evaluation.protocol import EvalProtocol
+from depth_lightning.run.errors import DataError
 
 
 def _worker_init(worker_id: int) -> None:
@@ -48,13 +47,18 @@ class DepthDataModule(L.LightningDataModule):
         dataset: a dataset class with its own settings bound (a Hydra ``_partial_``), called with
             :class:`~depth_lightning.data.frames.FrameDataset`'s arguments for each split.
         name: the dataset's name in tables and reports.
-        height, width: the network's input size.
-        depth_min, depth_max: the depth range the bins span (the model reads them).
+        height: the network's input height.
+        width: the network's input width.
+        depth_min: the depth the bins start at (the model reads it).
+        depth_max: the depth the bins end at.
         augment: the training augmentation (Sec. 3.3), or None.
-        protocol: the evaluation protocol (:class:`~depth_lightning.protocol.EvalProtocol`).
-        val_fraction, val_max_frames: validation held out of the training list, by scene
-            (datasets with a validation list or split of their own ignore them).
-        batch_size, eval_batch_size, num_workers: the loaders.
+        protocol: the evaluation protocol (:class:`~depth_lightning.evaluation.protocol.EvalProtocol`).
+        val_fraction: the share of the training list's scenes held out for validation (datasets with
+            a validation list or split of their own ignore it).
+        val_max_frames: at most this many held-out frames, evenly spaced.
+        batch_size: the training loader's batch.
+        eval_batch_size: the validation and test loaders' batch.
+        num_workers: loader worker processes.
         skip_bad_samples: log and count unreadable samples instead of stopping.
         baseline_frames: training frames the baselines (median depth, position prior) are fitted on.
         seed: sample order, augmentation and the hold-out are pure functions of it.
@@ -152,15 +156,6 @@ class DepthDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
-
-    def protocol_card(self, split: str, output_size: tuple[int, int] | None) -> dict[str, Any]:
-        """The protocol card of results on ``split`` (:meth:`EvalProtocol.card`): the dataset's list
-        and ground truth, the region's box on an original frame (the split's first), the prediction's
-        resolution ``output_size``."""
-        self.setup({"test": "test", "val": "validate"}.get(split, "fit"))
-        dataset = self.datasets[split]
-        original = dataset.load(0)[1].shape[:2]
-        return self.protocol.card(self.name, split, dataset.source(), original, output_size)
 
     def training_depth_sample(self) -> np.ndarray:
         """Depth maps of the first ``baseline_frames`` training frames, unaugmented, for the baselines

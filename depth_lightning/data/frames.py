@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from depth_lightning.data.io import DataError
 from depth_lightning.data.splits import HoldOut
 from depth_lightning.data.transforms import PaperAugmentation
-from depth_lightning.protocol import EvalProtocol
+from depth_lightning.evaluation.protocol import EvalProtocol
+from depth_lightning.run.errors import DataError
 
 SPLITS = ("train", "val", "test")
 log = logging.getLogger(__name__)

@@ -8,13 +8,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from depth_lightning.files import save_atomic
+from depth_lightning.run.errors import DataError
+from depth_lightning.run.files import save_atomic
 
 log = logging.getLogger(__name__)
-
-
-class DataError(ValueError):
-    """A dataset file that is missing, corrupt or of the wrong format; the message names it."""
 
 
 def _decoded(path: Path, what: str) -> Image.Image:

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from depth_lightning.data.frames import FrameDataset, list_identity
-from depth_lightning.data.io import DataError, read_depth_png, read_rgb
+from depth_lightning.data.io import read_depth_png, read_rgb
 from depth_lightning.data.nyu import parse_list
+from depth_lightning.run.errors import DataError
 
 KITTI_URL = "https://www.cvlibs.net/datasets/kitti/raw_data.php"
 # Where a projected LiDAR point lands: ``round`` matches the official KITTI depth maps

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from depth_lightning.data.frames import FrameDataset, list_identity
-from depth_lightning.data.io import DataError, read_depth_png, read_rgb
+from depth_lightning.data.io import read_depth_png, read_rgb
+from depth_lightning.run.errors import DataError
 
 NYU_URL = "https://cs.nyu.edu/~fergus/datasets/nyu_depth_v2.html"
 log = logging.getLogger(__name__)

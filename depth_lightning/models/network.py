@@ -66,9 +66,16 @@ class DepthNet(nn.Module):
     """RGB ``(B,3,H,W)`` in [0, 1] -> logits over K log-depth bins ``(B,K,floor(H/2),floor(W/2))``.
 
     Args:
-        backbone, dilated, taps, pretrained: the trunk (:class:`ResNetBackbone`).
-        num_bins, d_min, d_max: the bins (:class:`LogDepthBins`).
-        fusion, dropout, upsample: the head (:class:`FusionHead`).
+        backbone: the trunk's ResNet (:class:`ResNetBackbone`).
+        dilated: stages 3 and 4 dilated (2, 4) instead of strided (Sec. 3.1).
+        taps: where L1..L4 are taken from the trunk.
+        pretrained: ``imagenet``, ``none`` or a weights file for the trunk.
+        num_bins: K, the bins' count (:class:`LogDepthBins`).
+        d_min: the first bin centre's depth (metres).
+        d_max: the last bin centre's depth (metres).
+        fusion: concatenate L1..L4 (hierarchical fusion, :class:`FusionHead`), else L4 alone.
+        dropout: the head's dropout rate.
+        upsample: ``learned`` (the 8x8 stride-4 deconvolution) or ``bilinear`` (fixed).
         normalize: ``imagenet`` standardises the input as ImageNet weights expect; ``auto`` does so
             when the trunk starts from pretrained weights; ``none``.
         freeze_bn: the backbone's BatchNorm layers normalise with their (pretrained) running

@@ -1,0 +1,269 @@
+"""The evaluation engine: one object scores predictions against the ground truth under a protocol and
+owns every number that comes out of it, with detectron2's shape: ``reset() / process(batch, outputs)
+/ evaluate() -> EvaluationResult``.
+
+Training's validation and test (through :class:`~depth_lightning.module.DepthModule`), ``evaluate``
+and ``score`` all drive an :class:`Evaluator`; what it returns holds the final values, the per-image
+record the intervals resample, the frames left out and the protocol card. Under every cap of the
+protocol it scores each prediction it is given (the two decoders of the paper's model, or another
+method's saved maps) and the baselines it holds (maps that see no image: the best constant, the
+position prior), on the same pixels; with the model's uncertainty it also scores its sparsification,
+and with the bin labels the pixel accuracy of Table 4.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from depth_lightning.evaluation import bootstrap
+from depth_lightning.evaluation.metrics import METRIC_NAMES, DepthMetrics, ImageRows, aggregate
+from depth_lightning.evaluation.per_image import PerImageRecord
+from depth_lightning.evaluation.protocol import EvalProtocol
+from depth_lightning.evaluation.sparsification import Sparsification
+from depth_lightning.models.bins import DECODERS, IGNORE_INDEX
+from depth_lightning.run.errors import DataError
+
+if TYPE_CHECKING:
+    from depth_lightning.data.frames import FrameDataset
+
+log = logging.getLogger(__name__)
+SPLIT_NAMES = {"val": "validation", "test": "test"}
+
+
+@dataclass
+class EvaluationResult:
+    """Everything one evaluation found.
+
+    ``values``: float64 numbers keyed as they are logged under the split (``soft/abs_rel``,
+    ``cap50/hard/rmse``, ``constant/d1``; the headline prediction's metrics also bare, ``abs_rel``;
+    ``pixel_acc``; ``soft/ause_rmse``). ``record``: each image's sums, bin hits and sparsification
+    curves. ``images``: images scored under the headline cap. ``empty_frames``: the frames left out for
+    want of a valid ground-truth pixel, described. ``card``: the protocol card (when the evaluation
+    keeps per-image results and knows its frames)."""
+
+    split: str
+    dataset: str
+    scored: tuple[str, ...]
+    values: dict[str, float]
+    record: PerImageRecord
+    images: int
+    empty_frames: list[str] = field(default_factory=list)
+    card: dict[str, Any] | None = None
+
+    def intervals(self, settings: Mapping[str, Any] | None = None) -> dict[str, list[float]]:
+        """The bootstrap interval over images of every number (``intervals`` settings of a config)."""
+        method = bootstrap.settings(settings)
+        return self.record.intervals(method["resamples"], method["seed"], method["level"])
+
+    def pixels(self, name: str) -> int:
+        """Valid ground-truth pixels ``name`` was scored on under the headline cap."""
+        return int(self.record.sums[name][1][:, 0].sum())
+
+
+class Evaluator(nn.Module):
+    """Scores predictions on a split under ``protocol``.
+
+    Args:
+        protocol: region, depth range, caps and aggregation.
+        split: ``val`` or ``test``, for messages and the card.
+        dataset: the dataset's name, for messages, tables and the card.
+        predictions: the names of the depth maps each batch brings (the model's decoders, or
+            ``predictions`` for another method's maps).
+        headline: the prediction whose metrics are also reported bare (``abs_rel``); default: the first.
+        num_bins: the model's K: also score the pixel accuracy of the bin labels (Table 4).
+        per_image: keep what a test reports per image: bin hits, the uncertainty's sparsification
+            (for the decoders, when the outputs hold ``uncertainty``), frame names and the card.
+        baselines: depth maps scored beside the predictions, on the same pixels (fitted at the input
+            size; brought to the predictions' size with area interpolation, then scored like them).
+    """
+
+    def __init__(
+        self,
+        protocol: EvalProtocol,
+        split: str = "test",
+        dataset: str = "the data",
+        predictions: Sequence[str] = DECODERS,
+        headline: str | None = None,
+        num_bins: int | None = None,
+        per_image: bool = True,
+        baselines: Mapping[str, Any] | None = None,
+        ignore_index: int = IGNORE_INDEX,
+    ) -> None:
+        super().__init__()
+        self.protocol, self.split, self.dataset = protocol, split, dataset
+        self.predictions = tuple(predictions)
+        self.headline = headline or self.predictions[0]
+        if self.headline not in self.predictions:
+            raise ValueError(f"the headline {self.headline!r} is not one of the predictions {self.predictions}")
+        self.baselines = {name: torch.as_tensor(m).float()[None, None] for name, m in (baselines or {}).items()}
+        scored = (*self.predictions, *self.baselines)
+        self.metrics = nn.ModuleList(
+            nn.ModuleDict({n: DepthMetrics(protocol.min_depth, cap, mode=protocol.aggregation) for n in scored})
+            for cap in protocol.caps
+        )
+        self.per_image = per_image
+        decoders = [d for d in DECODERS if d in self.predictions] if per_image else []
+        self.sparsification = nn.ModuleDict({d: Sparsification() for d in decoders})
+        self.ignore_index = ignore_index
+        self.pixel_acc = MulticlassAccuracy(num_bins, average="micro", ignore_index=ignore_index) if num_bins else None
+        self.bin_hits = ImageRows() if num_bins and per_image else None
+        self.output_size: tuple[int, int] | None = None
+        self.result: EvaluationResult | None = None  # of the last evaluate(): what a caller reads after a Trainer ran
+        self._seen = 0
+
+    def reset(self) -> None:
+        """Forget every batch processed."""
+        for metric in self.modules():
+            if metric is not self and hasattr(metric, "reset"):
+                metric.reset()
+        self._seen, self.output_size = 0, None
+
+    @torch.no_grad()
+    def process(self, batch: Mapping[str, Any], outputs: Mapping[str, Tensor]) -> None:
+        """Score one batch.
+
+        ``batch``: ``depth`` (B,H,W) in metres at the frames' resolution, optionally ``eval_mask``
+        (B,H,W: the protocol's region of each frame) and ``index`` (B,: the images' ids; default: the
+        order of arrival). ``outputs``: a (B,h,w) depth map per name of ``predictions``; optionally
+        ``uncertainty`` (B,h,w), and ``bin`` with ``labels`` (B,h,w) for the bin-label accuracy."""
+        depth = batch["depth"]
+        predictions = {name: outputs[name] for name in self.predictions}
+        self.output_size = tuple(predictions[self.headline].shape[-2:])
+        predictions.update(self._baseline_predictions(depth.shape[0], self.output_size, depth.device))
+        ids = batch.get("index")
+        if ids is None:  # batches built by hand: images in order of arrival
+            ids = torch.arange(self._seen, self._seen + depth.shape[0])
+        self._seen += depth.shape[0]
+        for i, metrics in enumerate(self.metrics):
+            # the ground truth prepared once per cap, for every prediction scored against it
+            target = metrics[self.headline].prepare(depth, batch.get("eval_mask"))
+            for name, pred in predictions.items():
+                metrics[name].update(pred, target, ids=ids)
+            if i == 0 and "uncertainty" in outputs:
+                for decoder, curves in self.sparsification.items():
+                    curves.update(outputs[decoder], outputs["uncertainty"], target, ids)
+        if self.pixel_acc is not None and "bin" in outputs:
+            self._score_bins(outputs["bin"], outputs["labels"], ids)
+
+    def _score_bins(self, bins: Tensor, labels: Tensor, ids: Tensor) -> None:
+        self.pixel_acc.update(bins, labels)
+        if self.bin_hits is not None:
+            labelled = labels != self.ignore_index
+            hits = ((bins == labels) & labelled).flatten(1).sum(1)
+            self.bin_hits.update(torch.stack([hits, labelled.flatten(1).sum(1)], 1).double(), ids)
+
+    def _baseline_predictions(self, batch: int, size: tuple[int, int], device: torch.device) -> dict[str, Tensor]:
+        out = {}
+        for name, map_ in self.baselines.items():
+            if tuple(map_.shape[-2:]) != size:
+                self.baselines[name] = map_ = F.interpolate(map_, size=size, mode="area")
+            out[name] = map_.to(device)[:, 0].expand(batch, *size)
+        return out
+
+    def evaluate(self, frames: FrameDataset | None = None) -> EvaluationResult:
+        """Every number of the batches processed since :meth:`reset`, gathered from every process.
+        ``frames``: the split's dataset, which names the images (frame, list line; the frames left out)
+        and gives the protocol card its source."""
+        record = PerImageRecord(self.protocol.aggregation)
+        values: dict[str, float] = {}
+        for i, metrics in enumerate(self.metrics):
+            prefix = self.protocol.prefix(i)
+            for name, metric in metrics.items():
+                ids, sums = metric.images()
+                if i == 0 and len(ids) == 0:
+                    raise self._nothing_to_score(metric)
+                record.sums[f"{prefix}{name}"] = (ids, sums)
+                if len(ids):
+                    for key, value in aggregate(torch.from_numpy(sums), self.protocol.aggregation).items():
+                        values[f"{prefix}{name}/{key}"] = float(value)
+        values.update({m: values[f"{self.headline}/{m}"] for m in METRIC_NAMES})
+        if self.pixel_acc is not None:  # every process takes part in the sum, also one that saw no batch
+            values["pixel_acc"] = float(self.pixel_acc.compute())
+        if self.bin_hits is not None:
+            record.bin_hits = self.bin_hits.compute()
+        for decoder, curves in self.sparsification.items():
+            record.sparsification[decoder] = curves.compute()
+            values.update({f"{decoder}/{k}": v for k, v in record.ause(decoder).items()})
+        empty = self._left_out(frames)
+        images = len(record.sums[self.headline][0])
+        card = None
+        if self.per_image:
+            self._name_images(record, frames)
+            card = self.card(frames, None, images, len(empty)) if frames is not None else None
+        scored = (*self.predictions, *self.baselines)
+        self.result = EvaluationResult(self.split, self.dataset, scored, values, record, images, empty, card)
+        return self.result
+
+    def _nothing_to_score(self, metric: DepthMetrics) -> DataError:
+        return DataError(
+            f"{SPLIT_NAMES.get(self.split, self.split)} split of {self.dataset}: no image holds a valid ground-truth "
+            f"pixel ({len(metric.empty_images())} image(s) scored, every one empty under {metric.min_depth} < depth < "
+            f"{metric.max_depth} and its region): there is nothing to score; check its depth files, their unit, and "
+            "data.protocol"
+        )
+
+    def _left_out(self, frames: FrameDataset | None) -> list[str]:
+        """Name the frames left out for want of a valid ground-truth pixel (headline cap)."""
+        ids = self.metrics[0][self.headline].empty_images()
+        names = [frames.describe(i) if frames is not None else f"sample {i}" for i in ids]
+        if names:
+            log.warning(
+                "%s: %d frame(s) without a valid ground-truth pixel, left out of the metrics: %s",
+                self.split,
+                len(names),
+                "; ".join(names[:10]) + (" ..." if len(names) > 10 else ""),
+            )
+        return names
+
+    @staticmethod
+    def _name_images(record: PerImageRecord, frames: FrameDataset | None) -> None:
+        for i in record.image_ids():
+            record.frames[i] = frames.frame_name(i) if frames is not None else f"{i:05d}"
+            record.lines[i] = frames.list_line(i) if frames is not None else None
+
+    def card(
+        self,
+        frames: FrameDataset,
+        output: tuple[int, int] | None = None,
+        evaluated: int | None = None,
+        left_out: int | None = None,
+    ) -> dict[str, Any]:
+        """The protocol card of results on ``frames`` (:meth:`EvalProtocol.card`): the split's list and
+        ground truth, the region's box on an original frame (the split's first), the predictions'
+        resolution (``output``, default: that of the batches processed), and how many frames were
+        evaluated and left out."""
+        original = frames.load(0)[1].shape[:2]
+        resolution = output or self.output_size
+        card = self.protocol.card(self.dataset, self.split, frames.source(), original, resolution)
+        if evaluated is not None:
+            card["frames_evaluated"], card["frames_left_out"] = evaluated, left_out
+        return card
+
+
+def evaluator_for(
+    datamodule: Any,
+    split: str,
+    num_bins: int | None = None,
+    headline: str = "soft",
+    baselines: Mapping[str, np.ndarray] | None = None,
+) -> Evaluator:
+    """The evaluator of ``split`` of a :class:`~depth_lightning.data.DepthDataModule` (or of the default
+    protocol when there is none): both decoders; per-image results on the test split."""
+    return Evaluator(
+        getattr(datamodule, "protocol", None) or EvalProtocol(),
+        split=split,
+        dataset=getattr(datamodule, "name", "the data"),
+        headline=headline,
+        num_bins=num_bins,
+        per_image=split == "test",
+        baselines=baselines,
+    )

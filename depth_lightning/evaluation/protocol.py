@@ -1,0 +1,160 @@
+"""Evaluation protocols: which pixels count, in which depth range, under which caps.
+
+The single owner of each dataset's protocol. A region is defined on the *original* frame (the
+480x640 NYU frame, the ~375x1242 KITTI frame) and cut once, by the dataset, to the part of the frame
+it keeps; the model, both decoders and the baselines are all scored through the same mask. Each cap
+is a maximum depth: ground truth beyond it is left out and predictions are clipped to it, as the
+field's evaluation code does (BTS, monodepth2).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from depth_lightning.evaluation.metrics import AGGREGATIONS, DEFINITIONS
+
+# Region name -> what it keeps, for error messages and the README.
+REGIONS = {
+    "full": "the whole frame",
+    "eigen_nyu": "NYU's Eigen crop: rows 45:471, cols 41:601 of the 480x640 frame (scaled for other sizes)",
+    "garg": "KITTI's Garg crop: rows 0.408-0.992 H, cols 0.036-0.964 W (the field's KITTI protocol)",
+    "eigen": "KITTI's Eigen crop: rows 0.332-0.914 H, cols 0.036-0.964 W",
+    "paper": "KITTI as in Li et al. Sec. 4.2: the lower 256 rows, the full width",
+}
+# Li et al. Sec. 4.2: "the lower crop of the image of size 256 x 1242".
+PAPER_KITTI_ROWS = 256
+
+
+def region_mask(region: str, height: int, width: int) -> np.ndarray:
+    """Boolean ``(height, width)`` mask of ``region`` on an original frame of that size."""
+    if region not in REGIONS:
+        raise ValueError(f"data.protocol.region={region!r} is unknown; allowed: {', '.join(REGIONS)}")
+    mask = np.zeros((height, width), dtype=bool)
+    if region == "full":
+        mask[:] = True
+    elif region == "eigen_nyu":
+        sy, sx = height / 480, width / 640
+        mask[round(45 * sy) : round(471 * sy), round(41 * sx) : round(601 * sx)] = True
+    elif region == "paper":
+        mask[max(0, height - PAPER_KITTI_ROWS) :] = True
+    else:  # garg / eigen, as fractions of the frame, the way peers compute them
+        top, bottom = (0.40810811, 0.99189189) if region == "garg" else (0.3324324, 0.91351351)
+        mask[int(top * height) : int(bottom * height), int(0.03594771 * width) : int(0.96405229 * width)] = True
+    return mask
+
+
+def region_box(region: str, height: int, width: int) -> list[int]:
+    """``[top, bottom, left, right]`` of ``region`` on an original frame of that size (rows top:bottom)."""
+    rows, cols = np.nonzero(region_mask(region, height, width))
+    return [int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1]
+
+
+# Card entries that say where this machine keeps a file, not how the numbers were made.
+_LOCAL = ("file", "frames_evaluated", "frames_left_out")
+
+
+def protocol_key(card: dict[str, Any]) -> str:
+    """What must agree for two results to share a table: the card without file locations and counts."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in _LOCAL}
+        return value
+
+    return json.dumps(strip(card), sort_keys=True)
+
+
+def card_differences(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
+    """The entries in which two protocol cards differ, as ``key: a != b``."""
+    a, b = json.loads(protocol_key(first)), json.loads(protocol_key(second))
+    return [f"{k}: {a.get(k)!r} != {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    """How a dataset is evaluated.
+
+    Args:
+        region: one of :data:`REGIONS`, on the original frame.
+        min_depth: ground truth at or below it is invalid; predictions are clipped up to it.
+        caps: maximum depths; every evaluation reports each. The first is the headline
+            (``test/soft/abs_rel``), the others are logged as ``test/cap<c>/soft/abs_rel``.
+        aggregation: ``per_image`` (each image's metric, then the mean: the field's convention) or
+            ``pooled`` (all valid pixels of all images at once).
+    """
+
+    region: str = "full"
+    min_depth: float = 1e-3
+    caps: tuple[float, ...] = (10.0,)
+    aggregation: str = "per_image"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "caps", tuple(float(c) for c in self.caps))
+        region_mask(self.region, 1, 1)  # validates the name
+        if not self.caps:
+            raise ValueError("data.protocol.caps must hold at least one maximum depth")
+        if any(not self.min_depth < c for c in self.caps) or self.min_depth < 0:
+            raise ValueError(f"data.eval: need 0 <= min_depth < every cap, got {self.min_depth} and {self.caps}")
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"data.protocol.aggregation={self.aggregation!r} is unknown; allowed: {AGGREGATIONS}")
+
+    def prefix(self, cap_index: int) -> str:
+        """Metric-key prefix of cap ``cap_index``: ``""`` for the headline, ``"cap50/"`` for the others."""
+        return "" if cap_index == 0 else f"cap{self.caps[cap_index]:g}/"
+
+    def card(
+        self,
+        dataset: str,
+        split: str,
+        source: dict[str, Any],
+        original: tuple[int, int],
+        output: tuple[int, int] | None,
+    ) -> dict[str, Any]:
+        """The protocol card of a result: what produced the numbers, in full (``source``: the split's
+        list and ground truth, from the dataset; ``original``: a frame's size before any crop;
+        ``output``: the prediction's resolution)."""
+        h, w = original
+        return {
+            "dataset": dataset,
+            "split": split,
+            **source,
+            "region": {
+                "name": self.region,
+                "what": REGIONS[self.region],
+                "box": region_box(self.region, h, w),
+                "original_frame": [h, w],
+            },
+            "depth_range": [self.min_depth, self.caps[0]],
+            "caps": list(self.caps),
+            "prediction": {
+                "resolution": list(output) if output else None,
+                "to_ground_truth": "depth upsampled bilinearly to each frame's ground-truth resolution, clipped "
+                "to [min_depth, cap]; ground truth valid where min_depth < g < cap, finite, inside the region",
+            },
+            "aggregation": self.aggregation,
+            "metrics": DEFINITIONS,
+        }
+
+    def mask(self, original: tuple[int, int], box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """The region of a frame of ``original`` size, cut to ``box`` = (top, bottom, left, right) when
+        the dataset keeps only that part of the frame."""
+        return _cut(_cached_mask(self.region, *original), box)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_mask(region: str, height: int, width: int) -> np.ndarray:
+    mask = region_mask(region, height, width)
+    mask.flags.writeable = False  # shared by every frame of that size
+    return mask
+
+
+def _cut(mask: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
+    if box is None:
+        return mask
+    top, bottom, left, right = box
+    return mask[top:bottom, left:right]

@@ -1,0 +1,162 @@
+"""The package shows its design: subpackages, no import cycle, thin entry points that never import one
+another, a template-size LightningModule, short functions, checkpoints of the old layout still load."""
+
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.helpers import ROOT
+
+PACKAGE = ROOT / "depth_lightning"
+ENTRY_POINTS = {"train", "evaluate", "predict", "score", "check", "export", "prepare"}
+TOP_LEVEL = ENTRY_POINTS | {"module", "config", "__init__"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def imports(path: Path, known: set[str]) -> set[str]:
+    """The package's modules ``path`` imports, anywhere in the file (function-level imports included):
+    ``from depth_lightning.x import y`` is the module ``x.y`` when it is one, else ``x``."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {
+                f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module for a in node.names
+            }
+    return found & known
+
+
+def graph() -> dict[str, set[str]]:
+    known = set(modules())
+    return {name: imports(path, known) - {name} for name, path in modules().items()}
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_import_graph_has_no_cycle_and_the_cycle_finder_finds_one():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    edges = graph()
+    assert "depth_lightning.evaluation.evaluator" in edges["depth_lightning.module"]  # the graph is real
+    assert find_cycle(edges) is None, find_cycle(edges)
+
+
+def test_only_entry_points_the_module_and_the_config_sit_at_the_top_and_no_entry_point_imports_another():
+    top = {p.stem for p in PACKAGE.glob("*.py")}
+    assert top == TOP_LEVEL, top ^ TOP_LEVEL
+    entry = {f"depth_lightning.{e}" for e in ENTRY_POINTS}
+    for name, targets in graph().items():
+        assert not targets & entry, f"{name} imports the entry point(s) {targets & entry}"
+
+
+def test_the_error_types_are_a_leaf_module():
+    assert graph()["depth_lightning.run.errors"] == set()
+
+
+def test_the_lightning_module_is_of_template_size():
+    assert len((PACKAGE / "module.py").read_text().splitlines()) <= 180
+
+
+def long_functions(root: Path, most: int = 60) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > most:
+                    found.append(f"{path}:{node.lineno} {node.name} ({lines} lines)")
+    return found
+
+
+def test_no_function_is_over_60_lines(tmp_path):
+    (tmp_path / "long.py").write_text("def f():\n" + "    x = 1\n" * 60 + "\n\ndef g():\n" + "    x = 1\n" * 59)
+    assert [f.rsplit(" ", 3)[-3:] for f in long_functions(tmp_path)] == [["f", "(61", "lines)"]]  # g: 60 lines
+    assert long_functions(PACKAGE) + long_functions(ROOT / "experiments") == []
+
+
+def test_every_config_target_and_the_architecture_page_name_real_code():
+    from hydra.utils import get_object
+
+    targets = set()
+    for path in (ROOT / "conf").rglob("*.yaml"):
+        for line in path.read_text().splitlines():
+            if line.strip().startswith("_target_:"):
+                targets.add(line.split(":", 1)[1].split("#")[0].strip())
+    assert len(targets) > 15
+    for target in sorted(targets):
+        get_object(target)  # raises when a config names code that moved away
+    named = modules_named_in((ROOT / "docs" / "architecture.md").read_text())
+    files = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p.name not in ("__init__.py", "__main__.py")}
+    assert files <= named, f"docs/architecture.md does not name {sorted(files - named)}"
+
+
+def modules_named_in(page: str) -> set[str]:
+    """The files the package tree of the architecture page names: ``evaluation/metrics.py``, ``train.py``..."""
+    tree = page.split("```")[1]
+    named, package = set(), ""
+    for line in tree.splitlines():
+        depth = len(line) - len(line.lstrip())
+        words = line.strip().split("  ")[0].split()
+        if depth == 2:
+            package = words[0] if words and words[0].endswith("/") and len(words) == 1 else ""
+        files = [w for w in words if w.endswith(".py")]
+        named |= {f"{package if depth > 2 else ''}{f}" for f in files}
+    return named
+
+
+@pytest.fixture
+def old_layout_checkpoint(tiny_checkpoint, tmp_path):
+    """The tiny checkpoint rewritten as depth_lightning wrote it before the subpackages: the protocol and
+    the schedules named at their old paths."""
+    ckpt = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
+    hp = ckpt["hyper_parameters"]
+    hp["scheduler"]["_target_"] = hp["scheduler"]["_target_"].replace(
+        "depth_lightning.models.schedules.", "depth_lightning.schedules."
+    )
+    hp["data"]["protocol"]["_target_"] = "depth_lightning.protocol.EvalProtocol"
+    path = tmp_path / "old.ckpt"
+    torch.save(ckpt, path)
+    return path
+
+
+def test_a_checkpoint_of_the_old_layout_loads_and_rebuilds_its_data(old_layout_checkpoint):
+    from depth_lightning.config import build
+    from depth_lightning.evaluation.protocol import EvalProtocol
+    from depth_lightning.inference.checkpoint import load_module
+
+    module = load_module(old_layout_checkpoint)
+    assert module.hparams.scheduler["_target_"].startswith("depth_lightning.models.schedules.")
+    datamodule = build(dict(module.hparams.data), "data")  # what evaluate does with a checkpoint's data
+    assert isinstance(datamodule.protocol, EvalProtocol)
+    optimizer = torch.optim.SGD(module.parameters(), lr=1.0)
+    build(module.hparams.scheduler, "model.scheduler")(optimizer=optimizer)  # the schedule rebuilds too

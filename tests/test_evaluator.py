@@ -1,0 +1,114 @@
+"""The evaluation engine: one Evaluator owns every number from the batch to the table, and training's
+test, ``evaluate`` and ``score`` drive it alike."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from depth_lightning.config import build
+from depth_lightning.evaluation.evaluator import Evaluator, evaluator_for
+from depth_lightning.evaluation.metrics import METRIC_NAMES, DepthMetrics
+from depth_lightning.evaluation.per_image import read_sums
+from depth_lightning.evaluation.protocol import EvalProtocol
+from depth_lightning.run.errors import DataError
+from tests.helpers import composed_for
+
+
+def _batches(n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        g = torch.from_numpy(rng.uniform(0.5, 60.0, (2, 24, 32))).float()
+        g[0, :3] = 0  # invalid rows
+        pred = g.clamp_min(1) * torch.from_numpy(rng.lognormal(0, 0.2, (2, 24, 32))).float()
+        out.append(({"depth": g, "index": torch.tensor([2 * i, 2 * i + 1])}, pred[:, ::2, ::2]))
+    return out
+
+
+def test_the_evaluator_scores_each_prediction_under_every_cap_as_the_metric_does():
+    protocol = EvalProtocol("full", caps=(80.0, 50.0))
+    evaluator = Evaluator(protocol, predictions=["soft", "hard"], per_image=False)
+    references = {cap: DepthMetrics(1e-3, cap) for cap in protocol.caps}
+    for batch, pred in _batches():
+        evaluator.process(batch, {"soft": pred, "hard": pred * 1.1})
+        for metric in references.values():
+            metric.update(pred, batch["depth"], ids=batch["index"])
+    result = evaluator.evaluate()
+    for cap, prefix in ((80.0, ""), (50.0, "cap50/")):
+        expected = references[cap].compute()
+        for name in METRIC_NAMES:
+            assert result.values[f"{prefix}soft/{name}"] == float(expected[name]), (cap, name)
+    assert result.values["abs_rel"] == result.values["soft/abs_rel"]  # the headline, bare
+    assert result.values["hard/abs_rel"] != result.values["soft/abs_rel"]
+    assert result.images == 6 and result.pixels("soft") == result.pixels("hard")
+    assert result.pixels("cap50/soft") < result.pixels("soft")  # the far pixels are left out at 50 m
+    evaluator.reset()  # forgets everything: the same batches give the same numbers again
+    for batch, pred in _batches():
+        evaluator.process(batch, {"soft": pred, "hard": pred * 1.1})
+    assert evaluator.evaluate().values == result.values
+
+
+def test_baselines_are_scored_on_the_predictions_pixels_at_their_resolution():
+    maps = {"constant": np.full((24, 32), 5.0)}
+    evaluator = Evaluator(EvalProtocol("full", caps=(80.0,)), predictions=["soft"], baselines=maps, per_image=False)
+    for batch, pred in _batches():
+        evaluator.process(batch, {"soft": pred})
+    result = evaluator.evaluate()
+    assert result.scored == ("soft", "constant") and result.pixels("constant") == result.pixels("soft")
+    reference = DepthMetrics(1e-3, 80.0)  # a 5 m constant, brought to the 12x16 output, then upsampled
+    for batch, pred in _batches():
+        reference.update(torch.full_like(pred, 5.0), batch["depth"], ids=batch["index"])
+    assert result.values["constant/abs_rel"] == pytest.approx(float(reference.compute()["abs_rel"]), rel=1e-12)
+
+
+def test_an_evaluation_without_a_valid_pixel_names_the_split_and_the_dataset():
+    evaluator = Evaluator(EvalProtocol("full", caps=(10.0,)), split="val", dataset="nyu_sync", predictions=["soft"])
+    evaluator.process({"depth": torch.zeros(2, 4, 4)}, {"soft": torch.ones(2, 4, 4)})
+    with pytest.raises(DataError, match=r"validation split of nyu_sync: no image holds a valid.*2 image\(s\) scored"):
+        evaluator.evaluate()
+
+
+@pytest.mark.slow
+def test_training_evaluate_and_score_give_identical_per_image_rows_for_the_same_predictions(tiny_checkpoint, tmp_path):
+    """The same checkpoint's predictions on the same 8 test frames, through the three entry points."""
+    import lightning as L
+
+    from depth_lightning.evaluate import evaluate
+    from depth_lightning.inference.checkpoint import load_module
+    from depth_lightning.score import score_and_record
+
+    eight = ["+data.dataset.test_length=8", "baselines=false"]
+    module = load_module(tiny_checkpoint)
+    data = {**module.hparams.data, "height": 64, "width": 96}
+    data["dataset"] = {**data["dataset"], "test_length": 8}
+    datamodule = build(data, "data")
+    # 1. training's test: the module drives an Evaluator under the Trainer
+    evaluator = evaluator_for(datamodule, "test", module.bins.num_bins, module.hparams.decoder)
+    module.evaluate_with(test=evaluator)
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    trained = evaluator.result.record.sums
+    # 2. evaluate
+    evaluate(composed_for("evaluate", tmp_path / "eval", f"ckpt_path={tiny_checkpoint}", *eight))
+    _, evaluated = read_sums(tmp_path / "eval")
+    # 3. score: the model's soft depth, saved at each frame's size as another method would save it
+    folder = tmp_path / "predictions"
+    folder.mkdir()
+    frames = datamodule.datasets["test"]
+    with torch.no_grad():
+        for batch in datamodule.test_dataloader():  # the batches the test saw: float32 results depend on them
+            soft = module.bins.decode(module(batch["image"]))["soft"]
+            full = F.interpolate(soft[:, None], size=batch["depth"].shape[-2:], mode="bilinear", align_corners=False)
+            for i, depth in zip(batch["index"].tolist(), full[:, 0], strict=True):
+                np.save(folder / f"{frames.frame_name(i)}.npy", depth.numpy())
+    score_args = [f"predictions={folder}", "data=synthetic", "data.height=64", "data.width=96"]
+    score_args.append("data.dataset.test_length=8")
+    score_and_record(composed_for("score", tmp_path / "score", *score_args, f"output={tmp_path / 's.json'}"))
+    _, scored = read_sums(tmp_path / "score")
+    assert len(trained["soft"][0]) == 8
+    for key in ("soft", "hard"):
+        np.testing.assert_array_equal(trained[key][0], evaluated[key][0])
+        np.testing.assert_array_equal(trained[key][1], evaluated[key][1])  # bit for bit
+    np.testing.assert_array_equal(trained["soft"][0], scored["predictions"][0])
+    np.testing.assert_array_equal(trained["soft"][1], scored["predictions"][1])

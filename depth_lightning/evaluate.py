@@ -81,13 +81,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         # per_image.csv & co. in the run's own folder: never overwritten by another evaluation
         found = record_test(evaluator.result, Path(cfg.paths.output_dir), cfg.get("intervals"), title)
         metrics.update(found.pop("test_values"))
-        summary = {
-            "ckpt_path": str(cfg.ckpt_path),
-            "data": datamodule.name,
-            "input_size": [data["height"], data["width"]],
-        }
-        summary.update(test=metrics, images=evaluator.result.images, world_size=trainer.world_size, **found)
-        write_json(out, summary)
+        write_json(
+            out,
+            {
+                "ckpt_path": str(cfg.ckpt_path),
+                "data": datamodule.name,
+                "input_size": [data["height"], data["width"]],
+                "test": metrics,
+                "images": evaluator.result.images,
+                "world_size": trainer.world_size,
+                **found,
+            },
+        )
         print(f"written: {out}")
     return metrics
 

@@ -38,8 +38,8 @@ def imports(path: Path, known: set[str]) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
-    known = set(modules())
-    return {name: imports(path, known) - {name} for name, path in modules().items()}
+    found = modules()
+    return {name: imports(path, set(found)) - {name} for name, path in found.items()}
 
 
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:

@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from depth_lightning.evaluation import bootstrap
 from depth_lightning.evaluation.metrics import METRIC_NAMES, DepthMetrics, ImageRows, aggregate
 from depth_lightning.evaluation.per_image import PerImageRecord
 from depth_lightning.evaluation.protocol import EvalProtocol
@@ -59,9 +58,9 @@ class EvaluationResult:
     empty_frames: list[str] = field(default_factory=list)
     card: dict[str, Any] | None = None
 
-    def intervals(self, settings: Mapping[str, Any] | None = None) -> dict[str, list[float]]:
-        """The bootstrap interval over images of every number (``intervals`` settings of a config)."""
-        method = bootstrap.settings(settings)
+    def intervals(self, method: Mapping[str, Any]) -> dict[str, list[float]]:
+        """The bootstrap interval over images of every number, under ``method``: a config's
+        ``intervals`` as :func:`~depth_lightning.evaluation.bootstrap.settings` checked them."""
         return self.record.intervals(method["resamples"], method["seed"], method["level"])
 
     def pixels(self, name: str) -> int:

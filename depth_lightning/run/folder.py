@@ -12,6 +12,7 @@ from typing import Any
 from depth_lightning.run.errors import RunFolderBusy
 
 LOCK_NAME = ".run.lock"
+RESULTS_FILE = "metrics.json"  # the run's record (depth_lightning.run.record)
 
 
 def is_first_process() -> bool:
@@ -76,7 +77,7 @@ def wandb_run_id(folder: str | Path) -> str | None:
 def read_status(folder: str | Path, status: str) -> dict[str, Any] | None:
     """The run's ``metrics.json`` if it says ``status``; None otherwise (absent, unreadable, other)."""
     try:
-        results = json.loads((Path(folder) / "metrics.json").read_text())
+        results = json.loads((Path(folder) / RESULTS_FILE).read_text())
     except (OSError, ValueError):
         return None
     return results if isinstance(results, dict) and results.get("status") == status else None

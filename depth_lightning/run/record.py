@@ -17,10 +17,9 @@ from omegaconf import DictConfig
 from depth_lightning.config import plain
 from depth_lightning.run.errors import RunInterrupted
 from depth_lightning.run.files import write_json
+from depth_lightning.run.folder import RESULTS_FILE
 from depth_lightning.run.log import log_failure
 from depth_lightning.run.machine import describe_machine
-
-RESULTS_FILE = "metrics.json"
 
 
 def interrupted_message(interrupted: dict[str, Any], out_dir: Path) -> str:

@@ -6,12 +6,18 @@ are compared on the same footing. The prediction of the frame whose RGB file is 
 is ``<predictions>/<path>.npy`` (float metres) or ``<predictions>/<path>.png`` (16-bit,
 ``scale`` units per metre: 1000 for millimetres, 256 for KITTI's convention); datasets without
 files (NYU labelled .mat, synthetic) use the test index, ``<predictions>/00042.npy``. A prediction of
-another size than the original frame is resized to it (bilinear in log depth).
+another size than the original frame, but of its aspect, is resized to it (bilinear in log depth).
+
+Predictions are checked where they enter, each problem named by file: non-finite or non-positive
+pixels (refused; ``invalid_predictions=clip`` scores them clipped to the range, recorded on the card),
+another aspect ratio than the frame's (refused), units far from the ground truth's (refused, naming
+``scale``; ``check_units=false`` scores them anyway).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,32 +27,89 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from depth_lightning.config import CONF_DIR, build
+from depth_lightning.config import CONF_DIR, build, check_choice
 from depth_lightning.data.io import read_depth_png
 from depth_lightning.evaluation.evaluator import Evaluator
 from depth_lightning.evaluation.results import record_test
-from depth_lightning.run.errors import DataError, one_line_errors
+from depth_lightning.run.errors import ConfigError, DataError, one_line_errors
 from depth_lightning.run.files import write_json
 
 log = logging.getLogger(__name__)
 PREDICTIONS = "predictions"  # the scored method's key in per_image.csv and the intervals
+ASPECT_TOLERANCE = 0.01  # a prediction's width/height may differ this much (relative) from its frame's
+UNITS_RATIO = 10.0  # median prediction / median ground truth beyond this factor: wrong units, not a bad model
 
 
-def read_prediction(folder: Path, name: str, scale: float) -> np.ndarray | None:
-    """The saved prediction of frame ``name`` in metres, or None when there is none."""
-    npy, png = folder / f"{name}.npy", folder / f"{name}.png"
-    if npy.is_file():
-        try:
-            depth = np.load(npy).astype(np.float32)
-        except (OSError, ValueError) as err:
-            raise DataError(f"{npy}: unreadable ({err})") from None
-        depth = depth.squeeze()
-        if depth.ndim != 2:
-            raise DataError(f"{npy}: expected an (H, W) depth map in metres, got shape {depth.shape}")
-        return depth
-    if png.is_file():
-        return read_depth_png(png, scale)
-    return None
+@dataclass
+class PredictionChecks:
+    """What was wrong with the saved predictions, file by file."""
+
+    invalid: dict[str, int] = field(default_factory=dict)  # file -> non-finite or non-positive pixels
+    resized: dict[str, str] = field(default_factory=dict)  # file -> "HxW -> HxW"
+    ratios: list[float] = field(default_factory=list)  # per file at the frame's size: median pred / truth
+
+    def check(self, pred: np.ndarray, depth: np.ndarray, path: str) -> None:
+        """Count the invalid pixels of one prediction, refuse another aspect, note a resize and the units."""
+        (h, w), (H, W) = pred.shape, depth.shape[:2]
+        if abs((w / h) / (W / H) - 1) > ASPECT_TOLERANCE:
+            raise DataError(
+                f"{path}: a {h}x{w} prediction for a {H}x{W} frame (aspect {w / h:.3f}, the frame's {W / H:.3f}); "
+                "stretching it would misplace every pixel: save it at the frame's size (or its aspect)"
+            )
+        if (h, w) != (H, W):
+            self.resized[path] = f"{h}x{w} -> {H}x{W}"
+        bad = int((~(np.isfinite(pred) & (pred > 0))).sum())
+        if bad:
+            self.invalid[path] = bad
+        if (h, w) == (H, W):  # units: the median ratio to the ground truth where both hold depth
+            both = np.isfinite(pred) & (pred > 0) & np.isfinite(depth) & (depth > 0)
+            if both.any():
+                self.ratios.append(float(np.median(pred[both] / depth[both])))
+
+    def refuse_invalid(self, policy: str, total: int) -> None:
+        if self.invalid and policy == "refuse":
+            named = ", ".join(f"{p} ({n} px)" for p, n in list(self.invalid.items())[:5])
+            raise DataError(
+                f"{len(self.invalid)} of {total} predictions hold NaN, inf, zero or negative depth: {named}; "
+                "fix them, or score them clipped to the depth range with invalid_predictions=clip"
+            )
+
+    def refuse_units(self, folder: Path, scale: float) -> None:
+        ratio = float(np.median(self.ratios)) if self.ratios else 1.0
+        if not 1 / UNITS_RATIO <= ratio <= UNITS_RATIO:
+            raise DataError(
+                f"predictions={folder}: the predictions' median depth is {ratio:.3g} times the ground truth's: "
+                f"saved in other units? 16-bit PNGs are read as value / scale (scale={scale:g}; e.g. "
+                f"scale={scale * ratio:.4g} would match); check_units=false scores them as they are"
+            )
+
+    def describe(self, policy: str) -> dict[str, Any]:
+        """For the protocol card."""
+        return {
+            "invalid_predictions": policy,
+            "files_with_invalid_pixels": len(self.invalid),
+            "invalid_pixels": sum(self.invalid.values()),
+            "files_resized": len(self.resized),
+        }
+
+
+def prediction_file(folder: Path, name: str) -> Path | None:
+    """The saved prediction of frame ``name`` (``.npy`` before ``.png``), or None when there is none."""
+    return next((p for p in (folder / f"{name}.npy", folder / f"{name}.png") if p.is_file()), None)
+
+
+def read_prediction(path: Path, scale: float) -> np.ndarray:
+    """A saved prediction in metres: float ``.npy``, or a 16-bit PNG of ``scale`` units per metre."""
+    if path.suffix == ".png":
+        return read_depth_png(path, scale)
+    try:
+        depth = np.load(path).astype(np.float32)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: unreadable ({err})") from None
+    depth = depth.squeeze()
+    if depth.ndim != 2:
+        raise DataError(f"{path}: expected an (H, W) depth map in metres, got shape {depth.shape}")
+    return depth
 
 
 def to_size(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -68,40 +131,59 @@ def score(cfg: DictConfig) -> dict[str, Any]:
     folder = Path(cfg.predictions)
     if not folder.is_dir():
         raise FileNotFoundError(f"predictions={str(folder)!r}: no such folder")
+    scale, policy = check_score_settings(cfg)
     datamodule = build(cfg.data, "data")
     datamodule.setup("test")
     dataset = datamodule.datasets["test"]
     evaluator = Evaluator(datamodule.protocol, split="test", dataset=datamodule.name, predictions=[PREDICTIONS])
-    missing = score_frames(evaluator, dataset, folder, float(cfg.scale))
+    checks = PredictionChecks()
+    missing = score_frames(evaluator, dataset, folder, scale, checks)
     if missing and not cfg.allow_missing:
         raise DataError(
             f"predictions={folder}: no prediction for {len(missing)} of {len(dataset)} test frames, e.g. "
             f"{', '.join(str(folder / m) + '.png|.npy' for m in missing[:3])}; allow_missing=true scores the others"
         )
+    checks.refuse_invalid(policy, len(dataset) - len(missing))
+    if cfg.get("check_units", True):
+        checks.refuse_units(folder, scale)
     result = evaluator.evaluate(dataset)
     result.card["prediction"] = {
         "resolution": "as saved",
         "to_ground_truth": "resized to each frame bilinearly in log depth (depth_lightning.score), clipped to "
         "[min_depth, cap]; ground truth valid where min_depth < g < cap, finite, inside the region",
+        **checks.describe(policy),
     }
     result.card["frames_evaluated"], result.card["frames_left_out"] = len(dataset) - len(missing), len(missing)
     return {"result": result, "missing": missing, "predictions": str(folder), "data": datamodule.name}
 
 
-def score_frames(evaluator: Evaluator, dataset: Any, folder: Path, scale: float) -> list[str]:
-    """Hand every test frame that has a prediction to ``evaluator``; the names of those without one."""
+def check_score_settings(cfg: DictConfig) -> tuple[float, str]:
+    """``scale`` and ``invalid_predictions``, refused by name before any file is read."""
+    scale = cfg.scale
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+        raise ConfigError(f"config error: scale: {scale!r} must be a positive number of PNG units per metre")
+    policy = cfg.get("invalid_predictions", "refuse")
+    check_choice(policy, "invalid_predictions", ("refuse", "clip"))
+    return float(scale), policy
+
+
+def score_frames(evaluator: Evaluator, dataset: Any, folder: Path, scale: float, checks: PredictionChecks) -> list[str]:
+    """Hand every test frame that has a prediction to ``evaluator`` (each checked by ``checks``); the
+    names of those without one."""
     missing: list[str] = []
-    resized = 0
     for index in range(len(dataset)):
         name = dataset.frame_name(index)
-        pred = read_prediction(folder, name, scale)
-        if pred is None:
+        path = prediction_file(folder, name)
+        if path is None:
             missing.append(name)
             continue
+        pred = read_prediction(path, scale)
         _, depth = dataset.load(index)
         original = depth.shape[:2]
-        resized += pred.shape != original
-        pred = to_size(pred, original)
+        checks.check(pred, depth, str(path))
+        # counted above; what is scored (invalid_predictions=clip) is clipped to the range by the evaluator
+        finite = np.nan_to_num(pred, nan=0.0, posinf=np.finfo(np.float32).max, neginf=0.0)
+        pred = np.maximum(to_size(finite, original), np.finfo(np.float32).tiny)
         box = dataset.crop_box(original)
         if box is not None:  # the part of the frame the dataset keeps, as for the suite's own model
             t, b, left, r = box
@@ -109,8 +191,9 @@ def score_frames(evaluator: Evaluator, dataset: Any, folder: Path, scale: float)
         mask = torch.from_numpy(np.array(evaluator.protocol.mask(original, box)))[None]
         batch = {"depth": torch.from_numpy(depth)[None], "eval_mask": mask, "index": torch.tensor([index])}
         evaluator.process(batch, {PREDICTIONS: torch.from_numpy(pred)[None]})
-    if resized:
-        log.warning("%d prediction(s) were not at their frame's size: resized to it (bilinear in log depth)", resized)
+    if checks.resized:
+        named = ", ".join(f"{p} ({s})" for p, s in list(checks.resized.items())[:3])
+        log.warning("%d prediction(s) resized to their frame (bilinear in log depth): %s", len(checks.resized), named)
     return missing
 
 

@@ -37,9 +37,9 @@ from depth_lightning.run.errors import ConfigError, one_line_errors
 from depth_lightning.run.faults import AtomicCheckpointIO, CheckpointOnSignal, NonFiniteGuard
 from depth_lightning.run.files import save_atomic
 from depth_lightning.run.folder import (
-    RunLock,
     fix_run_time,
     is_first_process,
+    lock_for_run,
     newest_resumable_run,
     read_status,
     remove_debris,
@@ -68,9 +68,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     route_library_logs()
     first = is_first_process()  # the process that owns the folder (not a DDP rank started for it)
-    lock = RunLock(out_dir) if first else None
+    # one run per folder, never started afresh over a finished one; refused before anything is written
+    lock = lock_for_run(out_dir, cfg.get("ckpt_path")) if first else None
     if lock is not None:
-        lock.acquire()  # one run per folder; a second one into it is refused before it touches anything
         for debris in remove_debris(out_dir):
             log.info("removed %s, left by an interrupted write", debris)
     try:

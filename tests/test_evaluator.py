@@ -11,7 +11,7 @@ from depth_lightning.evaluation.evaluator import Evaluator, evaluator_for
 from depth_lightning.evaluation.metrics import METRIC_NAMES, DepthMetrics
 from depth_lightning.evaluation.per_image import read_sums
 from depth_lightning.evaluation.protocol import EvalProtocol
-from depth_lightning.run.errors import DataError
+from depth_lightning.run.errors import DataError, NonFiniteError
 from tests.helpers import composed_for
 
 
@@ -112,3 +112,13 @@ def test_training_evaluate_and_score_give_identical_per_image_rows_for_the_same_
         np.testing.assert_array_equal(trained[key][1], evaluated[key][1])  # bit for bit
     np.testing.assert_array_equal(trained["soft"][0], scored["predictions"][0])
     np.testing.assert_array_equal(trained["soft"][1], scored["predictions"][1])
+
+
+def test_a_non_finite_or_non_positive_prediction_is_refused_naming_the_images():
+    evaluator = Evaluator(EvalProtocol(caps=[10.0]), split="test", dataset="nyu", predictions=["soft"])
+    depth = torch.full((3, 4, 4), 2.0)
+    pred = depth.clone()
+    pred[1, 0, :2] = float("nan")
+    pred[2, 3, 3] = -1.0
+    with pytest.raises(NonFiniteError, match=r"nyu test: the 'soft' predictions .* in image\(s\) 5 \(2 px\), 6 \(1 px\)"):
+        evaluator.process({"depth": depth, "index": torch.tensor([4, 5, 6])}, {"soft": pred})

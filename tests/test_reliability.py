@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -395,3 +396,41 @@ def test_11_12_a_busy_folder_is_refused_and_debris_of_interrupted_writes_is_remo
         lock.release()
     train_here(run, *TINY, "trainer.max_steps=1")
     assert not debris.exists() and results_of(run)["status"] == "completed"
+
+
+def _files(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_28_a_finished_runs_folder_is_refused_before_hydra_writes_and_stays_byte_identical(tiny_run, tmp_path):
+    from depth_lightning.run.errors import RunFolderUsed
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = _files(run)
+    proc = run_module("depth_lightning.train", *TINY, f"hydra.run.dir={run}", cwd=tmp_path, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {run} holds a run already (its metrics.json says status 'completed'); nothing was written. "
+        "Give this run its own folder (leave hydra.run.dir out), or continue that run with ckpt_path=last"
+    ]
+    with pytest.raises(RunFolderUsed):  # the same refusal for a run started in a process (tests, notebooks)
+        train_here(run, *TINY)
+    assert _files(run) == before, "the first run's files are byte-identical"
+
+
+def test_28_a_run_refused_by_the_lock_leaves_the_folder_byte_identical(tmp_path):
+    from depth_lightning.run.folder import RunLock
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("the running job's settings\n")
+    lock = RunLock(run)
+    lock.acquire()
+    try:
+        before = _files(run)
+        proc = run_module("depth_lightning.train", *TINY, f"hydra.run.dir={run}", cwd=tmp_path, check=False)
+        assert proc.returncode == 2 and "is in use by a run still going" in proc.stderr, proc.stderr[-2000:]
+        assert _files(run) == before, "Hydra wrote nothing into the busy folder"
+    finally:
+        lock.release()

@@ -7,8 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from depth_lightning.data.io import read_depth_png
+from depth_lightning.data.io import read_depth_png, write_depth_png
 from depth_lightning.evaluation.per_image import read_per_image_csv
+from depth_lightning.run.errors import ConfigError, DataError
 from depth_lightning.score import score_and_record
 from tests.datasets import write_nyu_sync
 from tests.helpers import composed_for, run_module
@@ -43,11 +44,12 @@ def test_the_ground_truth_scores_perfectly_and_a_scaled_copy_scores_its_known_er
         (scaled / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(root / depth, exact / f"{name}.png")  # 16-bit millimetres, as predict writes them
         np.save(scaled / f"{name}.npy", read_depth_png(root / depth, 1000.0) * 1.1)  # float metres, 10 % too far
-    _score(root, exact, tmp_path / "exact.json")  # the score command's own steps
+    # the ground truth's holes (0) are where nothing is scored: clipped, they change no number
+    _score(root, exact, tmp_path / "exact.json", "invalid_predictions=clip")  # the score command's own steps
     perfect = json.loads((tmp_path / "exact.json").read_text())["test"]
     assert perfect["images"] == 2
     assert perfect["abs_rel"] == 0 and perfect["rmse"] == 0 and perfect["d1"] == 1
-    _score(root, scaled, tmp_path / "scaled.json")
+    _score(root, scaled, tmp_path / "scaled.json", "invalid_predictions=clip")
     off = json.loads((tmp_path / "scaled.json").read_text())["test"]
     assert off["abs_rel"] == pytest.approx(0.1, rel=1e-5) and off["sq_rel"] > 0
     assert off["log10"] == pytest.approx(math.log10(1.1), rel=1e-5) and off["d1"] == 1  # 1.1 < 1.25
@@ -74,5 +76,95 @@ def test_a_missing_prediction_is_named_with_exit_code_2(nyu, tmp_path):
     )
     missing = pairs[1][0].rsplit(".", 1)[0]
     assert proc.returncode == 2 and f"no prediction for 1 of 2 test frames, e.g. {partial / missing}" in proc.stderr
-    _score(root, partial, tmp_path / "p.json", "allow_missing=true")
+    _score(root, partial, tmp_path / "p.json", "allow_missing=true", "invalid_predictions=clip")
     assert json.loads((tmp_path / "p.json").read_text())["test"]["images"] == 1
+
+
+def _predictions(nyu, folder, make):
+    """One ``.npy`` per test frame: ``make(ground truth in metres, holes filled)``."""
+    root, pairs = nyu
+    for rgb, depth in pairs:
+        name = rgb.rsplit(".", 1)[0]
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        truth = read_depth_png(root / depth, 1000.0)
+        np.save(folder / f"{name}.npy", make(np.where(truth > 0, truth, 2.0)))
+    return [folder / f"{rgb.rsplit('.', 1)[0]}.npy" for rgb, _ in pairs]
+
+
+def _with_holes(depth):
+    out = depth.copy()
+    out.flat[::3] = np.nan  # a third NaN
+    out.flat[1::20] = np.inf  # 5 % inf
+    return out
+
+
+@pytest.mark.parametrize(
+    ("case", "make", "bad_pixels"),
+    [
+        ("nan_and_inf", _with_holes, lambda n: len(set(range(0, n, 3)) | set(range(1, n, 20)))),
+        ("all_nan", lambda d: np.full_like(d, np.nan), lambda n: n),
+        ("negated", lambda d: -d, lambda n: n),
+    ],
+)
+def test_non_finite_and_non_positive_predictions_are_refused_by_file_or_scored_clipped(
+    nyu, tmp_path, case, make, bad_pixels
+):
+    root, _ = nyu
+    files = _predictions(nyu, tmp_path / case, make)
+    with pytest.raises(DataError) as err:
+        _score(root, tmp_path / case, tmp_path / "p.json")
+    n = np.load(files[0]).size
+    assert f"2 of 2 predictions hold NaN, inf, zero or negative depth: {files[0]} ({bad_pixels(n)} px)" in str(
+        err.value
+    )
+    assert "invalid_predictions=clip" in str(err.value)
+    scored = _score(root, tmp_path / case, tmp_path / "p.json", "invalid_predictions=clip", "check_units=false")
+    card = scored["protocol"]["prediction"]
+    assert card["invalid_predictions"] == "clip" and card["files_with_invalid_pixels"] == 2
+    assert card["invalid_pixels"] == sum(bad_pixels(np.load(f).size) for f in files)
+    assert all(math.isfinite(v) for v in scored["test"].values()), "clipped, every number is finite"
+
+
+@pytest.mark.parametrize("scale", ["0", "-1000", "abc", "true"])
+def test_a_scale_that_is_not_positive_is_refused_by_name(nyu, tmp_path, scale):
+    root, _ = nyu
+    with pytest.raises(ConfigError, match="scale: .* must be a positive number of PNG units per metre"):
+        _score(root, tmp_path, tmp_path / "p.json", f"scale={scale}")
+
+
+def test_millimetre_pngs_read_with_scale_1_are_refused_naming_the_scale(nyu, tmp_path):
+    root, pairs = nyu
+    folder = tmp_path / "mm"
+    for rgb, depth in pairs:
+        name = rgb.rsplit(".", 1)[0]
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        truth = read_depth_png(root / depth, 1000.0)
+        write_depth_png(folder / f"{name}.png", np.where(truth > 0, truth, 2.0), 1000.0)
+    with pytest.raises(DataError) as err:
+        _score(root, folder, tmp_path / "p.json", "scale=1")
+    assert "median depth is 1e+03 times the ground truth's" in str(err.value)
+    assert "scale=1; e.g. scale=1000 would match" in str(err.value)
+    assert _score(root, folder, tmp_path / "p.json")["test"]["abs_rel"] < 1e-3  # scale=1000, the default
+
+
+def test_a_prediction_of_another_aspect_is_refused_and_one_of_another_size_is_resized_naming_the_file(
+    nyu, tmp_path, caplog
+):
+    root, _ = nyu
+    square = _predictions(nyu, tmp_path / "square", lambda d: d[:, : d.shape[0]])
+    with pytest.raises(DataError) as err:
+        _score(root, tmp_path / "square", tmp_path / "p.json")
+    h, w = np.load(square[0]).shape
+    assert (
+        f"{square[0]}: a {h}x{w} prediction for a {h}x{read_depth_png(root / nyu[1][0][1], 1).shape[1]} frame"
+        in str(err.value)
+    )
+    half = _predictions(nyu, tmp_path / "half", lambda d: d[::2, ::2])
+    with caplog.at_level("WARNING"):
+        scored = _score(root, tmp_path / "half", tmp_path / "p.json")
+    H, W = read_depth_png(root / nyu[1][0][1], 1).shape
+    assert (
+        f"2 prediction(s) resized to their frame (bilinear in log depth): {half[0]} ({H // 2}x{W // 2} -> {H}x{W})"
+        in caplog.text
+    )
+    assert scored["protocol"]["prediction"]["files_resized"] == 2

@@ -29,7 +29,7 @@ from depth_lightning.evaluation.per_image import PerImageRecord
 from depth_lightning.evaluation.protocol import EvalProtocol
 from depth_lightning.evaluation.sparsification import Sparsification
 from depth_lightning.models.bins import DECODERS, IGNORE_INDEX
-from depth_lightning.run.errors import DataError
+from depth_lightning.run.errors import DataError, NonFiniteError
 
 if TYPE_CHECKING:
     from depth_lightning.data.frames import FrameDataset
@@ -137,11 +137,12 @@ class Evaluator(nn.Module):
         depth = batch["depth"]
         predictions = {name: outputs[name] for name in self.predictions}
         self.output_size = tuple(predictions[self.headline].shape[-2:])
-        predictions.update(self._baseline_predictions(depth.shape[0], self.output_size, depth.device))
         ids = batch.get("index")
         if ids is None:  # batches built by hand: images in order of arrival
             ids = torch.arange(self._seen, self._seen + depth.shape[0])
         self._seen += depth.shape[0]
+        self._refuse_invalid(predictions, ids)
+        predictions.update(self._baseline_predictions(depth.shape[0], self.output_size, depth.device))
         for i, metrics in enumerate(self.metrics):
             # the ground truth prepared once per cap, for every prediction scored against it
             target = metrics[self.headline].prepare(depth, batch.get("eval_mask"))
@@ -152,6 +153,17 @@ class Evaluator(nn.Module):
                     curves.update(outputs[decoder], outputs["uncertainty"], target, ids)
         if self.pixel_acc is not None and "bin" in outputs:
             self._score_bins(outputs["bin"], outputs["labels"], ids)
+
+    def _refuse_invalid(self, predictions: Mapping[str, Tensor], ids: Tensor) -> None:
+        """A NaN, inf or non-positive predicted depth is never scored as a number (clipping would hide it)."""
+        for name, pred in predictions.items():
+            bad = (~(torch.isfinite(pred) & (pred > 0))).flatten(1).sum(1)
+            if bad.any():
+                images = ", ".join(f"{int(i)} ({int(n)} px)" for i, n in zip(ids, bad, strict=True) if n)
+                raise NonFiniteError(
+                    f"{self.dataset} {self.split}: the {name!r} predictions hold NaN, inf or non-positive depth "
+                    f"in image(s) {images} (index in the split's list); nothing of this split is reported"
+                )
 
     def _score_bins(self, bins: Tensor, labels: Tensor, ids: Tensor) -> None:
         self.pixel_acc.update(bins, labels)

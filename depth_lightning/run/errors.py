@@ -33,6 +33,10 @@ class RunFolderBusy(RuntimeError):
     """Another process is running in this folder."""
 
 
+class RunFolderUsed(RuntimeError):
+    """The folder holds a run already (its record); a new run would overwrite it."""
+
+
 class NoValidPixels(ValueError):
     """An evaluation in which no image holds a valid ground-truth pixel: there is no number to report."""
 
@@ -45,7 +49,7 @@ class NonFiniteError(RuntimeError):
     """A NaN or inf loss, gradient, weight or statistic; the message names the step and the samples."""
 
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError, FileNotFoundError, RunFolderBusy, NoValidPixels)
+USER_ERRORS = (ConfigError, DataError, CheckpointError, FileNotFoundError, RunFolderBusy, RunFolderUsed, NoValidPixels)
 USAGE_EXIT = 2
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -5,14 +5,20 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from depth_lightning.run.errors import RunFolderBusy
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from depth_lightning.run.errors import USAGE_EXIT, USER_ERRORS, RunFolderBusy, RunFolderUsed
 
 LOCK_NAME = ".run.lock"
 RESULTS_FILE = "metrics.json"  # the run's record (depth_lightning.run.record)
+_GUARDED: dict[Path, RunLock] = {}  # locks GuardRunFolder took for this process's run, by folder
 
 
 def is_first_process() -> bool:
@@ -28,7 +34,9 @@ class RunLock:
         self.path = Path(folder) / LOCK_NAME
         self._file = None
 
-    def acquire(self) -> None:
+    def acquire(self, check: Callable[[], None] | None = None) -> None:
+        """Take the lock, then run ``check`` (which may refuse the folder) before writing anything: a
+        refused run leaves the folder byte-identical."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a+")  # noqa: SIM115 - held open for the life of the run
         try:
@@ -37,10 +45,17 @@ class RunLock:
             self._file.seek(0)
             holder = self._file.read().strip() or "another process"
             self._file.close()
+            self._file = None
             raise RunFolderBusy(
                 f"{self.path.parent} is in use by a run still going ({holder}); give this run its own folder "
                 "(leave hydra.run.dir out), or wait for that run to end"
             ) from None
+        try:
+            if check is not None:
+                check()
+        except BaseException:
+            self.release()
+            raise
         self._file.seek(0)
         self._file.truncate()
         self._file.write(f"pid {os.getpid()}\n")
@@ -51,6 +66,59 @@ class RunLock:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None
+
+
+def refuse_used_folder(folder: str | Path, ckpt_path: Any, key: str = "hydra.run.dir") -> None:
+    """A folder that holds a run's record is never started afresh: it is continued (``ckpt_path``) or
+    left as it is. ``key`` is the setting that chose the folder."""
+    record = Path(folder) / RESULTS_FILE
+    if ckpt_path is None and record.exists():
+        try:
+            status = json.loads(record.read_text()).get("status", "unknown")
+        except (OSError, ValueError, AttributeError):
+            status = "unreadable"
+        raise RunFolderUsed(
+            f"{folder} holds a run already (its {RESULTS_FILE} says status {status!r}); nothing was written. "
+            f"Give this run its own folder (leave {key} out), or continue that run with ckpt_path=last"
+        )
+
+
+class GuardRunFolder(Callback):
+    """Hydra callback of the main job: the run folder locked and checked before Hydra writes its
+    ``.hydra/`` files and log there (Hydra calls ``on_run_start`` before it touches the folder)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not is_first_process():
+            return  # a DDP rank of a run whose first process holds the folder
+        folder = Path(config.hydra.run.dir)
+        lock = RunLock(folder)
+        _exit_on_user_error(lambda: lock.acquire(check=lambda: refuse_used_folder(folder, config.get("ckpt_path"))))
+        _GUARDED[folder.resolve()] = lock
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep = Path(config.hydra.sweep.dir)
+        used = sorted(sweep.glob(f"*/{RESULTS_FILE}"))
+        if config.get("ckpt_path") is None and used:
+            _exit_on_user_error(lambda: refuse_used_folder(used[0].parent, None, "hydra.sweep.dir"))
+
+
+def lock_for_run(folder: str | Path, ckpt_path: Any) -> RunLock:
+    """The run's lock on ``folder``: the one GuardRunFolder took before Hydra started the run, or taken
+    now (a run started in a process: tests, notebooks), refusing a folder that holds a run."""
+    lock = _GUARDED.pop(Path(folder).resolve(), None)
+    if lock is None:
+        lock = RunLock(folder)
+        lock.acquire(check=lambda: refuse_used_folder(folder, ckpt_path))
+    return lock
+
+
+def _exit_on_user_error(step: Callable[[], None]) -> None:
+    """Hydra's callbacks run outside the task function's ``one_line_errors``: the same one line, exit 2."""
+    try:
+        step()
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(USAGE_EXIT)
 
 
 def remove_debris(folder: str | Path) -> list[Path]:

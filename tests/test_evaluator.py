@@ -120,5 +120,6 @@ def test_a_non_finite_or_non_positive_prediction_is_refused_naming_the_images():
     pred = depth.clone()
     pred[1, 0, :2] = float("nan")
     pred[2, 3, 3] = -1.0
-    with pytest.raises(NonFiniteError, match=r"nyu test: the 'soft' predictions .* in image\(s\) 5 \(2 px\), 6 \(1 px\)"):
+    named = r"nyu test: the 'soft' predictions .* in image\(s\) 5 \(2 px\), 6 \(1 px\)"
+    with pytest.raises(NonFiniteError, match=named):
         evaluator.process({"depth": depth, "index": torch.tensor([4, 5, 6])}, {"soft": pred})

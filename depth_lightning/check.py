@@ -122,6 +122,7 @@ def check_split(datamodule: Any, split: str, cfg: DictConfig) -> SplitReport:
             report.errors.append(str(err))
             continue
         report.checked += 1
+        report.errors += dataset.frame_problems(i)
         valid = depth[np.isfinite(depth) & (depth > 0)]
         if valid.size == 0:
             report.warnings.append(f"{dataset.describe(i)}: no valid depth pixel (finite, > 0)")
@@ -136,6 +137,13 @@ def check_split(datamodule: Any, split: str, cfg: DictConfig) -> SplitReport:
             )
         report.valid += valid.size
         report.outside += int(((valid < d_min) | (valid > d_max)).sum())
+    if report.checked and not report.medians:
+        report.errors.append(
+            f"{split}: none of the {report.checked} frames read holds valid depth (finite, > 0), e.g. "
+            f"{dataset.describe(0)}: all-zero or NaN maps cannot be trained or scored; check the depth files"
+        )
+    if len(dataset) == 0 and dataset.without_truth:
+        report.errors.append(f"{split}: no listed frame has ground truth, e.g. {dataset.without_truth[0]}")
     _judge(report, name, float(cfg.get("outside_bins_warning", 0.01)), (d_min, d_max))
     return report
 

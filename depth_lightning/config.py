@@ -166,3 +166,30 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+# torch's messages for invalid optimiser settings, and the key each one is about
+_OPTIMIZER_KEYS = {
+    "learning rate": "lr",
+    "momentum": "momentum",
+    "weight_decay": "weight_decay",
+    "epsilon": "eps",
+    "beta": "betas",
+    "dampening": "dampening",
+}
+
+
+def check_optimizer_settings(optimizer: Mapping[str, Any], scheduler: Mapping[str, Any] | None) -> None:
+    """The ``_partial_`` optimiser and schedule of ``model``, built once on a stand-in parameter, so that an
+    invalid setting is named by its key when the run starts, not by torch when training starts."""
+    try:
+        built = instantiate(dict(optimizer))(params=[torch.nn.Parameter(torch.zeros(1))])
+    except (ValueError, TypeError) as err:
+        key = next((k for words, k in _OPTIMIZER_KEYS.items() if words in str(err)), None)
+        where = f"model.optimizer.{key}={optimizer.get(key)!r}" if key else "model.optimizer"
+        raise ConfigError(f"config error: {where}: {err}") from None
+    if scheduler is not None:
+        try:
+            instantiate(dict(scheduler))(optimizer=built)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"config error: model.scheduler: {err}") from None

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import Tensor
 
-from depth_lightning.config import plain
+from depth_lightning.config import check_optimizer_settings, plain
 from depth_lightning.evaluation.evaluator import Evaluator, evaluator_for
 from depth_lightning.models import DECODERS, bin_cross_entropy
 from depth_lightning.run.errors import DataError
@@ -57,6 +57,7 @@ class DepthModule(L.LightningModule):
         if decoder not in DECODERS:
             raise ValueError(f"model.decoder={decoder!r} is unknown; allowed: {', '.join(DECODERS)}")
         net, optimizer, scheduler, data = plain(net), plain(optimizer), plain(scheduler), plain(data)
+        check_optimizer_settings(optimizer, scheduler)
         input_size = list(input_size)
         self.save_hyperparameters(logger=False)  # plain Python: a checkpoint loads with weights_only=True
         self.net = prepare_network(instantiate(net), channels_last=channels_last, compile=compile)

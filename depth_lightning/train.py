@@ -345,9 +345,16 @@ def find_run_to_resume(argv: list[str]) -> list[str]:
     return [*argv, f"hydra.run.dir={found}"]
 
 
+def multirun_flag_last(argv: list[str]) -> list[str]:
+    """``--multirun`` / ``-m`` moved after the overrides: Hydra's parser takes overrides on one side
+    of the flag only, and ends with ``unrecognized arguments`` otherwise (the flag takes no value)."""
+    flags = [a for a in argv[1:] if a in ("--multirun", "-m")]
+    return [argv[0], *(a for a in argv[1:] if a not in flags), *flags]
+
+
 def main() -> None:
     fix_run_time()
-    sys.argv = find_run_to_resume(sys.argv)
+    sys.argv = find_run_to_resume(multirun_flag_last(sys.argv))
     _hydra_main()
 
 

@@ -96,6 +96,31 @@ delta_c: 0.000000e+00 0.000000e+00
 """
 
 
+def _calib(text: str) -> dict[str, np.ndarray]:
+    return {
+        k: np.array(v.split(), float) for k, v in (ln.split(":", 1) for ln in text.splitlines()) if k != "calib_time"
+    }
+
+
+def project_scan(points: np.ndarray) -> np.ndarray:
+    """The fixture's "annotated" map of a scan, written out here independently of the package
+    (KITTI's devkit recipe with the calibration above): x' = P_rect_02 R_rect_00 [R|T] x for points
+    ahead of the scanner, pixel = round(u, v), the nearest point kept where several meet."""
+    cam, velo = _calib(CAM_TO_CAM), _calib(VELO_TO_CAM)
+    rigid = np.eye(4)
+    rigid[:3, :3], rigid[:3, 3] = velo["R"].reshape(3, 3), velo["T"]
+    rect = np.eye(4)
+    rect[:3, :3] = cam["R_rect_00"].reshape(3, 3)
+    ahead = points[points[:, 0] >= 0].astype(np.float64)
+    x = cam["P_rect_02"].reshape(3, 4) @ rect @ rigid @ np.c_[ahead[:, :3], np.ones(len(ahead))].T
+    x = x[:, x[2] > 0]
+    depth = np.zeros((375, 1242), np.float32)
+    for u, v, z in zip(np.round(x[0] / x[2]).astype(int), np.round(x[1] / x[2]).astype(int), x[2], strict=True):
+        if 0 <= u < 1242 and 0 <= v < 375 and (depth[v, u] == 0 or z < depth[v, u]):
+            depth[v, u] = z
+    return depth
+
+
 def write_kitti(root: Path, frames: tuple[int, ...] = (0, 1, 2, 3), seed: int = 0) -> dict[str, Path]:
     """A KITTI raw tree (one drive, image_02, velodyne_points, calibration) and annotated maps."""
     rng = np.random.default_rng(seed)
@@ -119,10 +144,8 @@ def write_kitti(root: Path, frames: tuple[int, ...] = (0, 1, 2, 3), seed: int = 
         behind = np.stack([-rng.uniform(3, 30, 2000), rng.uniform(-10, 10, 2000), np.zeros(2000)], 1)
         pts = np.concatenate([ground, wall, behind])
         np.hstack([pts, rng.random((len(pts), 1))]).astype(np.float32).tofile(velo_dir / f"{k:010d}.bin")
-    from depth_lightning.data.kitti import velodyne_depth
-
     for k in frames[:-1]:  # the last frame has no annotated map, as 45 Eigen test frames have none
-        d = velodyne_depth(raw / date, velo_dir / f"{k:010d}.bin")
+        d = project_scan(np.fromfile(velo_dir / f"{k:010d}.bin", np.float32).reshape(-1, 4))
         Image.fromarray(np.round(d * 256).astype(np.uint16)).save(gt_dir / f"{k:010d}.png")
     lists = {
         "monodepth2": root / "test_files.txt",

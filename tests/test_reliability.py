@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from depth_lightning.config import build
 from depth_lightning.data.kitti import velodyne_depth
 from depth_lightning.data.nyu import NYUSync
 from depth_lightning.evaluate import evaluate
@@ -434,3 +435,79 @@ def test_28_a_run_refused_by_the_lock_leaves_the_folder_byte_identical(tmp_path)
         assert _files(run) == before, "Hydra wrote nothing into the busy folder"
     finally:
         lock.release()
+
+
+def _check_here(capsys, *overrides):
+    from depth_lightning.check import main_check
+
+    code = main_check(composed_for("check", SHARED, "data.dataset.fill=none", *overrides))
+    return code, capsys.readouterr().out
+
+
+def _kitti_check_args(k):
+    return [
+        "data=kitti",
+        f"data.dataset.root={k['raw']}",
+        f"data.dataset.train_list={k['monodepth2']}",
+        f"data.dataset.val_list={k['bts']}",  # one drive: no scene to hold out
+        f"data.dataset.test_list={k['monodepth2']}",
+    ]
+
+
+def test_28_the_check_fails_a_split_whose_depth_maps_are_all_zero(tmp_path, nyu, capsys):
+    for png in (nyu / "a").rglob("sync_depth_*.png"):
+        Image.fromarray(np.zeros((60, 80), np.uint16)).save(png)
+    for png in (nyu / "b").rglob("sync_depth_*.png"):
+        Image.fromarray(np.zeros((60, 80), np.uint16)).save(png)
+    lists = [f"data.dataset.{s}_list={nyu / f'{s}.txt'}" for s in ("train", "test")]
+    code, out = _check_here(capsys, "data=nyu_sync", f"data.dataset.root={nyu}", *lists)
+    assert code == 1 and "FAILED" in out
+    assert "train: none of the 6 frames read holds valid depth (finite, > 0), e.g. " in out
+    assert "test: none of the 2 frames read holds valid depth" in out
+
+
+def test_28_the_check_names_non_finite_scan_points_and_training_names_a_missing_scan(tmp_path, capsys):
+    k = write_kitti(tmp_path / "kitti", frames=(0, 1))
+    scans = k["raw"] / "2011_09_26" / "2011_09_26_drive_0001_sync" / "velodyne_points" / "data"
+    points = np.fromfile(scans / "0000000001.bin", np.float32).reshape(-1, 4)
+    np.concatenate([points, [[np.nan, 1, 1, 1]]]).astype(np.float32).tofile(scans / "0000000001.bin")
+    code, out = _check_here(capsys, *_kitti_check_args(k))
+    assert code == 1
+    assert f"{scans / '0000000001.bin'}: 1 of {len(points) + 1} points dropped (1 NaN or inf, 0 beyond" in out
+    for scan in scans.iterdir():
+        scan.unlink()
+    cfg = composed_for("train", tmp_path, *TINY, *_kitti_check_args(k), "data.dataset.fill=none")
+    datamodule = build(cfg.data, "data")
+    with pytest.raises(DataError) as err:
+        datamodule.setup("fit")
+    assert "the train split has no frame with ground truth (2 listed left out, e.g. " in str(err.value)
+    assert f"no Velodyne scan {scans / '0000000000.bin'}" in str(err.value)
+
+
+def test_28_a_split_whose_sampled_frames_all_fail_to_load_names_the_file(tmp_path):
+    k = write_kitti(tmp_path / "kitti", frames=(0, 1))
+    scans = k["raw"] / "2011_09_26" / "2011_09_26_drive_0001_sync" / "velodyne_points" / "data"
+    for scan in scans.iterdir():
+        scan.write_bytes(scan.read_bytes()[:100])  # truncated mid-point
+    cfg = composed_for("train", tmp_path, *TINY, *_kitti_check_args(k), "data.dataset.fill=none")
+    with pytest.raises(DataError) as err:
+        build(cfg.data, "data").setup("fit")
+    assert "none of the 2 frames checked could be read: " in str(err.value)
+    assert f"{scans / '0000000000.bin'}: 100 bytes, not a whole number of points" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("model.optimizer.lr=-0.001", "config error: model.optimizer.lr=-0.001: Invalid learning rate: -0.001"),
+        ("model.optimizer.weight_decay=-1", "config error: model.optimizer.weight_decay=-1: Invalid weight_decay"),
+        ("+model.optimizer.eps=-1", "config error: model.optimizer.eps=-1: Invalid epsilon value"),
+        ("+model.optimizer.betas=[1.5,0.9]", "config error: model.optimizer.betas=[1.5, 0.9]: Invalid beta parameter"),
+        ("model.scheduler.total_steps=0", "config error: model.scheduler: model.scheduler.total_steps must be >= 1"),
+    ],
+)
+def test_28_invalid_optimiser_settings_are_named_by_their_key_before_torch_sees_them(tmp_path, override, named):
+    with pytest.raises(ConfigError) as err:
+        train_here(tmp_path / "run", *TINY, override)
+    assert str(err.value).startswith(named), str(err.value)
+    assert not (tmp_path / "run" / "checkpoints").exists()

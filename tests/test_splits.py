@@ -20,7 +20,7 @@ def test_held_out_scenes_are_a_function_of_the_seed_and_never_all_of_them():
     train_idx, val_idx = HoldOut("train", 0.2).select(scenes), val.select(scenes)
     assert sorted(train_idx + val_idx) == list(range(16))
     assert len(HoldOut("val", 0.5, max_frames=3).select(scenes)) == 3
-    with pytest.raises(ValueError, match="give data.val_list"):
+    with pytest.raises(ValueError, match="give data.dataset.val_list"):
         val.held_out_scenes(["one", "one"])
 
 

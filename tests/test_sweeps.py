@@ -49,11 +49,11 @@ def sweep(tmp_path_factory) -> Path:
     run_module(
         "depth_lightning.train",
         "+experiment=synthetic_ablation",
+        "--multirun",  # overrides on both sides of the flag, as a user writes them
         "hydra/launcher=joblib",
         "model.net.num_bins=20,40",
         *TINY,
         f"hydra.sweep.dir={work / 'sweep'}",
-        "--multirun",
         cwd=work,
     )
     return work / "sweep"

@@ -10,8 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from depth_lightning.evaluation import bootstrap
-from depth_lightning.evaluation.metrics import METRIC_NAMES, SUMS, DepthMetrics, metrics_from_sums
+from depth_lightning.evaluation.metrics import METRIC_NAMES, DepthMetrics
 from depth_lightning.evaluation.per_image import read_per_image_csv
 from depth_lightning.evaluation.sparsification import FRACTIONS, Sparsification, ause, curves, summarise
 from experiments import report
@@ -21,53 +20,6 @@ from tests.helpers import SHARED, TINY_SWEEP_JOB, built, composed_for, run_modul
 REAL = SHARED / "realdata"
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real NYU/KITTI samples not present at {REAL}")
 SWEEP_TINY = [*TINY_SWEEP_JOB, "trainer.max_steps=4", "logger=csv"]
-
-
-def _image_sums(n=40, seed=3):
-    """Per-image sums of real predictions against real ground truth (random scenes)."""
-    rng = np.random.default_rng(seed)
-    metric = DepthMetrics(1e-3, 10.0)
-    for _ in range(n):
-        g = torch.from_numpy(rng.uniform(0.5, 9.5, (1, 12, 16))).float()
-        p = g * torch.from_numpy(rng.lognormal(rng.normal(0, 0.1), 0.2, (1, 12, 16))).float()
-        metric.update(p, g)
-    return metric.images()[1]
-
-
-# -- bootstrap ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("aggregation", ["per_image", "pooled"])
-def test_the_bootstrap_interval_equals_an_independent_numpy_computation_with_the_same_seed(aggregation):
-    sums = _image_sums()
-    n = len(sums)
-    ours = bootstrap.interval(bootstrap.depth_statistic(sums, aggregation), n, resamples=1000, seed=7)
-    # independently: draw image indices with NumPy's generator, recompute every metric, take percentiles
-    draws = np.random.default_rng(7).integers(0, n, size=(1000, n))
-    values = []
-    for row in draws:
-        picked = torch.from_numpy(sums[row])
-        if aggregation == "per_image":
-            values.append(metrics_from_sums(picked).mean(0).numpy())
-        else:
-            values.append(metrics_from_sums(picked.sum(0)).numpy())
-    expected = np.percentile(np.array(values), [2.5, 97.5], axis=0)
-    np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-12)
-    full = metrics_from_sums(torch.from_numpy(sums)).mean(0).numpy()
-    assert (ours[0] < full).all() and (full < ours[1]).all() if aggregation == "per_image" else True
-
-
-def test_a_paired_interval_of_a_model_against_itself_is_zero_and_a_real_gap_excludes_zero():
-    sums = _image_sums()
-    stat = bootstrap.depth_statistic(sums, "per_image")
-    diff, low_high = bootstrap.paired_interval([stat], [stat], len(sums))
-    assert (diff == 0).all() and (low_high == 0).all()
-    worse = sums.copy()  # abs rel 1.5 times larger on every image, nothing else changed
-    worse[:, SUMS.index("abs_rel")] *= 1.5
-    diff, low_high = bootstrap.paired_interval(
-        [bootstrap.depth_statistic(worse, "per_image")], [stat], len(sums), resamples=1000
-    )
-    j = METRIC_NAMES.index("abs_rel")
-    assert diff[j] > 0 and low_high[0, j] > 0  # excludes 0: beyond noise
-    assert low_high[0, METRIC_NAMES.index("d1")] == low_high[1, METRIC_NAMES.index("d1")] == 0  # untouched: [0, 0]
 
 
 # -- uncertainty ---------------------------------------------------------------------------------------

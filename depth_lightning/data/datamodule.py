@@ -25,14 +25,28 @@ def _worker_init(worker_id: int) -> None:
 def check_has_depth(dataset: FrameDataset, frames: int = 8) -> None:
     """Fail fast when frames spread over a split hold no valid depth at all (all zero or NaN: wrong
     files, or a unit read as another); the training epoch and every evaluation check it in full."""
+    if len(dataset) == 0:
+        left_out = dataset.without_truth
+        raise DataError(
+            f"the {dataset.split} split has no frame with ground truth ({len(left_out)} listed left out"
+            + (f", e.g. {'; '.join(left_out[:3])}" if left_out else "")
+            + "): check the dataset's depth files or its list"
+        )
     picked = sorted({int(i) for i in np.linspace(0, len(dataset) - 1, min(frames, len(dataset)))})
+    unreadable = []
     for i in picked:
         try:
             depth = dataset.load(i)[1]
-        except DataError:
-            continue  # a bad file is reported when it is loaded, or skipped (skip_bad_samples)
+        except DataError as err:
+            unreadable.append(str(err))  # a bad file is reported when it is loaded, or skipped (skip_bad_samples)
+            continue
         if (np.isfinite(depth) & (depth > 0)).any():
             return
+    if len(unreadable) == len(picked):
+        raise DataError(
+            f"the {dataset.split} split: none of the {len(picked)} frames checked could be read: {unreadable[0]}"
+            + (f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else "")
+        )
     raise DataError(
         f"the {dataset.split} split holds no valid depth (finite, > 0) in any of the {len(picked)} frames checked "
         f"({'; '.join(dataset.describe(i) for i in picked[:3])}{' ...' if len(picked) > 3 else ''}): check the "

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset, default_collate
 from depth_lightning.data.splits import HoldOut
 from depth_lightning.data.transforms import PaperAugmentation
 from depth_lightning.evaluation.protocol import EvalProtocol
-from depth_lightning.run.errors import DataError
+from depth_lightning.run.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class FrameDataset(Dataset, ABC):
         hold_out: HoldOut | None = None,
     ) -> None:
         if split not in SPLITS:
-            raise ValueError(f"split {split!r} is unknown; allowed: {', '.join(SPLITS)}")
+            raise ConfigError(f"split {split!r} is unknown; allowed: {', '.join(SPLITS)}")
         self.split, self.train = split, split == "train"
         self.input_size = tuple(input_size)
         self.seed = seed
@@ -64,6 +64,7 @@ class FrameDataset(Dataset, ABC):
         self._hold_out = hold_out
         self.held_out_scenes: list[str] = []
         self.missing: list[str] = []  # listed files not found, skipped (skip_bad_samples): what check reports
+        self.without_truth: list[str] = []  # listed frames left out for want of ground truth, and why
 
     @abstractmethod
     def __len__(self) -> int: ...
@@ -74,6 +75,10 @@ class FrameDataset(Dataset, ABC):
 
     def describe(self, index: int) -> str:
         return f"sample {index}"
+
+    def frame_problems(self, index: int) -> list[str]:
+        """What is wrong in sample ``index``'s files that loading repairs quietly (for the dataset check)."""
+        return []
 
     def frame_name(self, index: int) -> str:
         """The name other methods' saved predictions of this frame go by (``depth_lightning.score``):
@@ -100,7 +105,7 @@ class FrameDataset(Dataset, ABC):
         when one is given, else the training list, of which :meth:`hold_out_validation` keeps the
         held-out scenes."""
         if val_list is not None and test_list is not None and Path(val_list) == Path(test_list):
-            raise ValueError(
+            raise ConfigError(
                 f"data.dataset.val_list={str(val_list)!r} is the test list: choosing a checkpoint on the test "
                 "set biases the test numbers; set val_list=null to validate on scenes held out of the training list"
             )
@@ -113,9 +118,9 @@ class FrameDataset(Dataset, ABC):
 
     def hold_out_validation(self) -> None:
         """Keep the part of the training list this split takes (validation: the held-out scenes)."""
-        if self._hold_out is None or self.split == "test":
-            return
         scenes = self.scenes()
+        if self._hold_out is None or self.split == "test" or not scenes:
+            return  # no frame at all: the datamodule's check names why
         self.held_out_scenes = self._hold_out.held_out_scenes(scenes)
         self.subset(self._hold_out.select(scenes))
 

@@ -13,7 +13,7 @@ import numpy as np
 from depth_lightning.data.frames import FrameDataset, list_identity
 from depth_lightning.data.io import read_depth_png, read_rgb
 from depth_lightning.data.nyu import parse_list
-from depth_lightning.run.errors import DataError
+from depth_lightning.run.errors import ConfigError, DataError
 
 KITTI_URL = "https://www.cvlibs.net/datasets/kitti/raw_data.php"
 # Where a projected LiDAR point lands: ``round`` matches the official KITTI depth maps
@@ -70,6 +70,18 @@ def velodyne_projection(calib_dir: str, camera: int = 2) -> tuple[np.ndarray, in
     return projection, int(height), int(width)
 
 
+def plausible_points(points: np.ndarray, velo_path: str | Path) -> tuple[np.ndarray, str | None]:
+    """Which scan points are finite and within the scanner's range, and what is wrong with the others."""
+    finite = np.isfinite(points[:, :3]).all(1)
+    plausible = finite & (np.linalg.norm(np.where(finite[:, None], points[:, :3], 0), axis=1) <= MAX_LIDAR_RANGE)
+    if plausible.all():
+        return plausible, None
+    return plausible, (
+        f"{velo_path}: {(~plausible).sum()} of {len(points)} points dropped ({(~finite).sum()} NaN or inf, "
+        f"{(finite & ~plausible).sum()} beyond the scanner's {MAX_LIDAR_RANGE:g} m)"
+    )
+
+
 def velodyne_depth(
     calib_dir: str | Path, velo_path: str | Path, camera: int = 2, pixel_rule: str = "round"
 ) -> np.ndarray:
@@ -80,7 +92,7 @@ def velodyne_depth(
     round(u, v) - 1 (``round_minus_one``, monodepth2's Eigen ground truth); the nearest point kept.
     """
     if pixel_rule not in PIXEL_RULES:
-        raise ValueError(f"data.dataset.velodyne_pixel={pixel_rule!r} is unknown; allowed: {', '.join(PIXEL_RULES)}")
+        raise ConfigError(f"data.dataset.velodyne_pixel={pixel_rule!r} is unknown; allowed: {', '.join(PIXEL_RULES)}")
     projection, height, width = velodyne_projection(str(calib_dir), camera)
     velo_path = Path(velo_path)
     if not velo_path.is_file():
@@ -92,18 +104,9 @@ def velodyne_depth(
             "float32): a truncated or foreign file; replace it from KITTI raw"
         )
     points = np.fromfile(velo_path, dtype=np.float32).reshape(-1, 4).astype(np.float64)
-    finite = np.isfinite(points[:, :3]).all(1)
-    plausible = finite & (np.linalg.norm(np.where(finite[:, None], points[:, :3], 0), axis=1) <= MAX_LIDAR_RANGE)
-    if not plausible.all():
-        log.warning(
-            "%s: %d of %d points dropped (%d NaN or inf, %d beyond the scanner's %g m)",
-            velo_path,
-            (~plausible).sum(),
-            len(points),
-            (~finite).sum(),
-            (finite & ~plausible).sum(),
-            MAX_LIDAR_RANGE,
-        )
+    plausible, problem = plausible_points(points, velo_path)
+    if problem is not None:
+        log.warning("%s", problem)
         points = points[plausible]
     points = points[points[:, 0] >= 0]  # in front of the scanner
     points[:, 3] = 1.0
@@ -150,11 +153,11 @@ class KITTIEigen(FrameDataset):
     ) -> None:
         super().__init__(**kw)
         if gt not in ("velodyne", "annotated"):
-            raise ValueError(f"data.dataset.gt={gt!r} is unknown; allowed: velodyne, annotated")
+            raise ConfigError(f"data.dataset.gt={gt!r} is unknown; allowed: velodyne, annotated")
         if fill not in ("colorization", "none"):
-            raise ValueError(f"data.dataset.fill={fill!r} is unknown; allowed: colorization, none")
+            raise ConfigError(f"data.dataset.fill={fill!r} is unknown; allowed: colorization, none")
         if velodyne_pixel not in PIXEL_RULES:
-            raise ValueError(
+            raise ConfigError(
                 f"data.dataset.velodyne_pixel={velodyne_pixel!r} is unknown; allowed: {', '.join(PIXEL_RULES)}"
             )
         self.list_file = self.list_for_split(train_list, test_list, val_list)
@@ -203,7 +206,8 @@ class KITTIEigen(FrameDataset):
         if self.gt == "velodyne":
             scan = drive_dir / "velodyne_points" / "data" / f"{frame_name}.bin"
             if not scan.is_file():
-                return {"image": image, "depth": None, "line": where}  # no scan for this frame
+                self.without_truth.append(f"{where} ({image}): no Velodyne scan {scan}")
+                return {"image": image, "depth": None, "line": where}
             depth = ("velodyne", drive_dir.parent, scan, camera)
         else:
             if self.annotated_root is None:
@@ -213,7 +217,8 @@ class KITTIEigen(FrameDataset):
             rel = depth_rel or f"{drive_dir.name}/proj_depth/groundtruth/image_0{camera}/{frame_name}.png"
             found = [p for p in (self.annotated_root / s / rel for s in ("", "train", "val")) if p.is_file()]
             if not found:
-                return {"image": image, "depth": None, "line": where}  # no annotated map for this frame
+                self.without_truth.append(f"{where} ({image}): no annotated map {self.annotated_root / rel}")
+                return {"image": image, "depth": None, "line": where}
             depth = ("annotated", found[0])
         return {"image": image, "depth": depth, "line": where}
 
@@ -226,6 +231,14 @@ class KITTIEigen(FrameDataset):
 
     def frame_name(self, index: int) -> str:
         return str(self.samples[index]["image"].relative_to(self.root).with_suffix(""))
+
+    def frame_problems(self, index: int) -> list[str]:
+        s = self.samples[index]
+        if self.fill == "colorization" or s["depth"][0] != "velodyne" or not s["depth"][2].is_file():
+            return []
+        points = np.fromfile(s["depth"][2], dtype=np.float32)
+        problem = plausible_points(points[: len(points) // 4 * 4].reshape(-1, 4), s["depth"][2])[1]
+        return [problem] if problem else []
 
     def list_line(self, index: int) -> int | None:
         return int(self.samples[index]["line"].rsplit(":", 1)[1])

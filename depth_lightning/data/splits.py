@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from depth_lightning.run.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class HoldOut:
@@ -30,9 +32,9 @@ class HoldOut:
     def held_out_scenes(self, scenes: Sequence[str]) -> list[str]:
         unique = sorted(set(scenes))
         if len(unique) < 2:
-            raise ValueError(
+            raise ConfigError(
                 f"cannot hold out a validation scene: the training list has {len(unique)} scene(s) "
-                f"({', '.join(unique) or 'none'}); give data.val_list, a list of frames from other scenes"
+                f"({', '.join(unique) or 'none'}); give data.dataset.val_list, a list of frames from other scenes"
             )
         count = min(len(unique) - 1, max(1, math.ceil(self.fraction * len(unique))))
         order = np.random.default_rng(self.seed).permutation(len(unique))

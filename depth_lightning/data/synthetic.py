@@ -8,6 +8,7 @@ import numpy as np
 
 from depth_lightning.data.frames import FrameDataset
 from depth_lightning.data.render import RENDERERS
+from depth_lightning.run.errors import ConfigError
 
 # Each split renders from its own seeds: no validation or test scene is ever a training scene.
 SPLIT_SEED_OFFSETS = {"train": 0, "val": 1_000_003, "test": 2_000_003}
@@ -36,10 +37,10 @@ class SyntheticScenes(FrameDataset):
     ) -> None:
         super().__init__(**kw)
         if scene not in RENDERERS:
-            raise ValueError(f"data.dataset.scene={scene!r} is unknown; allowed: {', '.join(RENDERERS)}")
+            raise ConfigError(f"data.dataset.scene={scene!r} is unknown; allowed: {', '.join(RENDERERS)}")
         self.length = {"train": train_length, "val": val_length, "test": test_length}[self.split]
         if self.length < 1:
-            raise ValueError(f"data.dataset.{self.split}_length must be >= 1, got {self.length}")
+            raise ConfigError(f"data.dataset.{self.split}_length must be >= 1, got {self.length}")
         self.scene, self.cache = scene, cache
         # Validation and test are fixed sets, like a real dataset's lists: runs of different seeds are
         # scored on the same images (paired comparisons); training frames vary with the seed.

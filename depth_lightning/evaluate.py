@@ -19,7 +19,7 @@ from depth_lightning.inference.checkpoint import load_module
 from depth_lightning.module import DepthModule
 from depth_lightning.run.ddp import run_ddp_ranks_as_this_job
 from depth_lightning.run.errors import one_line_errors
-from depth_lightning.run.files import write_json
+from depth_lightning.run.files import check_writable, write_json
 from depth_lightning.run.folder import fix_run_time
 from depth_lightning.run.loggers import logged_metrics
 from depth_lightning.run.speed import keep_freed_memory
@@ -63,6 +63,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test the checkpoint ``cfg.ckpt_path``; returns the test's numbers (rank 0 writes the files)."""
     run_ddp_ranks_as_this_job()
     keep_freed_memory(cfg.get("keep_freed_memory", True))
+    out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "eval_metrics.json"
+    check_writable(out, "output")
     module = load_module(cfg.ckpt_path)
     data = evaluation_data(cfg, module)
     datamodule = build(data, "data")
@@ -76,7 +78,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer.test(module, datamodule=datamodule, verbose=False)
     metrics = logged_metrics(trainer, "test")
     if trainer.is_global_zero:
-        out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "eval_metrics.json"
         title = f"Test split of data={datamodule.name}, checkpoint {cfg.ckpt_path}"
         # per_image.csv & co. in the run's own folder: never overwritten by another evaluation
         found = record_test(evaluator.result, Path(cfg.paths.output_dir), cfg.get("intervals"), title)

@@ -24,7 +24,7 @@ from depth_lightning.evaluation.figures import colorize
 from depth_lightning.inference import DepthEstimator
 from depth_lightning.inference.pointcloud import intrinsics_for, write_ply
 from depth_lightning.run.errors import DataError, one_line_errors
-from depth_lightning.run.files import save_atomic
+from depth_lightning.run.files import check_writable, save_atomic
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp"}
 log = logging.getLogger(__name__)
@@ -59,9 +59,8 @@ def predict(cfg: DictConfig) -> tuple[int, list[str]]:
     for other in others:
         log.warning("skipped %s: not an image (%s)", other, ", ".join(sorted(IMAGE_SUFFIXES)))
     precision = str(cfg.get("precision", "32"))
+    out_dir = check_writable(cfg.output, "output", folder=True)
     estimator = DepthEstimator.from_checkpoint(cfg.ckpt_path, cfg.get("device", "auto"), precision)
-    out_dir = Path(cfg.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     written = 0
     bins = estimator.bins

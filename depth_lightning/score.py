@@ -32,7 +32,7 @@ from depth_lightning.data.io import read_depth_png
 from depth_lightning.evaluation.evaluator import Evaluator
 from depth_lightning.evaluation.results import record_test
 from depth_lightning.run.errors import ConfigError, DataError, one_line_errors
-from depth_lightning.run.files import write_json
+from depth_lightning.run.files import check_writable, write_json
 
 log = logging.getLogger(__name__)
 PREDICTIONS = "predictions"  # the scored method's key in per_image.csv and the intervals
@@ -200,10 +200,10 @@ def score_frames(evaluator: Evaluator, dataset: Any, folder: Path, scale: float,
 def score_and_record(cfg: DictConfig) -> dict[str, Any]:
     """:func:`score`, then the test's files, the table with its intervals and the metrics JSON
     (``output``, or ``score_metrics.json`` in the run folder): what the command does. Returns the JSON."""
+    out = check_writable(cfg.output or Path(cfg.paths.output_dir) / "score_metrics.json", "output")
     scored = score(cfg)
     result = scored.pop("result")
     title = f"Test split of data={scored['data']}, {scored['predictions']}"
-    out = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / "score_metrics.json"
     found = record_test(result, Path(cfg.paths.output_dir), cfg.get("intervals"), title)
     # the scored method's numbers as the table names them: abs_rel, cap50/abs_rel, ...
     test = {k.replace(f"{PREDICTIONS}/", ""): v for k, v in found.pop("test_values").items()}

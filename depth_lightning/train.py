@@ -160,6 +160,9 @@ def fit(cfg: DictConfig, run: Run) -> tuple[dict[str, Any], EvaluationResult | N
         save_atomic(Path(cfg.paths.output_dir) / "val_split.txt", lambda p: p.write_text(held_out))
     started = time.monotonic()
     trainer.fit(module, datamodule=datamodule, ckpt_path=run.ckpt_path)
+    if val.result is None and trainer.global_step > 0:
+        # resumed after its fit had ended (e.g. killed while testing): the final weights validated again
+        trainer.validate(module, datamodule=datamodule, verbose=False)
     found: dict[str, Any] = {"fit_s": time.monotonic() - started, "global_step": trainer.global_step}
     found["val"] = {**logged_metrics(trainer, "val"), **(val.result.values if val.result else {})}
     budget = next((c for c in trainer.callbacks if isinstance(c, TimeBudget)), None)

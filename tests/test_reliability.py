@@ -511,3 +511,17 @@ def test_28_invalid_optimiser_settings_are_named_by_their_key_before_torch_sees_
         train_here(tmp_path / "run", *TINY, override)
     assert str(err.value).startswith(named), str(err.value)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_28_a_run_resumed_after_its_fit_ended_records_its_validation_and_returns_the_metric(tmp_path):
+    from depth_lightning.train import metric_value
+
+    run = tmp_path / "run"
+    first = train_here(run, *TINY, "trainer.max_steps=2")
+    record = results_of(run)
+    record["status"] = "running"  # killed while testing: the record of a run still going, last.ckpt at the end
+    (run / "metrics.json").write_text(json.dumps(record))
+    again = train_here(run, *TINY, "trainer.max_steps=2", "ckpt_path=last", "test=true")
+    assert again["global_step"] == 2 and again["status"] == "completed" and again["test"]
+    assert again["val"]["soft/abs_rel"] == pytest.approx(first["val"]["soft/abs_rel"], rel=1e-6)
+    assert metric_value(again, "val/abs_rel") == pytest.approx(first["val"]["abs_rel"], rel=1e-6)

@@ -193,6 +193,18 @@ def test_the_report_refuses_to_mix_protocols_unless_told(seeds_sweep, tmp_path, 
     assert any("mixed on request" in p for p in mixed["problems"])
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("record", ['{"status": "completed", "config": "a string", "test": {}}', "[1, 2]", "{half"])
+def test_the_report_skips_a_run_whose_record_it_cannot_read_naming_the_file(seeds_sweep, tmp_path, record):
+    sweep = tmp_path / "sweep"
+    shutil.copytree(seeds_sweep, sweep)
+    broken = sorted(sweep.glob("*/metrics.json"))[0]
+    broken.write_text(record)
+    result = report.build_report([sweep], tmp_path / "r")
+    assert len(result["runs"]) == 3 and (tmp_path / "r" / "report.md").is_file()  # the other runs reported
+    assert any(p.startswith(f"{broken}: ") and p.endswith("left out of the tables") for p in result["problems"])
+
+
 # -- the dataset check ------------------------------------------------------------------------------------
 def _nyu_copy(tmp_path):
     demo = tmp_path / "nyu"

@@ -65,6 +65,16 @@ def velodyne_projection(calib_dir: str, camera: int = 2) -> tuple[np.ndarray, in
             f"{calib_dir}: calib_cam_to_cam.txt / calib_velo_to_cam.txt lack the entry {err}, which the Velodyne "
             "projection needs; copy the date's calibration files from KITTI raw"
         ) from None
+    except ValueError:
+        counts = {"R": velo.get("R"), "T": velo.get("T"), "R_rect_00": cam.get("R_rect_00")}
+        counts.update(
+            {f"P_rect_0{camera}": cam.get(f"P_rect_0{camera}"), f"S_rect_0{camera}": cam.get(f"S_rect_0{camera}")}
+        )
+        found = ", ".join(f"{k} {len(v)}" for k, v in counts.items())
+        raise DataError(
+            f"{calib_dir}: a calibration entry has the wrong number of values ({found}; expected R 9, T 3, "
+            f"R_rect_00 9, P_rect_0{camera} 12, S_rect_0{camera} 2): copy the date's calibration files from KITTI raw"
+        ) from None
     projection = p_rect @ rect @ velo_to_cam
     projection.flags.writeable = False  # shared by every caller through the cache
     return projection, int(height), int(width)

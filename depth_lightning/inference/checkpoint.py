@@ -71,24 +71,29 @@ def load_module(path: str | Path, data: dict[str, Any] | None = None) -> DepthMo
         module = DepthModule(**hparams)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"ckpt_path={str(path)!r}: its saved arguments do not build a model ({err})") from None
-    missing, unexpected = module.load_state_dict(ckpt["state_dict"], strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"ckpt_path={str(path)!r} does not match its own config: missing {missing[:5]}, unexpected {unexpected[:5]}"
-        )
+    mismatch = state_mismatch(module.state_dict(), ckpt["state_dict"])
+    if mismatch:
+        raise CheckpointError(f"ckpt_path={str(path)!r}: its weights do not match its own saved config: {mismatch}")
+    module.load_state_dict(ckpt["state_dict"])
     return module.eval()
+
+
+def state_mismatch(ours: dict[str, Any], theirs: dict[str, Any]) -> str | None:
+    """How two state dicts differ (keys and shapes), or None when one loads into the other."""
+    missing = sorted(set(ours) - set(theirs))
+    unexpected = sorted(set(theirs) - set(ours))
+    shapes = [
+        f"{k} {tuple(theirs[k].shape)} vs {tuple(ours[k].shape)}"
+        for k in sorted(set(ours) & set(theirs))
+        if tuple(ours[k].shape) != tuple(theirs[k].shape)
+    ]
+    if not (missing or unexpected or shapes):
+        return None
+    return f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}, shape mismatches {shapes[:5]}"
 
 
 def check_compatible(path: str | Path, module: DepthModule) -> None:
     """Raise naming the mismatching keys if ``path`` was trained with another model configuration."""
-    ckpt = read_checkpoint(path)
-    ours = module.state_dict()
-    theirs = ckpt["state_dict"]
-    missing = sorted(set(ours) - set(theirs))
-    unexpected = sorted(set(theirs) - set(ours))
-    shapes = sorted(k for k in set(ours) & set(theirs) if tuple(ours[k].shape) != tuple(theirs[k].shape))
-    if missing or unexpected or shapes:
-        raise CheckpointError(
-            f"ckpt_path={str(path)!r} was trained with a different model configuration: "
-            f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}, shape mismatches {shapes[:5]}"
-        )
+    mismatch = state_mismatch(module.state_dict(), read_checkpoint(path)["state_dict"])
+    if mismatch:
+        raise CheckpointError(f"ckpt_path={str(path)!r} was trained with a different model configuration: {mismatch}")

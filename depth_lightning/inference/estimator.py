@@ -21,6 +21,7 @@ from PIL import Image
 from depth_lightning.inference.checkpoint import load_module
 from depth_lightning.models.bins import DECODERS
 from depth_lightning.module import DepthModule
+from depth_lightning.run.errors import ConfigError
 
 # precision -> autocast dtype of the network (None: float32)
 PRECISIONS = {
@@ -81,7 +82,7 @@ class DepthEstimator:
 
     def __init__(self, module: DepthModule, device: str | torch.device = "auto", precision: str = "32") -> None:
         if str(precision) not in PRECISIONS:
-            raise ValueError(f"precision={precision!r} is not one of: {', '.join(PRECISIONS)}")
+            raise ConfigError(f"precision={precision!r} is not one of: {', '.join(PRECISIONS)}")
         self.device = pick_device(device)
         self.module = module.eval().to(self.device)
         self.dtype = PRECISIONS[str(precision)]
@@ -142,7 +143,7 @@ class DepthEstimator:
         """
         decoder = decoder or self.module.hparams.decoder
         if decoder not in DECODERS:
-            raise ValueError(f"decoder={decoder!r} is not one of: {', '.join(DECODERS)}")
+            raise ConfigError(f"decoder={decoder!r} is not one of: {', '.join(DECODERS)}")
         batch, single = as_batch(image)
         height, width = batch.shape[-2:]
         batch = batch.to(self.device)

@@ -49,8 +49,10 @@ def multistep(optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.
 
 def cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.0) -> LambdaLR:
     """Half a cosine from the base rate down to ``min_lr_ratio`` of it at ``total_steps``."""
-    if total_steps < 1:
-        raise ValueError(f"model.scheduler.total_steps must be >= 1, got {total_steps}")
+    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
+        raise ValueError(
+            f"model.scheduler.total_steps must be an integer >= 1 (by default trainer.max_steps), got {total_steps!r}"
+        )
     return LambdaLR(optimizer, CosineFactor(total_steps, warmup_steps, min_lr_ratio))
 
 

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from depth_lightning.run.errors import ConfigError
+
 
 def save_atomic(path: str | Path, write: Callable[[Path], object]) -> None:
     """``write`` a temporary file beside ``path``, flush it to disk, then rename it over ``path``.
@@ -30,3 +32,22 @@ def write_json(path: str | Path, data: dict[str, Any]) -> None:
     """``data`` as indented JSON, atomically."""
     text = json.dumps(data, indent=2, sort_keys=True)
     save_atomic(path, lambda p: p.write_text(text))
+
+
+def check_writable(path: str | Path, key: str, folder: bool = False) -> Path:
+    """Refuse, naming ``key``, an output ``path`` (a file, or a ``folder``) that cannot be written: checked
+    before a model is loaded or a dataset read, so that no work is lost to it."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise ConfigError(f"config error: {key}={str(path)!r} is a file; it should name a folder")
+    if not folder and path.is_dir():
+        raise ConfigError(f"config error: {key}={str(path)!r} is a folder; it should name a file")
+    where = path if folder else path.parent
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        probe = where / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"config error: {key}={str(path)!r} cannot be written ({err}); choose another path") from None
+    return path

@@ -57,40 +57,49 @@ def collect_runs(folders: list[Path], split: str = "test") -> tuple[list[Run], l
                 problems.append(f"{run_dir}: no metrics.json (the job failed or was killed before training)")
                 continue
             try:
-                data = json.loads(path.read_text())
+                run = read_run(run_dir, json.loads(path.read_text()), split)
             except (OSError, json.JSONDecodeError) as err:
-                problems.append(f"{run_dir}: unreadable metrics.json ({err})")
+                problems.append(f"{path}: unreadable ({err}); left out of the tables")
                 continue
-            status = data.get("status", "unknown")
-            chosen = split if split in data else "val" if "val" in data else None
-            if status != "completed" or chosen is None:
-                why = f": {data['error']}" if data.get("error") else " (killed or failed mid-way)"
-                problems.append(f"{run_dir}: status {status!r}{why}; left out of the tables")
+            except (AttributeError, TypeError, ValueError, KeyError) as err:
+                problems.append(f"{path}: not a run record this report can read ({err!r}); left out of the tables")
                 continue
-            cfg = data.get("config", {})
-            net = cfg.get("model", {}).get("net", {})
-            runs.append(
-                Run(
-                    run_dir,
-                    cfg.get("task_name", "?"),
-                    _variant(net),
-                    int(net.get("num_bins", 0)),
-                    data[chosen],
-                    chosen,
-                    status,
-                    dataset=cfg.get("data", {}).get("name", "?"),
-                    seed=cfg.get("seed"),
-                    protocol=data.get("protocol") if chosen == "test" else None,
-                    intervals=data.get("test_intervals", {}) if chosen == "test" else {},
-                    extra={"seed": cfg.get("seed"), "intervals": data.get("intervals")},
-                )
-            )
+            if isinstance(run, str):
+                problems.append(f"{run_dir}: {run}; left out of the tables")
+            else:
+                runs.append(run)
     runs.sort(key=lambda r: (r.path / "metrics.json").stat().st_mtime)  # a table takes the newest of a kind
     problems += duplicate_runs(runs)
     tasks = sorted({r.task for r in runs})
     if len(tasks) > 1:
         problems.append(f"runs of different experiments are mixed: {', '.join(tasks)} (tables pool them)")
     return runs, problems
+
+
+def read_run(run_dir: Path, data: dict[str, Any], split: str) -> Run | str:
+    """The run a ``metrics.json`` records, or why it is not in the tables (not finished); a record of
+    the wrong shape raises (AttributeError, TypeError, ValueError, KeyError)."""
+    status = data.get("status", "unknown")
+    chosen = split if split in data else "val" if "val" in data else None
+    if status != "completed" or chosen is None:
+        return f"status {status!r}" + (f": {data['error']}" if data.get("error") else " (killed or failed mid-way)")
+    cfg = data.get("config", {})
+    net = cfg.get("model", {}).get("net", {})
+    metrics = {k: v if isinstance(v, int | float) else float(v) for k, v in data[chosen].items()}
+    return Run(
+        run_dir,
+        cfg.get("task_name", "?"),
+        _variant(net),
+        int(net.get("num_bins", 0)),
+        metrics,
+        chosen,
+        status,
+        dataset=cfg.get("data", {}).get("name", "?"),
+        seed=cfg.get("seed"),
+        protocol=data.get("protocol") if chosen == "test" else None,
+        intervals=data.get("test_intervals", {}) if chosen == "test" else {},
+        extra={"seed": cfg.get("seed"), "intervals": data.get("intervals")},
+    )
 
 
 def duplicate_runs(runs: list[Run]) -> list[str]:

@@ -73,3 +73,24 @@ def train_here(run: Path, *overrides: str) -> dict:
 def composed_for(config_name: str, output_dir: Path, *overrides: str):
     """The config of entry point ``config_name`` (``evaluate``, ``score``, ``check``...) as Hydra composes it."""
     return compose_config(*overrides, config_name=config_name, output_dir=str(output_dir))
+
+
+def assert_consistent_results(results: dict, splits=("val", "test")) -> None:
+    """A run's recorded numbers hold together: every test number is the mean of its per-image column
+    (per_image.csv), the thresholds nest (d1 <= d2 <= d3 <= 1), errors are positive, and the two
+    decoders give different numbers (they are different estimates)."""
+    from depth_lightning.evaluation.per_image import read_per_image_csv
+
+    for split in splits:
+        values = results[split]
+        for dec in ("soft", "hard"):
+            d1, d2, d3 = (values[f"{dec}/d{k}"] for k in (1, 2, 3))
+            assert 0 <= d1 <= d2 <= d3 <= 1, (split, dec, d1, d2, d3)
+            for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog"):
+                assert 0 < values[f"{dec}/{k}"] < 1e3, (split, dec, k, values[f"{dec}/{k}"])
+        assert values["soft/abs_rel"] != values["hard/abs_rel"], split
+    if "test" in splits:
+        _, rows = read_per_image_csv(Path(results["per_image"]))
+        for key in ("soft/abs_rel", "hard/rmse", "soft/d1", "soft/silog"):
+            mean = sum(float(r[key]) for r in rows) / len(rows)
+            assert abs(mean - results["test"][key]) <= 1e-9 * max(1.0, abs(mean)), key

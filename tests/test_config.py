@@ -25,10 +25,46 @@ def test_every_group_option_builds(data, model, trainer):
     assert trainer_.max_steps == cfg.trainer.max_steps > 0
 
 
-@pytest.mark.parametrize("logger", ["wandb", "csv", "tensorboard", "none", "default"])
-def test_logger_options(logger):
-    cfg = composed(f"logger={logger}")
-    assert logger == "none" or cfg.logger
+@pytest.mark.parametrize(
+    ("logger", "built"),
+    [
+        ("wandb", ["WandbLogger"]),
+        ("csv", ["ContinuingCSVLogger"]),
+        ("tensorboard", ["WandbLogger", "ContinuingCSVLogger", "TensorBoardLogger"]),  # beside the default ones
+        ("none", []),
+        ("default", ["WandbLogger", "ContinuingCSVLogger"]),
+    ],
+)
+def test_each_logger_option_builds_its_loggers_and_what_they_log_reads_back(logger, built, tmp_path, monkeypatch):
+    from depth_lightning.config import compose_config
+    from depth_lightning.train import _finish_wandb, build_trainer
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    trainer = build_trainer(compose_config(f"logger={logger}", "trainer.accelerator=cpu", output_dir=str(tmp_path)))
+    assert [type(lg).__name__ for lg in trainer.loggers] == built
+    for lg in trainer.loggers:
+        lg.log_metrics({"val/abs_rel": 0.125}, step=3)
+        lg.save()
+        lg.finalize("success")
+    _finish_wandb()
+    if "ContinuingCSVLogger" in built:
+        import csv
+
+        rows = list(csv.DictReader(open(tmp_path / "csv" / "metrics.csv")))
+        assert [(r["step"], r["val/abs_rel"]) for r in rows] == [("3", "0.125")]
+    if "TensorBoardLogger" in built:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(next(tmp_path.rglob("events.out.tfevents.*")).parent))
+        events.Reload()
+        assert [(e.step, e.value) for e in events.Scalars("val/abs_rel")] == [(3, 0.125)]
+    if "WandbLogger" in built:
+        from tests.wandb_reader import logged
+
+        history = logged(next(tmp_path.rglob("offline-run-*")))["history"]
+        assert any(row.get("val/abs_rel") == 0.125 for row in history)
+    if not built:
+        assert not any(tmp_path.iterdir()), "logger=none writes nothing"
 
 
 def test_paper_numbers_are_the_papers():

@@ -40,6 +40,11 @@ def module():
     return build_module(composed("debug=tiny", "model.channels_last=false")).eval()
 
 
+def reference_logits(module, x):
+    with torch.no_grad():
+        return module(x)
+
+
 def test_bf16_autocast_keeps_softmax_decoding_and_loss_in_float32(module):
     x = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(1))
     depth = torch.rand(2, 64, 96) * 5 + 1
@@ -52,7 +57,10 @@ def test_bf16_autocast_keeps_softmax_decoding_and_loss_in_float32(module):
     assert logits.dtype == torch.bfloat16
     assert decoded["soft"].dtype == decoded["uncertainty"].dtype == loss.dtype == torch.float32
     rel = (decoded["soft"] - reference["soft"]).abs() / reference["soft"]
-    assert rel.median() < 0.02 and torch.isfinite(loss)
+    # bf16 keeps 8 bits of mantissa (0.4 %) in the logits: most pixels within 1 %, every one within 10 %
+    assert rel.median() < 0.01 and torch.quantile(rel, 0.99) < 0.05 and rel.max() < 0.1
+    exact = bin_cross_entropy(reference_logits(module, x), module.bins.labels(depth[:, ::2, ::2]))
+    assert loss.item() == pytest.approx(exact.item(), rel=0.02)
 
 
 def test_channels_last_gives_the_same_depth(module):

@@ -145,13 +145,37 @@ def test_bad_inputs():
         net(torch.randn(1, 3, 16, 64))
 
 
-def test_summary_counts_parameters_and_flops(capsys):
+def _flops_by_hand(net: torch.nn.Module, height: int, width: int) -> int:
+    """Forward FLOPs written out per layer (2 x multiply-adds): every convolution from its output's
+    size, the 8x8 stride-4 deconvolution from its input's (Upsample4x: K x K learned, or one kernel per
+    channel)."""
+    total = []
+
+    def conv(m, inputs, out):
+        total.append(2 * out[0].numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1])
+
+    def deconv(m, inputs, out):
+        per_input = m.channels if m.mode == "learned" else 1
+        total.append(2 * inputs[0][0].numel() * per_input * 8 * 8)
+
+    hooks = [m.register_forward_hook(conv) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    hooks += [m.register_forward_hook(deconv) for m in net.modules() if isinstance(m, Upsample4x)]
+    with torch.no_grad():
+        net(torch.zeros(1, 3, height, width))
+    for h in hooks:
+        h.remove()
+    return sum(total)
+
+
+@pytest.mark.parametrize("upsample", ["bilinear", "learned"])
+def test_summary_counts_parameters_and_flops(capsys, upsample):
     from depth_lightning.models.summary import main, summarise
 
-    info = summarise("resnet18", 20, "64x96", "bilinear")
-    assert info["params"] == count_parameters(DepthNet("resnet18", 20, upsample="bilinear"))
+    info = summarise("resnet18", 20, "64x96", upsample)
+    net = DepthNet("resnet18", 20, upsample=upsample).eval()
+    assert info["params"] == count_parameters(net)
     assert info["params"] == info["params_backbone"] + info["params_head"]
-    assert 0.5 < info["gflops_forward"] < 5  # ResNet-18 at 1/8 stride on 64x96
+    assert info["gflops_forward"] * 1e9 == pytest.approx(_flops_by_hand(net, 64, 96), rel=1e-12)
     main(["backbone=resnet18", "bins=20", "size=64x96", "fusion=false"])
     assert "parameters:" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="unknown argument"):
@@ -239,3 +263,21 @@ def test_frozen_backbone_batchnorm_keeps_its_statistics_through_a_real_fit_while
     assert not torch.equal(after["net.head.classifier.1.running_mean"], before["net.head.classifier.1.running_mean"])
     unfrozen = build_module(composed("debug=tiny"))
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in unfrozen.net.backbone.modules())
+
+
+@pytest.mark.parametrize(
+    ("row", "args"),
+    [
+        ("ResNet-152, K = 200, 240x320 (NYU), learned deconvolution", ("resnet152", 200, "240x320", "learned")),
+        ("ResNet-18, K = 80, 120x160 (the CPU default)", ("resnet18", 80, "120x160", "bilinear")),
+    ],
+)
+def test_the_documented_sizes_and_flops_are_what_the_summary_measures(row, args):
+    from depth_lightning.models.summary import summarise
+    from tests.helpers import ROOT
+
+    line = next(ln for ln in (ROOT / "docs" / "paper.md").read_text().splitlines() if ln.startswith(f"| {row} |"))
+    params, gflops = (cell.strip() for cell in line.strip("|").split("|")[1:3])
+    info = summarise(*args)
+    assert f"{info['gflops_forward']:.1f}" == gflops, line
+    assert params.startswith(f"{info['params'] / 1e6:.1f} M"), line

@@ -1,7 +1,7 @@
 """Ablation sweeps end to end (joblib and submitit launchers), the report and the notebook."""
 
+import csv
 import json
-import math
 import os
 from pathlib import Path
 
@@ -9,7 +9,16 @@ import pytest
 
 from experiments import report
 from experiments.report.__main__ import main as report_main
-from tests.helpers import ROOT, TINY_SWEEP_JOB, built, composed, job_folder, run_module
+from tests.helpers import (
+    ROOT,
+    SHARED,
+    TINY_SWEEP_JOB,
+    assert_consistent_results,
+    built,
+    composed,
+    job_folder,
+    run_module,
+)
 
 TINY = [*TINY_SWEEP_JOB, "trainer.max_steps=4", "trainer.log_every_n_steps=1"]
 
@@ -20,8 +29,18 @@ def test_every_experiment_builds(name):
 
     on_this_machine = [] if torch.cuda.is_available() else ["trainer.accelerator=cpu"]
     # every object of the experiment but the network's ImageNet weights (not on this machine)
-    cfg, datamodule, module, _ = built(f"+experiment={name}", "model.net.pretrained=none", *on_this_machine)
-    assert cfg.task_name == name
+    cfg, datamodule, module, trainer = built(f"+experiment={name}", "model.net.pretrained=none", *on_this_machine)
+    # what was built is what the experiment's config says (not the defaults it overrides)
+    net, backbone = cfg.model.net, module.net.backbone
+    blocks = {"resnet18": 2, "resnet34": 6, "resnet50": 6, "resnet101": 23, "resnet152": 36}
+    assert module.bins.num_bins == net.num_bins and backbone.name == net.backbone
+    assert len(backbone.layer3) == blocks[net.backbone]
+    assert backbone.layer4[-1].conv2.dilation == ((4, 4) if net.dilated else (1, 1))  # Sec. 3.1
+    assert (module.bins.d_min, module.bins.d_max) == (cfg.data.depth_min, cfg.data.depth_max)
+    assert datamodule.name == cfg.data.name and trainer.max_steps == cfg.trainer.max_steps
+    base = composed()
+    assert cfg.task_name == name != base.task_name
+    assert cfg.model != base.model or cfg.data != base.data, "the experiment changes the model or the data"
     if name in ("nyu_ablation", "kitti_ablation"):  # the paper's learned 8x8 deconvolution
         assert cfg.model.net.upsample == "learned" and cfg.test_checkpoint == "last"
 
@@ -75,9 +94,7 @@ def test_ablation_sweep_saves_both_decoders_for_every_variant(sweep):
     for name in names:
         results = json.loads((job_folder(sweep, name) / "metrics.json").read_text())
         assert results["status"] == "completed"
-        for split in ("val", "test"):
-            for dec in ("soft", "hard"):
-                assert math.isfinite(results[split][f"{dec}/abs_rel"]), (name, split, dec)
+        assert_consistent_results(results)
         model = results["config"]["model"]["net"]
         variant, k = name.rsplit("-K", 1)
         assert (model["dilated"], model["fusion"]) == {
@@ -107,6 +124,22 @@ def test_sweep_runs_share_one_wandb_group(sweep):
     assert [s["job_type"] for s in seen] == ["full-K20", "no_dilation-K40"]
 
 
+def _png_size(path):
+    from PIL import Image
+
+    return Image.open(path).size
+
+
+def _paper_table(number):
+    """The rows of the paper's Table ``number`` in ../shared/paper/tables.md: method -> cells."""
+    text = SHARED / "paper" / "tables.md"
+    if not text.is_file():
+        return {}  # a user's clone: the report's own copy of the numbers is checked by the rows above
+    block = text.read_text().split(f"## Table {number}\n", 1)[1].split("## ", 1)[0]
+    rows = [ln.strip("|").split("|") for ln in block.splitlines() if ln.startswith("| ") and "---" not in ln]
+    return {cells[0].strip().replace("Ours", "Li et al. (ours)"): [c.strip() for c in cells[1:]] for cells in rows[1:]}
+
+
 @pytest.mark.slow
 def test_report_builds_tables_and_figures(sweep, tmp_path, capsys):
     assert report_main([str(sweep), "--out", str(tmp_path / "report"), "--wandb"]) == 0
@@ -118,12 +151,22 @@ def test_report_builds_tables_and_figures(sweep, tmp_path, capsys):
     assert wandb_run["run"]["group"] == f"synthetic_ablation-{sweep.name}" and wandb_run["run"]["job_type"] == "report"
     keys = {k for row in wandb_run["history"] for k in row}
     assert {"report/table3/_type", "report/fig6/_type", "report/fig7/_type"} <= keys
+    result = report.build_report([sweep], tmp_path / "again")
     for name in ("table1", "table2", "table3", "table4"):
         assert f"## Table {name[-1]}," in printed
-        for ext in ("md", "csv", "tex"):
-            assert (tmp_path / "report" / f"{name}.{ext}").stat().st_size > 0
-    assert (tmp_path / "report" / "fig6.png").is_file() and (tmp_path / "report" / "fig7.png").is_file()
-    result = report.build_report([sweep], tmp_path / "again")
+        # the three formats hold the same rows, those of the report's own table
+        rows = list(csv.DictReader(open(tmp_path / "report" / f"{name}.csv")))
+        assert [(r[next(iter(r))], r["source"]) for r in rows] == [(str(r["row"]), r["source"]) for r in result[name]]
+        md = (tmp_path / "report" / f"{name}.md").read_text().splitlines()
+        tex = (tmp_path / "report" / f"{name}.tex").read_text()
+        assert len([ln for ln in md if ln.startswith("| ")]) == len(rows) + 1  # a header, then one line per row
+        assert tex.count(r" \\") == len(rows) + 1 and r"\begin{tabular}" in tex and r"\end{table}" in tex
+    assert _png_size(tmp_path / "report" / "fig6.png")[0] > 200 and _png_size(tmp_path / "report" / "fig7.png")[0] > 200
+    kitti = {r["row"]: r for r in csv.DictReader(open(tmp_path / "report" / "table2.csv")) if r["source"] == "paper"}
+    for method, values in _paper_table(2).items():  # the paper's numbers, read here from its own text
+        row = kitti[method]
+        assert float(row["d1"]) == pytest.approx(float(values[1].rstrip("%")) / 100), method
+        assert float(row["abs_rel"]) == float(values[4]) and float(row["rmse"]) == float(values[6]), method
 
     def rows(table, source):
         return {r["row"]: r for r in result[table] if r["source"] == source}

@@ -1,0 +1,236 @@
+"""Every command the README and docs/ show: parsed here by the tool that will read it (Hydra's parser
+and config composition for the entry points, the real argparse parsers for the others, the Makefile's
+targets, the console scripts); a command in a code block is run here with tiny overrides unless its
+line says it needs the dataset or a GPU, or is a long run; `make install` and `make test` are what
+.ci/run runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import shutil
+from unittest import mock
+
+import pytest
+import tomllib
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from depth_lightning.config import compose_config
+from depth_lightning.train import multirun_flag_last
+from tests.helpers import ROOT, SHARED, composed_for, train_here
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+TOOLS = r"(?:python -m [^\s`]+|make [^\s`]+|depth-\w+|papermill|wandb)"
+# a placeholder given for a config group (``data=<dataset>``, ``[data=... model=...]``): one of its options
+GROUP_EXAMPLES = {"data": "nyu_sync", "model": "paper", "trainer": "cpu", "logger": "csv"}
+MARKED = re.compile(r"(needs the dataset|needs a GPU|long run)")
+HYDRA_ENTRY_POINTS = {f"depth_lightning.{n}": n for n in ("train", "evaluate", "predict", "score", "check", "export")}
+TINY_TRAIN = ["debug=tiny", "logger=csv", "trainer.max_steps=2", "budget.mode=steps"]
+
+
+def _blocks(text: str) -> list[str]:
+    return re.findall(r"^```[a-z]*\n(.*?)^```", text, re.S | re.M)
+
+
+def documented_commands() -> list[tuple[str, str, bool]]:
+    """``(where, command line, in a code block)`` for every command the docs show."""
+    found = []
+    for doc in DOCS:
+        text = doc.read_text()
+        for block in _blocks(text):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = re.sub(r"^\$ ", "", line.strip())
+                if re.match(TOOLS, line):
+                    found.append((doc.name, " ".join(line.split()), True))
+        prose = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+        found += [(doc.name, cmd, False) for cmd in re.findall(rf"`({TOOLS}[^`]*)`", prose)]
+    return found
+
+
+def words(command: str) -> list[str]:
+    """The command as a shell passes it, with the doc's notation made concrete: its comment dropped,
+    ``[optional]`` parts kept, ``<placeholder>`` and ``...`` given a value."""
+    command = re.split(r"\s+#\s|\s+\(needs", command)[0]
+    command = re.sub(r"\[([^\]]*)\]", r"\1", command)
+    command = re.sub(r"<[^>]+>", "x", command).replace("...", "/data/x")
+    argv = shlex.split(command)
+    for i, word in enumerate(argv):
+        key, _, value = word.partition("=")
+        if key in GROUP_EXAMPLES and value in ("x", "/data/x"):
+            argv[i] = f"{key}={GROUP_EXAMPLES[key]}"
+    return argv
+
+
+class _Parsed(Exception):
+    pass
+
+
+def parse_with_argparse(main, argv: list[str]) -> argparse.Namespace:
+    """What the tool's own ``argparse`` parser makes of ``argv`` (the tool does not run)."""
+    original = argparse.ArgumentParser.parse_args
+
+    def stop(self, args=None, namespace=None):
+        raise _Parsed(original(self, args, namespace))
+
+    with mock.patch.object(argparse.ArgumentParser, "parse_args", stop):
+        try:
+            main(argv)
+        except _Parsed as parsed:
+            return parsed.args[0]
+    raise AssertionError("the tool did not parse its arguments")
+
+
+def parse_hydra(entry: str, argv: list[str]):
+    """What the entry point's Hydra makes of ``argv``: its parser, its overrides' grammar, and the
+    composed config (a sweep's first value of each list)."""
+    if entry == "train":
+        argv = multirun_flag_last(["train", *argv])[1:]
+    args = get_args_parser().parse_args(argv)  # argparse: exits 2 on an unrecognised argument
+    overrides = OverridesParser.create().parse_overrides(args.overrides)
+    first = []
+    for o in overrides:
+        if o.is_sweep_override():
+            first.append(f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}")
+        else:
+            first.append(o.input_line)
+    return compose_config(*first, config_name=entry)
+
+
+def check_parses(command: str) -> None:
+    argv = words(command)
+    if argv[:2] == ["python", "-m"]:
+        module, rest = argv[2], argv[3:]
+        if module in HYDRA_ENTRY_POINTS:
+            parse_hydra(HYDRA_ENTRY_POINTS[module], rest)
+        elif module == "experiments.report":
+            from experiments.report.__main__ import main
+
+            parse_with_argparse(main, rest)
+        elif module == "benchmarks":
+            from benchmarks.__main__ import main
+
+            parse_with_argparse(main, rest)
+        elif module == "depth_lightning.prepare":
+            from depth_lightning.prepare import main
+
+            parse_with_argparse(main, rest)
+        elif module == "experiments.freeze_bn":
+            from experiments.freeze_bn import main
+
+            parse_with_argparse(main, rest)
+        elif module == "depth_lightning.models.summary":
+            from depth_lightning.models.summary import _ARGS
+
+            assert all(a.split("=", 1)[0] in _ARGS for a in rest), command
+        else:
+            raise AssertionError(f"{command}: no parser known for {module}")
+    elif argv[0] == "make":
+        targets = re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.M)
+        assert argv[1] in targets, f"{command}: no such Makefile target"
+    elif argv[0].startswith("depth-"):
+        scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+        assert argv[0] in scripts, f"{command}: not a console script of pyproject.toml"
+    elif argv[0] == "papermill":
+        notebook = json.loads((ROOT / argv[1]).read_text())
+        tagged = [c for c in notebook["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+        names = {p for i, p in enumerate(argv) if i and argv[i - 1] == "-p"}
+        assert tagged and all(f"{n} =" in "".join(tagged[0]["source"]) for n in names), command
+    elif argv[0] == "wandb":
+        assert argv[1] == "sync" and shutil.which("wandb", path=str(ROOT / ".venv" / "bin")) or shutil.which("wandb")
+
+
+COMMANDS = documented_commands()
+
+
+def test_the_docs_show_commands_and_every_one_is_found():
+    assert len(COMMANDS) >= 30
+    assert any("--multirun" in c for _, c, _ in COMMANDS)
+
+
+@pytest.mark.parametrize(("where", "command"), [(w, c) for w, c, _ in COMMANDS], ids=[c[:60] for _, c, _ in COMMANDS])
+def test_every_documented_command_parses(where, command):
+    check_parses(command)
+
+
+def test_a_command_that_does_not_parse_fails_the_check():
+    with pytest.raises(SystemExit):  # Hydra's parser: overrides on both sides of a flag it does not know
+        check_parses("python -m depth_lightning.evaluate ckpt_path=x --no-such-flag output=y")
+    with pytest.raises(Exception, match="mismatched|no viable|token"):  # the overrides' grammar
+        check_parses("python -m depth_lightning.train model.net.num_bins=[50,")
+    with pytest.raises(Exception, match="Could not override|not in struct|Could not find"):  # composition
+        check_parses("python -m depth_lightning.train model.net.no_such_key=3")
+    with pytest.raises(SystemExit):  # an argparse tool
+        check_parses("python -m experiments.report --no-such-option")
+    with pytest.raises(AssertionError, match="no such Makefile target"):
+        check_parses("make no-such-target")
+
+
+def test_ci_runs_the_readmes_two_set_up_commands():
+    readme = [c for w, c, block in COMMANDS if w == "README.md" and block]
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    for step in ("make install", "make test"):
+        assert any(c.startswith(step) for c in readme) and step in ci
+
+
+def _runnable():
+    return [
+        (w, c)
+        for w, c, block in COMMANDS
+        if block and not MARKED.search(c) and not c.startswith(("make install", "make test"))
+    ]
+
+
+@pytest.mark.parametrize(("where", "command"), _runnable(), ids=[c[:60] for _, c in _runnable()])
+def test_every_command_in_a_code_block_runs_here_or_says_why_not(
+    where, command, tiny_checkpoint, tiny_run, tmp_path, capsys
+):
+    argv = words(command)
+    assert argv[:2] == ["python", "-m"], f"{where}: {command!r} runs nowhere: run it in a test, or mark it"
+    module, rest = argv[2], argv[3:]
+    if module == "depth_lightning.train":
+        results = train_here(tmp_path / "run", *rest, *TINY_TRAIN)
+        assert results["status"] == "completed" and results["global_step"] == 2
+    elif module == "depth_lightning.evaluate":
+        from depth_lightning.evaluate import evaluate
+
+        given = [a for a in rest if not a.startswith("ckpt_path=")]
+        out = tmp_path / "eval.json"
+        evaluate(composed_for("evaluate", tmp_path, f"ckpt_path={tiny_checkpoint}", *given, f"output={out}"))
+        assert json.loads(out.read_text())["images"] > 0
+    elif module == "depth_lightning.predict":
+        from PIL import Image
+
+        from depth_lightning.predict import predict
+
+        (tmp_path / "in").mkdir()
+        Image.new("RGB", (96, 64), (90, 120, 150)).save(tmp_path / "in" / "a.png")
+        cfg = composed_for("predict", tmp_path, f"ckpt_path={tiny_checkpoint}", f"input={tmp_path / 'in'}",
+                           f"output={tmp_path / 'out'}")  # fmt: skip
+        assert predict(cfg) == (1, []) and (tmp_path / "out" / "a.png_depth.png").is_file()
+    elif module == "experiments.report":
+        from experiments.report.__main__ import main
+
+        shutil.copytree(tiny_run, tmp_path / "runs" / "run")
+        assert main([str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
+        assert (tmp_path / "report" / "report.md").is_file()
+    elif module == "depth_lightning.check":
+        from depth_lightning.check import main_check
+
+        demo = SHARED / "realdata" / "nyu" / "sync" / "metric3d_nyu_demo"
+        if not demo.is_dir():
+            pytest.skip(f"the real NYU samples this command reads are not at {demo}")
+        shutil.copytree(demo, tmp_path / "nyu")
+        lines = [f"rgb/rgb_{k}.jpg depth/sync_depth_{k}.png 518.8579" for k in ("00000", "00050", "00100")]
+        (tmp_path / "nyu" / "train.txt").write_text("\n".join(lines[:2]) + "\n")
+        (tmp_path / "nyu" / "test.txt").write_text(lines[2] + "\n")
+        relative = [re.sub(r"=nyu(?=/|$)", f"={tmp_path / 'nyu'}", a) for a in rest]
+        main_check(composed_for("check", tmp_path, *relative))
+        shown = next(b for b in _blocks((ROOT / "docs" / where).read_text()) if "depth_lightning.check" in b)
+        printed = capsys.readouterr().out
+        for row in (ln for ln in shown.splitlines() if ln.startswith(("train ", "test "))):
+            assert " ".join(row.split()) in " ".join(printed.split()), row  # the output the docs show
+    else:
+        raise AssertionError(f"{where}: {command!r}: not run by this test; run it here, or mark it")

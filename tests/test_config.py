@@ -118,3 +118,17 @@ def test_fused_optimizer_takes_the_same_step_as_the_loop(model):
         opt.step()  # the second step uses the momentum / moment buffers
         steps[fused] = torch.cat([p.detach().flatten() for p in module.parameters()])
     torch.testing.assert_close(steps[True], steps[False], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("data", "variable"), [("nyu", "NYU_ROOT"), ("nyu_sync", "NYU_SYNC_ROOT"), ("kitti", "KITTI_ROOT")]
+)
+def test_the_dataset_roots_come_from_their_environment_variables(data, variable, monkeypatch, tmp_path):
+    from depth_lightning.config import compose_config
+
+    monkeypatch.delenv(variable, raising=False)
+    default = compose_config(f"data={data}").data.dataset.root
+    monkeypatch.setenv(variable, str(tmp_path / "here"))
+    assert compose_config(f"data={data}").data.dataset.root == str(tmp_path / "here") != default
+    given = compose_config(f"data={data}", "data.dataset.root=/given").data.dataset.root
+    assert given == "/given", "the command line wins over the environment"

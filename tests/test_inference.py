@@ -106,7 +106,7 @@ def test_predict_names_never_collide_and_every_skipped_file_is_named(tiny_checkp
         expected = estimator.predict(Image.open(inputs / name))["depth"]
         assert np.abs(png / 1000.0 - expected).max() <= 1e-3
         assert np.load(out / f"{name}_uncertainty.npy").shape == size
-        assert (out / f"{name}_points.ply").stat().st_size > size[0] * size[1] * 15
+        _assert_points_of(out / f"{name}_points.ply", png / 1000.0, fov_deg=70)
     assert not list(out.glob("broken*")) and not list(out.glob("depth.png*"))
 
 
@@ -156,3 +156,54 @@ def test_a_wheel_carries_its_configs_and_its_entry_points_compose_them(tmp_path)
         text=True,
     )
     assert where.stdout.strip() == str(site / "depth_lightning" / "conf")
+
+
+def _assert_points_of(ply, depth, fov_deg=None, intrinsics=None):
+    """The PLY holds one point per pixel: (u - cx) z / fx, (v - cy) z / fy, z, with the camera given
+    or (fov_deg) a pinhole of that horizontal field of view centred on the image, computed here."""
+    import math
+
+    from plyfile import PlyData
+
+    h, w = depth.shape
+    if intrinsics is None:
+        f = (w / 2) / math.tan(math.radians(fov_deg) / 2)
+        intrinsics = (f, f, (w - 1) / 2, (h - 1) / 2)
+    fx, fy, cx, cy = intrinsics
+    vertex = PlyData.read(str(ply))["vertex"]
+    assert len(vertex.data) == h * w
+    v, u = np.mgrid[:h, :w]
+    z = vertex["z"].reshape(h, w)
+    np.testing.assert_allclose(z, depth, atol=6e-4)  # the PNG holds millimetres
+    np.testing.assert_allclose(vertex["x"].reshape(h, w), (u - cx) * z / fx, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(vertex["y"].reshape(h, w), (v - cy) * z / fy, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_with_flip_intrinsics_and_the_default_field_of_view(tiny_checkpoint, tmp_path, estimator):
+    from depth_lightning.predict import predict
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rgb = np.random.default_rng(1).integers(0, 255, (60, 84, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(inputs / "a.png")
+    common = [f"ckpt_path={tiny_checkpoint}", f"input={inputs}", "pointcloud=true"]
+    assert predict(composed_for("predict", tmp_path, *common, f"output={tmp_path / 'fov'}")) == (1, [])
+    depth = np.array(Image.open(tmp_path / "fov" / "a.png_depth.png")) / 1000.0
+    _assert_points_of(tmp_path / "fov" / "a.png_points.ply", depth, fov_deg=60)  # the default
+    k = [500.0, 480.0, 40.0, 31.0]
+    flip = predict(composed_for("predict", tmp_path, *common, f"output={tmp_path / 'k'}", "flip=true",
+                                f"intrinsics=[{','.join(map(str, k))}]"))  # fmt: skip
+    assert flip == (1, [])
+    flipped = np.array(Image.open(tmp_path / "k" / "a.png_depth.png")) / 1000.0
+    _assert_points_of(tmp_path / "k" / "a.png_points.ply", flipped, intrinsics=k)
+    # flip=true: the direct and the mirrored views' depths averaged in log depth (a geometric mean)
+    direct = estimator.predict(rgb)["depth"]
+    mirrored = estimator.predict(np.ascontiguousarray(rgb[:, ::-1]))["depth"][:, ::-1]
+    np.testing.assert_allclose(flipped, np.sqrt(direct * mirrored), rtol=2e-3, atol=6e-4)
+    assert not np.allclose(flipped, depth, rtol=1e-3), "flip changed the prediction"
+    # the colour maps beside the depth: RGB at the image's size
+    for suffix in ("_depth_color.png", "_uncertainty.png"):
+        image = np.array(Image.open(tmp_path / "k" / f"a.png{suffix}"))
+        assert image.shape == (60, 84, 3) and image.dtype == np.uint8 and image.std() > 0, suffix
+    unc = np.load(tmp_path / "k" / "a.png_uncertainty.npy")
+    assert unc.shape == (60, 84) and (unc > 0).all()

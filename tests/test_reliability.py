@@ -525,3 +525,31 @@ def test_28_a_run_resumed_after_its_fit_ended_records_its_validation_and_returns
     assert again["global_step"] == 2 and again["status"] == "completed" and again["test"]
     assert again["val"]["soft/abs_rel"] == pytest.approx(first["val"]["soft/abs_rel"], rel=1e-6)
     assert metric_value(again, "val/abs_rel") == pytest.approx(first["val"]["abs_rel"], rel=1e-6)
+
+
+def test_28_test_checkpoint_best_tests_the_checkpoint_chosen_on_validation(tmp_path):
+    from depth_lightning.evaluate import evaluate
+
+    run = tmp_path / "run"
+    results = train_here(run, *TINY, "trainer.max_steps=4", "trainer.val_check_interval=2", "test=true",
+                         "test_checkpoint=best")  # fmt: skip
+    best = results["best_checkpoint"]
+    assert results["tested_checkpoint"] == best and "best-step" in best
+    out = tmp_path / "eval.json"
+    # the same 8 test images (debug=tiny tests 2 batches of 4), in float32 where training tested in bf16
+    overrides = [f"ckpt_path={best}", f"output={out}", "baselines=false", "+trainer.limit_test_batches=2"]
+    evaluate(composed_for("evaluate", tmp_path / "eval", *overrides))
+    evaluated = json.loads(out.read_text())["test"]
+    assert evaluated["soft/abs_rel"] == pytest.approx(results["test"]["soft/abs_rel"], rel=5e-3)
+
+
+def test_28_baselines_that_cannot_be_computed_never_fail_a_finished_run(tmp_path, monkeypatch):
+    import depth_lightning.train as train_module
+
+    def broken(sample):
+        raise RuntimeError("the baselines broke")
+
+    monkeypatch.setattr(train_module, "fit_baselines", broken)
+    results = train_here(tmp_path / "run", *TINY, "trainer.max_steps=2", "test=true")
+    assert results["status"] == "completed" and results["test"]["soft/abs_rel"] > 0
+    assert results["baselines"] == {"error": "RuntimeError('the baselines broke')"}

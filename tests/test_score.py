@@ -168,3 +168,17 @@ def test_a_prediction_of_another_aspect_is_refused_and_one_of_another_size_is_re
         in caplog.text
     )
     assert scored["protocol"]["prediction"]["files_resized"] == 2
+
+
+def test_kittis_png_convention_is_read_with_scale_256(nyu, tmp_path):
+    root, pairs = nyu
+    folder = tmp_path / "kitti_style"
+    for rgb, depth in pairs:
+        name = rgb.rsplit(".", 1)[0]
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        truth = read_depth_png(root / depth, 1000.0)
+        write_depth_png(folder / f"{name}.png", np.where(truth > 0, truth, 2.0), 256.0)  # metres x 256
+    scored = _score(root, folder, tmp_path / "p.json", "scale=256")["test"]
+    assert scored["abs_rel"] < 1 / 512 / 0.5 and scored["d1"] == 1  # within half a 1/256 m step of the truth
+    misread = _score(root, folder, tmp_path / "q.json")["test"]  # read as millimetres: 0.256 x the depth
+    assert misread["abs_rel"] == pytest.approx(1 - 0.256, abs=2e-3)

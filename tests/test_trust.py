@@ -180,6 +180,63 @@ def test_a_two_seed_sweep_reports_mean_std_and_n_and_paired_intervals(seeds_swee
 
 
 @pytest.mark.slow
+def test_the_report_flags_stale_runs_and_lists_the_gaps_reproduced_beyond_noise(seeds_sweep, tmp_path, capsys):
+    import os
+    import time
+
+    sweep = tmp_path / "sweep"
+    shutil.copytree(seeds_sweep, sweep)
+    first = sorted(p.parent for p in sweep.glob("*/metrics.json"))[0]
+    again = sweep / f"{first.name}-again"  # the same job finished twice (a sweep resumed under another scheme)
+    shutil.copytree(first, again)
+    for record in sweep.glob("*/metrics.json"):  # recorded as NYU runs: the report then judges the paper's gaps
+        data = json.loads(record.read_text())
+        data["config"]["data"]["name"] = "nyu_sync"
+        record.write_text(json.dumps(data))
+    later = time.time() + 5
+    os.utime(again / "metrics.json", (later, later))
+    result = report.build_report([sweep], tmp_path / "r")
+    stale = [p for p in result["problems"] if "stale" in p]
+    assert len(stale) == 1 and stale[0].endswith(f"the tables use the newest, {again}; stale: {first}")
+    assert len(result["runs"]) == 5
+    # the "reproduced beyond noise" line: the paired rows whose interval excludes 0 with the paper's sign
+    from experiments.report.tables import TABLE3_COLS
+
+    expected = []
+    for row in result["paired"]:
+        cols = [
+            label
+            for col, label in TABLE3_COLS
+            if (row["ci"][col][0] > 0 or row["ci"][col][1] < 0)
+            and row["paper"][col] is not None
+            and np.sign(row["paper"][col]) == np.sign(row["ours"][col])
+        ]
+        if cols:
+            expected.append(f"{row['row']}: {', '.join(cols)}")
+    line = f"Paper's gaps reproduced beyond noise (same sign, interval excludes 0): {'; '.join(expected) or 'none'}."
+    assert line in result["report"].read_text() and result["paired"]
+
+
+def test_the_health_check_flags_a_model_whose_d1_is_no_better_than_a_constants_after_patience():
+    from depth_lightning.callbacks.health import TrainingHealth
+
+    health = TrainingHealth(min_spread=1e-3, patience=2)
+    health.constant = 2.5
+    entry = {"spatial_spread": 0.3, "image_spread": 0.2, "d1": 0.41, "constant_d1": 0.41}
+    health.history = [entry]
+    assert health._collapse_reason(entry) is None  # one validation: too early to judge
+    health.history = [entry, entry]
+    reason = health._collapse_reason(entry)
+    assert reason == (
+        "after 2 validations its δ1 0.4100 is no better than a constant depth's (2.5 m, the median training "
+        "depth): 0.4100"
+    )
+    assert health._collapse_reason({**entry, "d1": 0.4101}) is None  # better than the constant: healthy
+    flat = {**entry, "d1": 0.9, "image_spread": 5e-4}
+    assert "varies by only 0.0005 (std) from one image to another" in health._collapse_reason(flat)
+
+
+@pytest.mark.slow
 def test_the_report_refuses_to_mix_protocols_unless_told(seeds_sweep, tmp_path, capsys):
     other = tmp_path / "other"
     overrides = ["+experiment=synthetic_ablation", "variant=full", "model.net.num_bins=20"]

@@ -39,7 +39,8 @@ def nyu_jobs(root: Path, list_file: Path | None) -> list[Job]:
 
 
 def kitti_jobs(root: Path, list_file: Path, pixel_rule: str) -> list[Job]:
-    ds = KITTIEigen(str(root), str(list_file), gt="velodyne", input_size=(32, 32), train=True)
+    # every listed frame with a scan, read as the training split reads it (no validation held out)
+    ds = KITTIEigen(str(root), str(list_file), str(list_file), gt="velodyne", input_size=(32, 32), split="train")
     return [("kitti", s["image"], s["depth"][2], filled_velodyne_path(s["image"]), pixel_rule) for s in ds.samples]
 
 

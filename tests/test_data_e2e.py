@@ -78,3 +78,28 @@ def test_prepare_nyu_fills_resumably(tmp_path, capsys):
     assert prepare(["nyu", str(root), "--workers", "1"]) == 0  # in this process
     assert "0 written, 2 already done" in capsys.readouterr().out
     assert not list(root.rglob(".*tmp*"))
+
+
+@pytest.mark.slow
+def test_prepare_kitti_fills_the_frames_of_its_list(tmp_path, capsys):
+    from depth_lightning.data.kitti import filled_velodyne_path
+    from tests.datasets import project_scan, write_kitti
+
+    k = write_kitti(tmp_path / "kitti", frames=(0, 1))
+    listing = tmp_path / "one.txt"
+    listing.write_text(k["monodepth2"].read_text().splitlines()[0] + "\n")  # frame 0 only
+    with pytest.raises(SystemExit) as err:
+        prepare(["kitti", str(k["raw"])])
+    assert err.value.code == 2 and "kitti needs --list" in capsys.readouterr().err
+    assert prepare(["kitti", str(k["raw"]), "--list", str(listing), "--workers", "1"]) == 0
+    assert "1 frames: 1 written, 0 already done, 0 failed" in capsys.readouterr().out
+    drive = k["raw"] / "2011_09_26" / "2011_09_26_drive_0001_sync"
+    filled = np.array(Image.open(filled_velodyne_path(drive / "image_02" / "data" / "0000000000.png"))) / 256.0
+    assert not filled_velodyne_path(drive / "image_02" / "data" / "0000000001.png").exists(), "not in the list"
+    scan = project_scan(np.fromfile(drive / "velodyne_points" / "data" / "0000000000.bin", np.float32).reshape(-1, 4))
+    hit = scan > 0
+    assert filled.shape == scan.shape and (filled[hit.any(1)] > 0).mean() > 0.99  # dense where the scan reaches
+    rel = np.abs(filled[hit] - scan[hit]) / scan[hit]
+    assert np.median(rel) < 0.01  # the measured points kept (soft constraint, 1/256 m steps)
+    assert prepare(["kitti", str(k["raw"]), "--list", str(listing), "--workers", "1"]) == 0
+    assert "0 written, 1 already done" in capsys.readouterr().out

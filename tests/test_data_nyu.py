@@ -5,6 +5,7 @@ from PIL import Image
 
 from depth_lightning.data.io import read_depth_png
 from depth_lightning.data.nyu import NYULabelled, NYUSync, read_splits
+from depth_lightning.evaluation.metrics import DepthMetrics
 from depth_lightning.run.errors import DataError
 from tests.datasets import write_nyu_labelled, write_nyu_sync
 from tests.helpers import SHARED
@@ -31,6 +32,14 @@ def test_labelled_mat_reads_lazily_with_matlab_axis_order(labelled):
     assert item["image"].shape == (3, 240, 320)
     assert item["depth"].shape == (426, 560)  # evaluation at the native resolution of the border box
     assert (train.load(0)[1] > 0).all()  # training targets: the filled maps
+    # the box at its native resolution is the field's Eigen crop of the 480x640 frame, pixel for pixel:
+    # the same ground truth, and the same pixels scored (valid ones, 1e-3 < d < 10)
+    np.testing.assert_array_equal(item["depth"].numpy(), depth[45:471, 41:601])
+    metric = DepthMetrics(1e-3, 10.0)
+    metric.update(torch.full((1, 120, 160), 2.0), item["depth"][None], item["eval_mask"][None])
+    eigen = np.zeros((480, 640), bool)
+    eigen[45:471, 41:601] = True
+    assert int(metric.images()[1][0, 0]) == int((eigen & (depth > 1e-3) & (depth < 10)).sum())
 
 
 def test_labelled_is_safe_in_several_workers(labelled):

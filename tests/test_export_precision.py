@@ -70,3 +70,39 @@ def test_channels_last_gives_the_same_depth(module):
     with torch.no_grad():
         torch.testing.assert_close(cl.bins.soft(cl(x)), module.bins.soft(module(x)), rtol=1e-4, atol=1e-4)
     assert cl.net.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_pretrained_models_normalisation_reaches_predict_and_the_onnx_graph(tmp_path):
+    """A model trained from ImageNet weights (normalize=auto: ImageNet statistics; freeze_bn=auto: frozen)
+    is saved, reloaded without its pretrained file (as predict and export do) and keeps feeding its
+    weights normalised images: the outputs are the original model's, computed here on normalised input."""
+    ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed (pip install -e '.[export]')")
+    import torchvision
+
+    from depth_lightning.inference.checkpoint import load_module
+    from depth_lightning.inference.onnx import export_onnx
+
+    weights = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+    cfg = composed("debug=tiny", "model.channels_last=false", f"model.net.pretrained={weights}")
+    torch.manual_seed(0)
+    trained = build_module(cfg)
+    assert all(not m.training for m in trained.net.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    trained.eval()
+    ckpt = tmp_path / "pretrained.ckpt"
+    torch.save({"hyper_parameters": dict(trained.hparams), "state_dict": trained.state_dict()}, ckpt)
+    x = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(3))
+    mean, std = (
+        torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1),
+        torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1),
+    )
+    with torch.no_grad():  # the backbone and head fed the ImageNet-normalised image by hand
+        logits = trained.net.head(trained.net.backbone((x - mean) / std), (32, 48))
+        expected = trained.bins.decode(logits)["soft"]
+    reloaded = load_module(ckpt)
+    assert reloaded.hparams.net["pretrained"] == "none"  # nothing downloaded or read at load time
+    api = DepthEstimator(reloaded, device="cpu").predict(x, resize=False, upsample=False)
+    torch.testing.assert_close(api["depth"], expected, rtol=1e-4, atol=1e-5)
+    export_onnx(reloaded, tmp_path / "m.onnx")
+    (depth,) = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"image": x.numpy()})
+    np.testing.assert_allclose(depth, expected.numpy(), rtol=1e-4)

@@ -553,3 +553,21 @@ def test_28_baselines_that_cannot_be_computed_never_fail_a_finished_run(tmp_path
     results = train_here(tmp_path / "run", *TINY, "trainer.max_steps=2", "test=true")
     assert results["status"] == "completed" and results["test"]["soft/abs_rel"] > 0
     assert results["baselines"] == {"error": "RuntimeError('the baselines broke')"}
+
+
+def test_28_tensorboard_appends_to_its_run_when_the_run_resumes(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    tiny = ["debug=tiny", "logger=tensorboard", "checkpoint_every=2", "trainer.log_every_n_steps=1"]
+    train_here(run, *tiny, "trainer.max_steps=4")
+    record = results_of(run)
+    record["status"] = "interrupted"
+    (run / "metrics.json").write_text(json.dumps(record))
+    train_here(run, *tiny, "trainer.max_steps=8", "ckpt_path=last")  # continues to step 8 from step 4
+    folders = {p.parent for p in run.rglob("events.out.tfevents.*")}
+    assert folders == {run / "tensorboard"}, "one TensorBoard folder, not a version_1 beside it"
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    steps = sorted({e.step for e in events.Scalars("train/loss")})
+    assert steps[0] < 4 and steps[-1] >= 7, steps  # both parts of the run, in one history

@@ -74,16 +74,24 @@ def test_resample_counts_follow_the_documented_draw_and_refuse_no_images():
     counts = bootstrap.resample_counts(5, resamples=4, seed=2)
     draws = np.random.default_rng(2).integers(0, 5, size=(4, 5))
     assert counts.tolist() == [[list(row).count(i) for i in range(5)] for row in draws]
-    with pytest.raises(ValueError, match="at least one image"):
+    assert bootstrap.resample_counts(1, resamples=3).tolist() == [[1.0], [1.0], [1.0]]  # one image: itself
+    with pytest.raises(ValueError, match="^a bootstrap needs at least one image$"):
         bootstrap.resample_counts(0)
 
 
 def test_the_mean_and_ratio_statistics_weight_images_by_their_draws():
-    counts = np.array([[2.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
-    values = np.array([1.0, 4.0, 7.0])
-    np.testing.assert_allclose(bootstrap.mean_statistic(values)(counts)[:, 0], [(2 + 7) / 3, 4.0])
-    hits = np.array([[3, 4], [0, 0], [1, 2]])  # an image with no labelled pixel weighs nothing
-    np.testing.assert_allclose(bootstrap.ratio_statistic(hits)(counts)[:, 0], [(6 + 1) / (8 + 2), 4 / 6])
+    counts = np.array([[2, 0, 1], [1, 1, 1], [0, 3, 1]])  # resamples of different sizes
+    values = np.array([1, 4, 7])  # integers: the statistic computes in floating point
+    mean = bootstrap.mean_statistic(values)(counts)
+    assert mean.shape == (3, 1)
+    np.testing.assert_allclose(mean[:, 0], [(2 + 7) / 3, 12 / 3, (12 + 7) / 4])
+    two = bootstrap.mean_statistic(np.array([[1.0, 10.0], [4.0, 40.0], [7.0, 70.0]]))(counts)
+    np.testing.assert_allclose(two, [[3, 30], [4, 40], [19 / 4, 190 / 4]])
+    hits = np.array([[3, 4], [0, 0], [1, 1]])  # an image with no labelled pixel weighs nothing
+    ratio = bootstrap.ratio_statistic(hits)(counts)
+    assert ratio.shape == (3, 1)
+    np.testing.assert_allclose(ratio[:, 0], [(6 + 1) / (8 + 1), 4 / 5, 1 / 1])
+    assert bootstrap.ratio_statistic(hits)(np.array([[0, 2, 0]]))[0, 0] == 0  # nothing labelled: 0, not NaN
 
 
 def test_the_interval_settings_are_checked_and_named():
@@ -120,3 +128,17 @@ def test_a_paired_interval_of_a_model_against_itself_is_zero_and_a_real_gap_excl
     # over two seeds: the mean of each side's seeds
     diff2, _ = bootstrap.paired_interval([stat, bootstrap.depth_statistic(worse, "per_image")], [stat, stat], len(sums))
     assert diff2[j] == pytest.approx(diff[j] / 2, rel=1e-12)
+
+
+def test_a_paired_interval_uses_its_seed_and_level():
+    sums = _sums(_images())
+    a = [bootstrap.depth_statistic(sums, "per_image")]
+    b = [bootstrap.depth_statistic(sums[::-1].copy(), "per_image")]  # the images paired with others
+    n = len(sums)
+    _, default = bootstrap.paired_interval(a, b, n)
+    np.testing.assert_array_equal(default, bootstrap.paired_interval(a, b, n, seed=0, level=0.95)[1])
+    assert not np.array_equal(default, bootstrap.paired_interval(a, b, n, seed=1)[1])
+    narrow = bootstrap.paired_interval(a, b, n, level=0.5)[1]
+    assert ((narrow[1] - narrow[0]) < (default[1] - default[0])).all()
+    diff = bootstrap.paired_interval(a, b, n)[0]
+    assert diff.shape == (len(METRIC_NAMES),)

@@ -201,3 +201,51 @@ def test_frames_of_different_sizes_in_one_evaluation_batch_are_a_clear_error():
     with pytest.raises(DataError, match="data.eval_batch_size=1"):
         collate_skipping_bad(items)
     assert collate_skipping_bad(items[:1])["depth"].shape == (1, 375, 1242)
+
+
+@pytest.mark.parametrize(
+    ("region", "size", "box"),
+    [
+        ("garg", (375, 1242), [153, 371, 44, 1197]),
+        ("eigen", (375, 1242), [124, 342, 44, 1197]),
+        ("paper", (375, 1242), [119, 375, 0, 1242]),
+        ("paper", (200, 300), [0, 200, 0, 300]),  # a frame lower than 256 rows: all of it
+        ("full", (10, 20), [0, 10, 0, 20]),
+        ("eigen_nyu", (480, 640), [45, 471, 41, 601]),
+        ("eigen_nyu", (240, 320), [22, 236, 20, 300]),  # scaled: round(45/2)=22, round(471/2)=236, ...
+    ],
+)
+def test_region_boxes_are_the_published_crops(region, size, box):
+    from depth_lightning.evaluation.protocol import region_box
+
+    assert region_box(region, *size) == box
+
+
+def test_the_protocol_card_says_everything_that_made_a_number_and_compares_by_it():
+    from depth_lightning.evaluation.metrics import DEFINITIONS
+    from depth_lightning.evaluation.protocol import REGIONS, card_differences, protocol_key
+
+    source = {"list": {"file": "/here/test.txt", "lines": 3, "sha256": "ab"}, "ground_truth": "raw"}
+    card = EvalProtocol("garg", 1e-3, (80.0, 50.0)).card("kitti", "test", source, (375, 1242), (94, 310))
+    assert card == {
+        "dataset": "kitti",
+        "split": "test",
+        "list": {"file": "/here/test.txt", "lines": 3, "sha256": "ab"},
+        "ground_truth": "raw",
+        "region": {"name": "garg", "what": REGIONS["garg"], "box": [153, 371, 44, 1197], "original_frame": [375, 1242]},
+        "depth_range": [1e-3, 80.0],
+        "caps": [80.0, 50.0],
+        "prediction": {"resolution": [94, 310], "to_ground_truth": card["prediction"]["to_ground_truth"]},
+        "aggregation": "per_image",
+        "metrics": DEFINITIONS,
+    }
+    assert "bilinearly" in card["prediction"]["to_ground_truth"]
+    assert EvalProtocol().card("x", "val", {}, (4, 4), None)["prediction"]["resolution"] is None
+    # where a file lies and how many frames were counted do not make a result another protocol's
+    moved = {**card, "list": {**card["list"], "file": "/elsewhere/test.txt"}, "frames_evaluated": 7}
+    assert protocol_key(moved) == protocol_key(card) and card_differences(moved, card) == []
+    other = EvalProtocol("paper", 1e-3, (80.0, 50.0)).card("kitti", "test", source, (375, 1242), (94, 310))
+    differences = card_differences(card, other)
+    assert protocol_key(other) != protocol_key(card) and len(differences) == 1
+    assert differences[0].startswith("region: {'box': [153, 371, 44, 1197], 'name': 'garg'")
+    assert card_differences({"a": 1}, {"b": 2}) == ["a: 1 != None", "b: None != 2"]

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test test-fast docs lint format train bench sweep-demo clean
+.PHONY: install test test-fast docs lint format train bench mutation sweep-demo clean
 
 install:  ## create .venv and install the package with its test and export extras
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,6 @@ sweep-demo:  ## the whole ablation study on synthetic scenes (20 runs, CPU), the
 
 bench:  ## every performance number, written to benchmarks/results/<machine>-<date>.json and .md
 	$(PY) -m benchmarks
+
+mutation:  ## mutation testing of the metrics, protocol, bins and bootstrap (mutmut): benchmarks/results/mutation-<date>.md
+	$(PY) -m benchmarks.mutation

@@ -11,6 +11,7 @@ import json
 import re
 import shlex
 import shutil
+from pathlib import Path
 from unittest import mock
 
 import pytest

@@ -26,7 +26,10 @@ def test_short_training_lowers_validation_loss_and_saves_everything(tiny_run):
     for split in ("val", "test"):
         assert 0 < results[split]["pixel_acc"] < 1
     assert results["val"]["abs_rel"] == results["val"]["soft/abs_rel"]  # the headline is the soft decoder
-    assert set(results["baselines"]) == {"soft", "hard", "constant", "position_prior"}
+    table = results["baselines"]  # the README's main comparison: the model beats what sees no image
+    assert set(table) == {"soft", "hard", "constant", "position_prior"}
+    assert table["soft"]["abs_rel"] < min(table["constant"]["abs_rel"], table["position_prior"]["abs_rel"])
+    assert table["soft"]["pixels"] == table["constant"]["pixels"] == table["position_prior"]["pixels"]
     assert (tiny_run / "checkpoints" / "last.ckpt").is_file()
     assert list((tiny_run / "panels").glob("*.png"))
     assert results["config"]["model"]["net"]["backbone"] == "resnet18"

@@ -249,3 +249,17 @@ def _divide_one_map_by_100(path: Path) -> None:
     from PIL import Image
 
     Image.fromarray((np.array(Image.open(path)) // 100).astype(np.uint16)).save(path)
+
+
+def test_every_console_script_is_an_entry_points_main_and_is_installed():
+    import importlib
+    import sys
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    documented = {c.split()[0] for _, c, _ in COMMANDS if c.startswith("depth-")}
+    assert documented <= set(scripts), documented - set(scripts)
+    for name, target in scripts.items():
+        module, _, function = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), function)), target
+        installed = Path(sys.executable).with_name(name)  # written by `make install` (pip install -e .)
+        assert installed.is_file() and f"from {module} import {function}" in installed.read_text(), name

@@ -153,3 +153,41 @@ def test_missing_last_checkpoint(tmp_path):
     fresh = ["baselines=false", "ckpt_path=last", "resume_or_fresh=true", "trainer.max_steps=2"]
     train_here(tmp_path / "run", "debug=tiny", "logger=csv", *fresh)
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_atomic_writes_leave_the_previous_file_whole_when_a_writer_fails_or_is_killed(tmp_path):
+    """metrics.json, per_image.csv, panels and predictions go through save_atomic / write_json."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    from depth_lightning.run.files import save_atomic, write_json
+    from depth_lightning.run.folder import remove_debris
+
+    target = tmp_path / "metrics.json"
+    write_json(target, {"status": "completed", "step": 1})
+    before = target.read_bytes()
+
+    def half_then_crash(path):
+        path.write_text('{"status": "runn')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        save_atomic(target, half_then_crash)
+    assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+    # killed mid-write (SIGKILL: no cleanup runs): the file is the old one, the debris is removed later
+    script = (
+        "import sys, time; from depth_lightning.run.files import save_atomic\n"
+        "def slow(p):\n"
+        "    p.write_text('{\"half\": '); sys.stdout.write('writing\\n'); sys.stdout.flush(); time.sleep(60)\n"
+        f"save_atomic({str(target)!r}, slow)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "writing\n"
+    proc.kill()
+    proc.wait()
+    time.sleep(0.1)
+    assert json.loads(target.read_text()) == {"status": "completed", "step": 1}
+    assert [p.name for p in remove_debris(tmp_path)] == [".metrics.json.tmp.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]

@@ -11,6 +11,7 @@ each can be judged (a real gap in the tests, or a change that cannot alter any r
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -72,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-run", action="store_true", help="report the last run's results without running")
     args = parser.parse_args(argv)
     if not args.skip_run:
-        subprocess.run([str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", "2"], check=False)
+        # mutmut forks a worker per mutant: one thread each, as forking after OpenMP has started its
+        # threads can hang the child (it would be counted as a timeout, not a kill)
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        run = [str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", "2"]
+        subprocess.run(run, check=False, env=env)
     per_module, survivors = tally(mutmut("results", "--all", "true"))
     diffs = {}
     for entry in survivors:

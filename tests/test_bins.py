@@ -107,3 +107,28 @@ def test_most_likely_is_argmax_with_its_first_maximum_rule():
         assert torch.equal(LogDepthBins.most_likely(x), x.argmax(dim=1))
         assert torch.equal(LogDepthBins.most_likely(x.bfloat16()), x.bfloat16().argmax(dim=1))
     assert (LogDepthBins.most_likely(logits)[0] == 5).all()
+
+
+def test_decode_gives_both_decoders_the_uncertainty_and_the_bin_in_float32_under_autocast(bins):
+    logits = torch.randn(2, bins.num_bins, 5, 6, generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = bins.decode(logits)
+        probs = bins.probabilities(logits)
+    assert set(out) == {"soft", "hard", "uncertainty", "bin"}
+    assert probs.dtype == torch.float32
+    torch.testing.assert_close(probs.sum(1), torch.ones(2, 5, 6))
+    reference = torch.softmax(logits.double(), 1)
+    torch.testing.assert_close(probs.double(), reference, rtol=1e-5, atol=1e-7)  # not a bf16 softmax
+    torch.testing.assert_close(out["hard"], torch.exp(bins.log_centres[logits.argmax(1)]))
+    mean = (reference * bins.log_centres.double()[:, None, None]).sum(1)
+    std = ((reference * bins.log_centres.double()[:, None, None] ** 2).sum(1) - mean**2).clamp_min(0).sqrt()
+    torch.testing.assert_close(out["uncertainty"].double(), std, rtol=1e-3, atol=1e-5)
+
+
+def test_the_centres_are_not_saved_with_the_weights_and_edge_settings_are_allowed():
+    bins = LogDepthBins(1.0, 8.0, 2)  # two bins: the smallest K
+    assert "log_centres" not in bins.state_dict()
+    assert bins.log_centres.tolist() == pytest.approx([0.0, math.log(8.0)])
+    for kwargs in ({"num_bins": 2.0}, {"num_bins": True}, {"d_min": 3.0, "d_max": 3.0}, {"d_min": float("nan")}):
+        with pytest.raises(ValueError, match="num_bins must be an integer|bins need 0 < d_min < d_max"):
+            LogDepthBins(**({"d_min": 1.0, "d_max": 8.0, "num_bins": 4} | kwargs))

@@ -130,3 +130,88 @@ def test_a_prepared_target_scores_several_predictions_as_separate_updates_do():
         assert a.compute() == b.compute()
     with pytest.raises(ValueError, match="prepared for"):
         DepthMetrics(MIN, 80.0).update(torch.from_numpy(pred), target)
+
+
+def _one_pixel(p, g, min_depth=1e-3, max_depth=1000.0, mode="per_image"):
+    metric = DepthMetrics(min_depth, max_depth, mode)
+    metric.update(torch.tensor([[[p]]], dtype=torch.float32), torch.tensor([[[g]]], dtype=torch.float32))
+    return metric
+
+
+@pytest.mark.parametrize(("p", "g", "k"), [(5.0, 4.0, 1), (25.0, 16.0, 2), (125.0, 64.0, 3)])
+def test_a_ratio_of_exactly_1_25_to_the_k_is_outside_delta_k(p, g, k):
+    # p / g = 1.25**k exactly in float32: the threshold is strict, max(p/g, g/p) < 1.25**k
+    values = _one_pixel(p, g).compute()
+    assert values[f"d{k}"] == 0 and all(values[f"d{j}"] == 1 for j in range(k + 1, 4))
+    assert _one_pixel(g, p).compute()[f"d{k}"] == 0  # the same from below
+    assert _one_pixel(p * 0.999, g).compute()[f"d{k}"] == 1
+
+
+def test_ground_truth_exactly_at_min_or_max_depth_is_invalid():
+    metric = DepthMetrics(0.5, 10.0)
+    g = torch.tensor([[[0.5, 10.0, 2.0, 4.0]]])
+    metric.update(torch.full((1, 1, 4), 3.0), g)
+    assert metric.images()[1][0, 0] == 2  # only 2.0 and 4.0
+
+
+def test_non_finite_and_out_of_range_predictions_are_clipped_to_the_range():
+    g = torch.full((1, 1, 4), 2.0)
+    pred = torch.tensor([[[float("nan"), float("inf"), float("-inf"), 50.0]]])
+    metric = DepthMetrics(1.0, 8.0)
+    metric.update(pred, g)
+    sums = metric.images()[1][0]
+    # scored as 1 (NaN), 8 (+inf), 1 (-inf), 8 (50): |p - g| / g = 0.5, 3, 0.5, 3
+    assert sums[0] == 4 and sums[4] == pytest.approx(0.5 + 3 + 0.5 + 3)
+
+
+def test_a_low_resolution_prediction_is_upsampled_bilinearly_with_half_pixel_centres():
+    metric = DepthMetrics(1e-3, 100.0)
+    metric.update(torch.tensor([[[2.0, 6.0]]]), torch.ones(1, 1, 4))
+    # align_corners=False, 2 -> 4 columns: [a, 0.75a + 0.25b, 0.25a + 0.75b, b] = [2, 3, 5, 6]
+    abs_rel_sum = metric.images()[1][0, 4]
+    assert abs_rel_sum == pytest.approx((2 - 1) + (3 - 1) + (5 - 1) + (6 - 1))
+
+
+def test_settings_are_checked_with_messages_that_name_them():
+    DepthMetrics(0.0, 10.0)  # min_depth 0 is allowed (predictions are still kept above 1e-6)
+    with pytest.raises(ValueError, match=r"^metrics need 0 <= min_depth < max_depth, got 5.0, 5.0$"):
+        DepthMetrics(5.0, 5.0)
+    with pytest.raises(ValueError, match=r"^metrics mode 'mean' is unknown; allowed: per_image, pooled$"):
+        DepthMetrics(1e-3, 10.0, "mean")
+    metric = DepthMetrics(1e-3, 10.0)
+    with pytest.raises(ValueError, match=r"^batch sizes differ: prediction 2, ground truth 3$"):
+        metric.update(torch.ones(2, 4, 4), torch.ones(3, 4, 4))
+
+
+def test_images_get_consecutive_ids_across_updates_and_again_after_a_reset():
+    metric = DepthMetrics(1e-3, 10.0)
+    assert [a.shape for a in metric.images()] == [(0,), (0, 10)]
+    assert metric.empty_images() == []
+    g = torch.ones(2, 3, 3)
+    g[1] = 0  # the second image of the first batch has no valid pixel
+    metric.update(torch.ones(2, 3, 3), g)
+    metric.update(torch.ones(3, 3, 3), torch.ones(3, 3, 3))
+    ids, rows = metric.images()
+    assert ids.tolist() == [0, 2, 3, 4] and rows.shape == (4, 10) and metric.empty_images() == [1]
+    metric.reset()
+    metric.update(torch.ones(1, 3, 3), torch.ones(1, 3, 3))
+    assert metric.images()[0].tolist() == [0]
+
+
+def test_image_rows_come_back_in_id_order():
+    from depth_lightning.evaluation.metrics import ImageRows
+
+    rows = ImageRows()
+    ids, values = rows.compute()
+    assert ids.shape == (0,) and ids.dtype == np.int64 and values.shape == (0, 0)
+    rows.update(torch.tensor([[3.0, 30.0], [1.0, 10.0]]), torch.tensor([[7], [2]]))
+    rows.update(torch.tensor([[2.0, 20.0]]), torch.tensor([5]))
+    ids, values = rows.compute()
+    assert ids.tolist() == [2, 5, 7] and values.tolist() == [[1, 10], [2, 20], [3, 30]]
+
+
+def test_no_valid_pixel_names_how_many_images_were_scored():
+    metric = DepthMetrics(1e-3, 10.0)
+    metric.update(torch.ones(2, 2, 2), torch.zeros(2, 2, 2))
+    with pytest.raises(NoValidPixels, match=r"^no image holds a valid ground-truth pixel \(2 image\(s\) scored"):
+        metric.compute()

@@ -235,11 +235,14 @@ def test_the_protocol_card_says_everything_that_made_a_number_and_compares_by_it
         "region": {"name": "garg", "what": REGIONS["garg"], "box": [153, 371, 44, 1197], "original_frame": [375, 1242]},
         "depth_range": [1e-3, 80.0],
         "caps": [80.0, 50.0],
-        "prediction": {"resolution": [94, 310], "to_ground_truth": card["prediction"]["to_ground_truth"]},
+        "prediction": {
+            "resolution": [94, 310],
+            "to_ground_truth": "depth upsampled bilinearly to each frame's ground-truth resolution, clipped to "
+            "[min_depth, cap]; ground truth valid where min_depth < g < cap, finite, inside the region",
+        },
         "aggregation": "per_image",
         "metrics": DEFINITIONS,
     }
-    assert "bilinearly" in card["prediction"]["to_ground_truth"]
     assert EvalProtocol().card("x", "val", {}, (4, 4), None)["prediction"]["resolution"] is None
     # where a file lies and how many frames were counted do not make a result another protocol's
     moved = {**card, "list": {**card["list"], "file": "/elsewhere/test.txt"}, "frames_evaluated": 7}
@@ -249,3 +252,17 @@ def test_the_protocol_card_says_everything_that_made_a_number_and_compares_by_it
     assert protocol_key(other) != protocol_key(card) and len(differences) == 1
     assert differences[0].startswith("region: {'box': [153, 371, 44, 1197], 'name': 'garg'")
     assert card_differences({"a": 1}, {"b": 2}) == ["a: 1 != None", "b: None != 2"]
+
+
+def test_protocol_settings_are_normalised_and_checked_by_name():
+    p = EvalProtocol("garg", 0.0, [80, 50])  # min_depth 0 is allowed; caps from a list become floats
+    assert p.caps == (80.0, 50.0) and all(type(c) is float for c in p.caps)
+    with pytest.raises(ValueError, match=r"^data.protocol.caps must hold at least one maximum depth$"):
+        EvalProtocol(caps=())
+    with pytest.raises(ValueError, match=r"need 0 <= min_depth < every cap, got 10.0 and \(10.0,\)"):
+        EvalProtocol(min_depth=10.0, caps=(10.0,))
+    with pytest.raises(ValueError, match=r"^data.protocol.aggregation='mean' is unknown"):
+        EvalProtocol(aggregation="mean")
+    with pytest.raises(ValueError, match=r"region='x' is unknown; allowed: full, eigen_nyu, garg, eigen, paper"):
+        EvalProtocol("x")
+    assert region_mask("garg", 375, 1242).dtype == bool

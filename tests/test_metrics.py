@@ -166,10 +166,11 @@ def test_non_finite_and_out_of_range_predictions_are_clipped_to_the_range():
 
 def test_a_low_resolution_prediction_is_upsampled_bilinearly_with_half_pixel_centres():
     metric = DepthMetrics(1e-3, 100.0)
-    metric.update(torch.tensor([[[2.0, 6.0]]]), torch.ones(1, 1, 4))
-    # align_corners=False, 2 -> 4 columns: [a, 0.75a + 0.25b, 0.25a + 0.75b, b] = [2, 3, 5, 6]
+    metric.update(torch.tensor([[[2.0, 6.0, 4.0]]]), torch.ones(1, 1, 6))
+    # align_corners=False, 3 -> 6 columns: source x = i / 2 - 0.25, clamped at the ends:
+    # [2, 2 + 0.25 * 4, 2 + 0.75 * 4, 6 - 0.25 * 2, 6 - 0.75 * 2, 4] = [2, 3, 5, 5.5, 4.5, 4]
     abs_rel_sum = metric.images()[1][0, 4]
-    assert abs_rel_sum == pytest.approx((2 - 1) + (3 - 1) + (5 - 1) + (6 - 1))
+    assert abs_rel_sum == pytest.approx(1 + 2 + 4 + 4.5 + 3.5 + 3)
 
 
 def test_settings_are_checked_with_messages_that_name_them():
@@ -191,8 +192,9 @@ def test_images_get_consecutive_ids_across_updates_and_again_after_a_reset():
     g[1] = 0  # the second image of the first batch has no valid pixel
     metric.update(torch.ones(2, 3, 3), g)
     metric.update(torch.ones(3, 3, 3), torch.ones(3, 3, 3))
+    metric.update(torch.ones(1, 3, 3), torch.ones(1, 3, 3))
     ids, rows = metric.images()
-    assert ids.tolist() == [0, 2, 3, 4] and rows.shape == (4, 10) and metric.empty_images() == [1]
+    assert ids.tolist() == [0, 2, 3, 4, 5] and rows.shape == (5, 10) and metric.empty_images() == [1]
     metric.reset()
     metric.update(torch.ones(1, 3, 3), torch.ones(1, 3, 3))
     assert metric.images()[0].tolist() == [0]
@@ -212,6 +214,8 @@ def test_image_rows_come_back_in_id_order():
 
 def test_no_valid_pixel_names_how_many_images_were_scored():
     metric = DepthMetrics(1e-3, 10.0)
+    with pytest.raises(NoValidPixels, match=r"\(0 image\(s\) scored"):
+        metric.compute()
     metric.update(torch.ones(2, 2, 2), torch.zeros(2, 2, 2))
     with pytest.raises(NoValidPixels, match=r"^no image holds a valid ground-truth pixel \(2 image\(s\) scored"):
         metric.compute()

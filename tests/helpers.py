@@ -27,9 +27,16 @@ TINY_SWEEP_JOB = [
 ]
 
 
+def user_env() -> dict[str, str]:
+    """This process's environment as a user's shell has it: without the address of the W&B service an
+    in-process W&B run of the tests started (a child would log through it, and a killed child's run
+    would stay open in it: "run ID is in use" on resume)."""
+    return {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+
+
 def run_module(module: str, *args: str, cwd: Path, timeout: float = 600, check: bool = True, env: dict | None = None):
     """Run ``python -m module args`` as a user would; returns the CompletedProcess."""
-    full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "DEPTH_LIGHTNING_LOGS": str(cwd)}
+    full_env = {**user_env(), "WANDB_MODE": "offline", "WANDB_SILENT": "true", "DEPTH_LIGHTNING_LOGS": str(cwd)}
     full_env.update(env or {})
     proc = subprocess.run(
         [sys.executable, "-m", module, *args],

@@ -1,6 +1,5 @@
 """Resume after SIGKILL, atomic checkpoints, the non-finite guard, checkpoint mismatches."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import pytest
 import torch
 
 from depth_lightning.run.errors import CheckpointError, NonFiniteError
-from tests.helpers import ROOT, train_here
+from tests.helpers import ROOT, train_here, user_env
 
 # 16 frames at batch 4: 4 steps per epoch, last.ckpt at every epoch end; deterministic float32
 RESUMABLE = [
@@ -40,7 +39,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     last = run_dir / "checkpoints" / "last.ckpt"
     # as many threads as this process: float32 results depend on the thread count in their last bits
     threads = str(torch.get_num_threads())
-    env = {**os.environ, "WANDB_MODE": "offline", "DEPTH_LIGHTNING_LOGS": str(tmp_path), "OMP_NUM_THREADS": threads}
+    env = {**user_env(), "WANDB_MODE": "offline", "DEPTH_LIGHTNING_LOGS": str(tmp_path), "OMP_NUM_THREADS": threads}
     proc = subprocess.Popen(
         [sys.executable, "-m", "depth_lightning.train", *RESUMABLE, f"hydra.run.dir={run_dir}"],
         cwd=tmp_path,

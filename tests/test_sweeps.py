@@ -159,10 +159,12 @@ def test_report_builds_tables_and_figures(sweep, tmp_path, capsys):
         assert [(r[next(iter(r))], r["source"]) for r in rows] == [(str(r["row"]), r["source"]) for r in result[name]]
         md = (tmp_path / "report" / f"{name}.md").read_text().splitlines()
         tex = (tmp_path / "report" / f"{name}.tex").read_text()
-        assert len([ln for ln in md if ln.startswith("| ")]) == len(rows) + 1  # a header, then one line per row
+        body = [ln for ln in md if ln.startswith("| ")][2:]  # after the header and its separator: one per row
+        assert [ln.split(" | ")[0].lstrip("| ") for ln in body] == [r[next(iter(r))] for r in rows]
         assert tex.count(r" \\") == len(rows) + 1 and r"\begin{tabular}" in tex and r"\end{table}" in tex
     assert _png_size(tmp_path / "report" / "fig6.png")[0] > 200 and _png_size(tmp_path / "report" / "fig7.png")[0] > 200
-    kitti = {r["row"]: r for r in csv.DictReader(open(tmp_path / "report" / "table2.csv")) if r["source"] == "paper"}
+    table2 = list(csv.DictReader(open(tmp_path / "report" / "table2.csv")))
+    kitti = {r[next(iter(r))]: r for r in table2 if r["source"] == "paper"}  # first column: the method
     for method, values in _paper_table(2).items():  # the paper's numbers, read here from its own text
         row = kitti[method]
         assert float(row["d1"]) == pytest.approx(float(values[1].rstrip("%")) / 100), method

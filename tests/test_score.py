@@ -80,15 +80,22 @@ def test_a_missing_prediction_is_named_with_exit_code_2(nyu, tmp_path):
     assert json.loads((tmp_path / "p.json").read_text())["test"]["images"] == 1
 
 
-def _predictions(nyu, folder, make):
-    """One ``.npy`` per test frame: ``make(ground truth in metres, holes filled)``."""
+def _predictions(nyu, folder, make, png_scale=None):
+    """One prediction per test frame: ``make(ground truth in metres, holes filled)``, as ``.npy``, or as a
+    16-bit PNG of ``png_scale`` units per metre."""
     root, pairs = nyu
+    files = []
     for rgb, depth in pairs:
         name = rgb.rsplit(".", 1)[0]
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         truth = read_depth_png(root / depth, 1000.0)
-        np.save(folder / f"{name}.npy", make(np.where(truth > 0, truth, 2.0)))
-    return [folder / f"{rgb.rsplit('.', 1)[0]}.npy" for rgb, _ in pairs]
+        pred = make(np.where(truth > 0, truth, 2.0))
+        files.append(folder / f"{name}.{'png' if png_scale else 'npy'}")
+        if png_scale:
+            write_depth_png(files[-1], pred, png_scale)
+        else:
+            np.save(files[-1], pred)
+    return files
 
 
 def _with_holes(depth):
@@ -132,20 +139,10 @@ def test_a_scale_that_is_not_positive_is_refused_by_name(nyu, tmp_path, scale):
         _score(root, tmp_path, tmp_path / "p.json", f"scale={scale}")
 
 
-def _png_predictions(nyu, folder, scale):
-    """The ground truth (holes filled with 2 m) saved as 16-bit PNG predictions of ``scale`` units per metre."""
-    root, pairs = nyu
-    for rgb, depth in pairs:
-        name = rgb.rsplit(".", 1)[0]
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        truth = read_depth_png(root / depth, 1000.0)
-        write_depth_png(folder / f"{name}.png", np.where(truth > 0, truth, 2.0), scale)
-    return folder
-
-
 def test_millimetre_pngs_read_with_scale_1_are_refused_naming_the_scale(nyu, tmp_path):
     root, _ = nyu
-    folder = _png_predictions(nyu, tmp_path / "mm", 1000.0)
+    folder = tmp_path / "mm"
+    _predictions(nyu, folder, lambda d: d, png_scale=1000.0)
     with pytest.raises(DataError) as err:
         _score(root, folder, tmp_path / "p.json", "scale=1")
     assert "median depth is 1e+03 times the ground truth's" in str(err.value)
@@ -178,7 +175,8 @@ def test_a_prediction_of_another_aspect_is_refused_and_one_of_another_size_is_re
 
 def test_kittis_png_convention_is_read_with_scale_256(nyu, tmp_path):
     root, _ = nyu
-    folder = _png_predictions(nyu, tmp_path / "kitti_style", 256.0)  # metres x 256
+    folder = tmp_path / "kitti_style"
+    _predictions(nyu, folder, lambda d: d, png_scale=256.0)  # metres x 256
     scored = _score(root, folder, tmp_path / "p.json", "scale=256")["test"]
     assert scored["abs_rel"] < 1 / 512 / 0.5 and scored["d1"] == 1  # within half a 1/256 m step of the truth
     misread = _score(root, folder, tmp_path / "q.json")["test"]  # read as millimetres: 0.256 x the depth

@@ -140,7 +140,10 @@ def check_parses(command: str) -> None:
         names = {p for i, p in enumerate(argv) if i and argv[i - 1] == "-p"}
         assert tagged and all(f"{n} =" in "".join(tagged[0]["source"]) for n in names), command
     elif argv[0] == "wandb":
-        assert argv[1] == "sync" and shutil.which("wandb", path=str(ROOT / ".venv" / "bin")) or shutil.which("wandb")
+        import sys
+
+        assert argv[1] == "sync", command  # the only W&B command the docs give: upload offline runs
+        assert Path(sys.executable).with_name("wandb").is_file(), "the wandb CLI comes with the wandb package"
 
 
 COMMANDS = documented_commands()

@@ -19,12 +19,12 @@ from datetime import datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+MUTMUT = str(Path(sys.executable).with_name("mutmut"))  # installed beside this Python (the dev extra)
 DETECTED = ("killed", "timeout")
 
 
 def mutmut(*args: str) -> str:
-    mutmut_bin = Path(sys.executable).with_name("mutmut")
-    return subprocess.run([str(mutmut_bin), *args], capture_output=True, text=True, check=True).stdout
+    return subprocess.run([MUTMUT, *args], capture_output=True, text=True, check=True).stdout
 
 
 def tally(listing: str) -> tuple[dict[str, Counter], list[str]]:
@@ -76,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         # mutmut forks a worker per mutant: one thread each, as forking after OpenMP has started its
         # threads can hang the child (it would be counted as a timeout, not a kill)
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        run = [str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", "2"]
-        subprocess.run(run, check=False, env=env)
+        subprocess.run([MUTMUT, "run", "--max-children", "2"], check=False, env=env)
     per_module, survivors = tally(mutmut("results", "--all", "true"))
     diffs = {}
     for entry in survivors:

@@ -118,8 +118,10 @@ class FrameDataset(Dataset, ABC):
 
     def hold_out_validation(self) -> None:
         """Keep the part of the training list this split takes (validation: the held-out scenes)."""
+        if self._hold_out is None or self.split == "test":
+            return
         scenes = self.scenes()
-        if self._hold_out is None or self.split == "test" or not scenes:
+        if not scenes:
             return  # no frame at all: the datamodule's check names why
         self.held_out_scenes = self._hold_out.held_out_scenes(scenes)
         self.subset(self._hold_out.select(scenes))

@@ -67,10 +67,15 @@ def one_line_errors(fn: F) -> F:
         except USER_ERRORS as err:
             if _in_multirun():
                 raise
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(USAGE_EXIT)
+            exit_with_one_line(err)
 
     return wrapper  # type: ignore[return-value]
+
+
+def exit_with_one_line(err: Exception) -> None:
+    """End the process as every entry point ends on a user error: ``error: <message>``, exit code 2."""
+    print(f"error: {err}", file=sys.stderr)
+    sys.exit(USAGE_EXIT)
 
 
 def _in_multirun() -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from depth_lightning.run.errors import USAGE_EXIT, USER_ERRORS, RunFolderBusy, RunFolderUsed
+from depth_lightning.run.errors import USER_ERRORS, RunFolderBusy, RunFolderUsed, exit_with_one_line
 
 LOCK_NAME = ".run.lock"
 RESULTS_FILE = "metrics.json"  # the run's record (depth_lightning.run.record)
@@ -117,8 +116,7 @@ def _exit_on_user_error(step: Callable[[], None]) -> None:
     try:
         step()
     except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(USAGE_EXIT)
+        exit_with_one_line(err)
 
 
 def remove_debris(folder: str | Path) -> list[Path]:

@@ -12,7 +12,9 @@ from depth_lightning.evaluation.per_image import read_per_image_csv
 from depth_lightning.run.errors import ConfigError, DataError
 from depth_lightning.score import score_and_record
 from tests.datasets import write_nyu_sync
-from tests.helpers import composed_for, run_module
+from tests.helpers import SHARED, composed_for, run_module
+
+REAL_NYU = SHARED / "realdata" / "nyu" / "sync" / "metric3d_nyu_demo"
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +183,30 @@ def test_kittis_png_convention_is_read_with_scale_256(nyu, tmp_path):
     assert scored["abs_rel"] < 1 / 512 / 0.5 and scored["d1"] == 1  # within half a 1/256 m step of the truth
     misread = _score(root, folder, tmp_path / "q.json")["test"]  # read as millimetres: 0.256 x the depth
     assert misread["abs_rel"] == pytest.approx(1 - 0.256, abs=2e-3)
+
+
+@pytest.mark.skipif(not REAL_NYU.is_dir(), reason=f"real NYU samples not present at {REAL_NYU}")
+def test_silog_of_a_constant_factor_keeps_its_digits_on_the_real_frames(tmp_path):
+    # pred = g x 1.1 saved as millimetre PNGs: the log error is ln 1.1 plus the rounding to 1 mm, so
+    # mean(e^2) and mean(e)^2 agree to ~5 digits; float32 sums of them lost up to 2 % of silog
+    root = tmp_path / "nyu"
+    shutil.copytree(REAL_NYU, root)
+    names = ("00000", "00050", "00100")
+    lines = [f"rgb/rgb_{k}.jpg depth/sync_depth_{k}.png 518.8579\n" for k in names]
+    (root / "test.txt").write_text("".join(lines))
+    (root / "train.txt").write_text(lines[0])
+    for k in names:
+        write_depth_png(
+            tmp_path / "pred" / "rgb" / f"rgb_{k}.png",
+            read_depth_png(root / f"depth/sync_depth_{k}.png", 1000) * 1.1,
+            1000,
+        )
+    scored = _score(root, tmp_path / "pred", tmp_path / "out.json", "invalid_predictions=clip")
+    _, rows = read_per_image_csv(scored["per_image"])
+    for k, row in zip(names, rows, strict=True):
+        g = read_depth_png(root / f"depth/sync_depth_{k}.png", 1000)[45:471, 41:601]  # the decoded values
+        p = read_depth_png(tmp_path / "pred" / "rgb" / f"rgb_{k}.png", 1000)[45:471, 41:601]
+        valid = (g > 1e-3) & (g < 10)
+        e = np.log(np.clip(p[valid], 1e-3, 10).astype(np.float64)) - np.log(g[valid].astype(np.float64))
+        exact = 100 * np.sqrt(np.mean((e - e.mean()) ** 2))  # two passes in float64
+        assert float(row["predictions/silog"]) == pytest.approx(exact, rel=1e-7), k

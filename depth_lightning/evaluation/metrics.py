@@ -63,7 +63,7 @@ class ScoredTarget:
     size: tuple[int, int]
     valid: Tensor  # bool
     depth: Tensor
-    log_depth: Tensor
+    log_depth: Tensor  # float64
 
 
 def scored_prediction(pred: Tensor, target: ScoredTarget) -> Tensor:
@@ -81,16 +81,18 @@ def image_sums(pred: Tensor, target: ScoredTarget) -> Tensor:
 
     Off the mask the prediction is set to the ground truth, so every error term is 0 there and only
     the threshold counts need the mask. Pixel terms and an image's sums are float32 (PyTorch's
-    cascade summation stays within ~1e-8 relative of float64's, independent of the thread count);
-    images are then summed in float64. Scalar factors (1 / ln 10) are applied to the sums, not the
-    pixels: an elementwise operation with a scalar may round differently with the thread count.
+    cascade summation stays within ~1e-8 relative of float64's, independent of the thread count),
+    except the log error's: silog subtracts mean(e)^2 from mean(e^2), nearly equal when the log error
+    is almost constant (a prediction off by one factor), so e and its sums are float64 from the
+    float32 depths on. Scalar factors (1 / ln 10) are applied to the sums, not the pixels: an
+    elementwise operation with a scalar may round differently with the thread count.
     """
     valid, g = target.valid, target.depth
     p = torch.where(valid, pred, g)
     ratio = torch.maximum(p / g, g / p)
     err = p - g
-    log_err = torch.log(p) - target.log_depth
-    terms = (
+    log_err = torch.log(p.double()) - target.log_depth
+    single = (
         valid,
         valid & (ratio < 1.25),
         valid & (ratio < 1.25**2),
@@ -98,11 +100,10 @@ def image_sums(pred: Tensor, target: ScoredTarget) -> Tensor:
         err.abs() / g,
         err.square() / g,
         err.square(),
-        log_err.abs(),
-        log_err,
-        log_err.square(),
     )
-    return torch.stack([t.sum(1, dtype=torch.float32) for t in terms], 1).double()
+    double = (log_err.abs(), log_err, log_err.square())
+    sums = [t.sum(1, dtype=torch.float32).double() for t in single] + [t.sum(1) for t in double]
+    return torch.stack(sums, 1)
 
 
 def aggregate(sums: Tensor, mode: str) -> dict[str, Tensor]:
@@ -171,7 +172,8 @@ class DepthMetrics(Metric):
         if mask is not None:
             valid &= mask.reshape(valid.shape).bool()
         depth = torch.where(valid, g, 1.0)
-        return ScoredTarget((self.min_depth, self.max_depth), tuple(target.shape[-2:]), valid, depth, torch.log(depth))
+        log_depth = torch.log(depth.double())
+        return ScoredTarget((self.min_depth, self.max_depth), tuple(target.shape[-2:]), valid, depth, log_depth)
 
     def update(
         self,

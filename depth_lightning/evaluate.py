@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from depth_lightning.config import CONF_DIR, build, plain
+from depth_lightning.evaluation.alignment import alignment_from
 from depth_lightning.evaluation.baselines import fit_baselines
 from depth_lightning.evaluation.evaluator import evaluator_for
 from depth_lightning.evaluation.results import record_test
@@ -65,6 +66,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     keep_freed_memory(cfg.get("keep_freed_memory", True))
     out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "eval_metrics.json"
     check_writable(out, "output")
+    alignment = alignment_from(cfg.get("alignment"))  # refused by name before the model is loaded
     module = load_module(cfg.ckpt_path)
     data = evaluation_data(cfg, module)
     datamodule = build(data, "data")
@@ -73,7 +75,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         h, w = module.hparams.input_size
         print(f"data={datamodule.name} at input {data['height']}x{data['width']} (trained at {h}x{w})")
     maps = baseline_maps(cfg, datamodule)
-    evaluator = evaluator_for(datamodule, "test", module.bins.num_bins, module.hparams.decoder, maps)
+    evaluator = evaluator_for(datamodule, "test", module.bins.num_bins, module.hparams.decoder, maps, alignment)
     module.evaluate_with(test=evaluator)
     trainer.test(module, datamodule=datamodule, verbose=False)
     metrics = logged_metrics(trainer, "test")

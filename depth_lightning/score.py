@@ -12,6 +12,11 @@ Predictions are checked where they enter, each problem named by file: non-finite
 pixels (refused; ``invalid_predictions=clip`` scores them clipped to the range, recorded on the card),
 another aspect ratio than the frame's (refused), units far from the ground truth's (refused, naming
 ``scale``; ``check_units=false`` scores them anyway).
+
+Relative predictions (``alignment=scale_shift`` and the others of
+:mod:`~depth_lightning.evaluation.alignment`) are fitted to each frame's ground truth before they are
+scored; they may then hold values of any sign (affine modes), are resized linearly, and are not
+checked for units.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from omegaconf import DictConfig
 
 from depth_lightning.config import CONF_DIR, build, check_choice
 from depth_lightning.data.io import read_depth_png
+from depth_lightning.evaluation.alignment import Alignment, alignment_from
 from depth_lightning.evaluation.evaluator import Evaluator
 from depth_lightning.evaluation.results import record_test
 from depth_lightning.run.errors import ConfigError, DataError, one_line_errors
@@ -48,6 +54,8 @@ class PredictionChecks:
     resized: dict[str, str] = field(default_factory=dict)  # file -> "HxW -> HxW"
     ratios: list[float] = field(default_factory=list)  # per file at the frame's size: median pred / truth
 
+    positive: bool = True  # whether a prediction must be positive depth (not under an affine alignment)
+
     def check(self, pred: np.ndarray, depth: np.ndarray, path: str) -> None:
         """Count the invalid pixels of one prediction, refuse another aspect, note a resize and the units."""
         (h, w), (H, W) = pred.shape, depth.shape[:2]
@@ -58,7 +66,7 @@ class PredictionChecks:
             )
         if (h, w) != (H, W):
             self.resized[path] = f"{h}x{w} -> {H}x{W}"
-        bad = int((~(np.isfinite(pred) & (pred > 0))).sum())
+        bad = int((~(np.isfinite(pred) & ((pred > 0) | (not self.positive)))).sum())
         if bad:
             self.invalid[path] = bad
         if (h, w) == (H, W):  # units: the median ratio to the ground truth where both hold depth
@@ -69,8 +77,9 @@ class PredictionChecks:
     def refuse_invalid(self, policy: str, total: int) -> None:
         if self.invalid and policy == "refuse":
             named = ", ".join(f"{p} ({n} px)" for p, n in list(self.invalid.items())[:5])
+            what = "NaN, inf, zero or negative depth" if self.positive else "NaN or inf"
             raise DataError(
-                f"{len(self.invalid)} of {total} predictions hold NaN, inf, zero or negative depth: {named}; "
+                f"{len(self.invalid)} of {total} predictions hold {what}: {named}; "
                 "fix them, or score them clipped to the depth range with invalid_predictions=clip"
             )
 
@@ -112,10 +121,14 @@ def read_prediction(path: Path, scale: float) -> np.ndarray:
     return depth
 
 
-def to_size(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A depth map resized to ``size``, bilinearly in log depth (no depth stays no depth)."""
+def to_size(depth: np.ndarray, size: tuple[int, int], log_depth: bool = True) -> np.ndarray:
+    """A depth map resized to ``size``, bilinearly in log depth (no depth stays no depth); with
+    ``log_depth=False`` bilinearly in its values (a relative map, of any sign)."""
     if depth.shape == size:
         return depth
+    if not log_depth:
+        resized = F.interpolate(torch.from_numpy(depth)[None, None], size=size, mode="bilinear", align_corners=False)
+        return resized[0, 0].numpy()
     valid = np.isfinite(depth) & (depth > 0)
     log_depth = torch.from_numpy(np.log(np.where(valid, depth, 1.0)))[None, None]
     weight = torch.from_numpy(valid.astype(np.float32))[None, None]
@@ -132,11 +145,14 @@ def score(cfg: DictConfig) -> dict[str, Any]:
     if not folder.is_dir():
         raise FileNotFoundError(f"predictions={str(folder)!r}: no such folder")
     scale, policy = check_score_settings(cfg)
+    alignment = alignment_from(cfg.get("alignment"))
     datamodule = build(cfg.data, "data")
     datamodule.setup("test")
     dataset = datamodule.datasets["test"]
-    evaluator = Evaluator(datamodule.protocol, split="test", dataset=datamodule.name, predictions=[PREDICTIONS])
-    checks = PredictionChecks()
+    evaluator = Evaluator(
+        datamodule.protocol, split="test", dataset=datamodule.name, predictions=[PREDICTIONS], alignment=alignment
+    )
+    checks = PredictionChecks(positive=alignment.positive_only)
     missing = score_frames(evaluator, dataset, folder, scale, checks)
     if missing and not cfg.allow_missing:
         raise DataError(
@@ -144,13 +160,15 @@ def score(cfg: DictConfig) -> dict[str, Any]:
             f"{', '.join(str(folder / m) + '.png|.npy' for m in missing[:3])}; allow_missing=true scores the others"
         )
     checks.refuse_invalid(policy, len(dataset) - len(missing))
-    if cfg.get("check_units", True):
+    if cfg.get("check_units", True) and not alignment.active:  # an aligned map has no units of its own
         checks.refuse_units(folder, scale)
     result = evaluator.evaluate(dataset)
+    resized = "linearly (a relative map)" if alignment.active else "bilinearly in log depth"
     result.card["prediction"] = {
         "resolution": "as saved",
-        "to_ground_truth": "resized to each frame bilinearly in log depth (depth_lightning.score), clipped to "
-        "[min_depth, cap]; ground truth valid where min_depth < g < cap, finite, inside the region",
+        "to_ground_truth": f"resized to each frame {resized} (depth_lightning.score), aligned as the card's "
+        "alignment says, clipped to [min_depth, cap]; ground truth valid where min_depth < g < cap, finite, "
+        "inside the region",
         **checks.describe(policy),
     }
     result.card["frames_evaluated"], result.card["frames_left_out"] = len(dataset) - len(missing), len(missing)
@@ -182,8 +200,7 @@ def score_frames(evaluator: Evaluator, dataset: Any, folder: Path, scale: float,
         original = depth.shape[:2]
         checks.check(pred, depth, str(path))
         # counted above; what is scored (invalid_predictions=clip) is clipped to the range by the evaluator
-        finite = np.nan_to_num(pred, nan=0.0, posinf=np.finfo(np.float32).max, neginf=0.0)
-        pred = np.maximum(to_size(finite, original), np.finfo(np.float32).tiny)
+        pred = _scorable(pred, original, evaluator.alignment)
         box = dataset.crop_box(original)
         if box is not None:  # the part of the frame the dataset keeps, as for the suite's own model
             t, b, left, r = box
@@ -195,6 +212,16 @@ def score_frames(evaluator: Evaluator, dataset: Any, folder: Path, scale: float,
         named = ", ".join(f"{p} ({s})" for p, s in list(checks.resized.items())[:3])
         log.warning("%d prediction(s) resized to their frame (bilinear in log depth): %s", len(checks.resized), named)
     return missing
+
+
+def _scorable(pred: np.ndarray, size: tuple[int, int], alignment: Alignment) -> np.ndarray:
+    """A checked prediction as the evaluator takes it: finite, at the frame's size, positive unless an
+    affine alignment fits it (counted by the checks; with invalid_predictions=clip the evaluator clips
+    what is scored to the range)."""
+    finite = np.nan_to_num(pred, nan=0.0, posinf=np.finfo(np.float32).max, neginf=0.0)
+    if not alignment.positive_only:
+        return to_size(finite, size, log_depth=False)
+    return np.maximum(to_size(finite, size), np.finfo(np.float32).tiny)
 
 
 def score_and_record(cfg: DictConfig) -> dict[str, Any]:

@@ -263,6 +263,11 @@ def test_protocol_settings_are_normalised_and_checked_by_name():
         EvalProtocol(min_depth=10.0, caps=(10.0,))
     with pytest.raises(ValueError, match=r"^data.protocol.aggregation='mean' is unknown"):
         EvalProtocol(aggregation="mean")
-    with pytest.raises(ValueError, match=r"region='x' is unknown; allowed: full, eigen_nyu, garg, eigen, paper"):
+    with pytest.raises(ValueError, match=r"region='x' is unknown; allowed: full, eigen_nyu, eigen_nyu_pixels, garg"):
         EvalProtocol("x")
+    # ZoeDepth's eigen crop on DIODE, iBims, SUN RGB-D, Hypersim: NYU's pixel indices on any frame
+    expected = np.zeros((768, 1024), dtype=bool)
+    expected[45:471, 41:601] = True
+    np.testing.assert_array_equal(region_mask("eigen_nyu_pixels", 768, 1024), expected)
+    assert region_mask("eigen_nyu", 768, 1024).sum() > expected.sum()  # the scaled crop is another region
     assert region_mask("garg", 375, 1242).dtype == bool

@@ -14,7 +14,7 @@ from depth_lightning.data.samplers import EpochSampler, UnpaddedDistributedSampl
 from depth_lightning.data.splits import HoldOut
 from depth_lightning.data.transforms import PaperAugmentation
 from depth_lightning.evaluation.protocol import EvalProtocol
-from depth_lightning.run.errors import DataError
+from depth_lightning.run.errors import ConfigError, DataError
 
 
 def _worker_init(worker_id: int) -> None:
@@ -54,6 +54,18 @@ def check_has_depth(dataset: FrameDataset, frames: int = 8) -> None:
     )
 
 
+def chosen_protocol(protocol: EvalProtocol | str | None, protocols: dict[str, EvalProtocol]) -> EvalProtocol:
+    """``protocol`` itself, or the one of ``protocols`` it names."""
+    if not isinstance(protocol, str):
+        return protocol or EvalProtocol()
+    if protocol not in protocols:
+        raise ConfigError(
+            f"config error: data.protocol={protocol!r} is not one of this dataset's protocols "
+            f"({', '.join(protocols) or 'none: set data.protocol to a protocol'})"
+        )
+    return protocols[protocol]
+
+
 class DepthDataModule(L.LightningDataModule):
     """Builds ``dataset(split=...)`` for train, val and test, and their loaders.
 
@@ -66,7 +78,10 @@ class DepthDataModule(L.LightningDataModule):
         depth_min: the depth the bins start at (the model reads it).
         depth_max: the depth the bins end at.
         augment: the training augmentation (Sec. 3.3), or None.
-        protocol: the evaluation protocol (:class:`~depth_lightning.evaluation.protocol.EvalProtocol`).
+        protocol: the evaluation protocol (:class:`~depth_lightning.evaluation.protocol.EvalProtocol`),
+            or the name of one of ``protocols``.
+        protocols: a dataset's protocols by the peer they follow (``marigold``, ``zoedepth``...),
+            where the field's code disagrees; ``protocol`` names the one used.
         val_fraction: the share of the training list's scenes held out for validation (datasets with
             a validation list or split of their own ignore it).
         val_max_frames: at most this many held-out frames, evenly spaced.
@@ -87,7 +102,8 @@ class DepthDataModule(L.LightningDataModule):
         depth_min: float,
         depth_max: float,
         augment: PaperAugmentation | None = None,
-        protocol: EvalProtocol | None = None,
+        protocol: EvalProtocol | str | None = None,
+        protocols: dict[str, EvalProtocol] | None = None,
         val_fraction: float = 0.05,
         val_max_frames: int | None = None,
         batch_size: int = 8,
@@ -111,7 +127,7 @@ class DepthDataModule(L.LightningDataModule):
         self.input_size = (height, width)
         self.depth_range = (depth_min, depth_max)
         self.augment = augment
-        self.protocol = protocol or EvalProtocol()
+        self.protocol = chosen_protocol(protocol, protocols or {})
         self.val_fraction, self.val_max_frames = val_fraction, val_max_frames
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.skip_bad_samples, self.baseline_frames, self.seed = skip_bad_samples, baseline_frames, seed

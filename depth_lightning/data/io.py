@@ -57,6 +57,13 @@ def read_depth_png(path: str | Path, scale: float) -> np.ndarray:
     return arr.astype(np.float32) / scale
 
 
+def read_mask(path: str | Path) -> np.ndarray:
+    """A mask image (1-bit, 8-bit grey, or the first channel of a colour one) as its stored values."""
+    im = _decoded(Path(path), "mask")
+    values = np.asarray(im if im.mode in ("1", "L", "I;16", "I") else im.convert("RGB"))
+    return values if values.ndim == 2 else values[..., 0]
+
+
 def write_depth_png(path: str | Path, depth: np.ndarray, scale: float) -> None:
     """Float metres -> 16-bit PNG (``round(depth * scale)``), written atomically."""
     arr = np.clip(np.round(np.nan_to_num(depth) * scale), 0, 65535).astype(np.uint16)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from depth_lightning.evaluation.alignment import Alignment
 from depth_lightning.evaluation.metrics import METRIC_NAMES, DepthMetrics, ImageRows, aggregate
 from depth_lightning.evaluation.per_image import PerImageRecord
 from depth_lightning.evaluation.protocol import EvalProtocol
@@ -83,6 +84,9 @@ class Evaluator(nn.Module):
             (for the decoders, when the outputs hold ``uncertainty``), frame names and the card.
         baselines: depth maps scored beside the predictions, on the same pixels (fitted at the input
             size; brought to the predictions' size with area interpolation, then scored like them).
+        alignment: how each prediction (and baseline) is aligned to the ground truth before it is
+            scored, per image and cap (:class:`~depth_lightning.evaluation.alignment.Alignment`);
+            the fitted scale and shift are kept per image.
     """
 
     def __init__(
@@ -96,8 +100,10 @@ class Evaluator(nn.Module):
         per_image: bool = True,
         baselines: Mapping[str, Any] | None = None,
         ignore_index: int = IGNORE_INDEX,
+        alignment: Alignment | None = None,
     ) -> None:
         super().__init__()
+        self.alignment = alignment or Alignment()
         self.protocol, self.split, self.dataset = protocol, split, dataset
         self.predictions = tuple(predictions)
         self.headline = headline or self.predictions[0]
@@ -105,10 +111,13 @@ class Evaluator(nn.Module):
             raise ValueError(f"the headline {self.headline!r} is not one of the predictions {self.predictions}")
         self.baselines = {name: torch.as_tensor(m).float()[None, None] for name, m in (baselines or {}).items()}
         scored = (*self.predictions, *self.baselines)
+        settings = {"mode": protocol.aggregation, "truth_in_range": protocol.truth_in_range}
         self.metrics = nn.ModuleList(
-            nn.ModuleDict({n: DepthMetrics(protocol.min_depth, cap, mode=protocol.aggregation) for n in scored})
+            nn.ModuleDict({n: DepthMetrics(protocol.min_depth, cap, **settings) for n in scored})
             for cap in protocol.caps
         )
+        fitted = scored if self.alignment.active else ()
+        self.fits = nn.ModuleList(nn.ModuleDict({n: ImageRows() for n in fitted}) for _ in protocol.caps)
         self.per_image = per_image
         decoders = [d for d in DECODERS if d in self.predictions] if per_image else []
         self.sparsification = nn.ModuleDict({d: Sparsification() for d in decoders})
@@ -146,22 +155,40 @@ class Evaluator(nn.Module):
         for i, metrics in enumerate(self.metrics):
             # the ground truth prepared once per cap, for every prediction scored against it
             target = metrics[self.headline].prepare(depth, batch.get("eval_mask"))
-            for name, pred in predictions.items():
+            scored = self._aligned(predictions, target, i, ids)
+            for name, pred in scored.items():
                 metrics[name].update(pred, target, ids=ids)
             if i == 0 and "uncertainty" in outputs:
                 for decoder, curves in self.sparsification.items():
-                    curves.update(outputs[decoder], outputs["uncertainty"], target, ids)
+                    curves.update(scored[decoder], outputs["uncertainty"], target, ids)
         if self.pixel_acc is not None and "bin" in outputs:
             self._score_bins(outputs["bin"], outputs["labels"], ids)
 
-    def _refuse_invalid(self, predictions: Mapping[str, Tensor], ids: Tensor) -> None:
-        """A NaN, inf or non-positive predicted depth is never scored as a number (clipping would hide it)."""
+    def _aligned(self, predictions: Mapping[str, Tensor], target: Any, cap: int, ids: Tensor) -> dict[str, Tensor]:
+        """The predictions as they are scored under cap ``cap``: aligned when an alignment is set (at
+        the ground truth's size, its fits kept per image), else as they are."""
+        if not self.alignment.active:
+            return dict(predictions)
+        out = {}
         for name, pred in predictions.items():
-            bad = (~(torch.isfinite(pred) & (pred > 0))).flatten(1).sum(1)
+            aligned, fits = self.alignment.align(
+                pred, target.valid, target.depth, target.size, self.protocol.caps[cap], self.protocol.fit_max_resolution
+            )
+            out[name] = aligned.reshape(-1, *target.size)
+            self.fits[cap][name].update(fits, ids)
+        return out
+
+    def _refuse_invalid(self, predictions: Mapping[str, Tensor], ids: Tensor) -> None:
+        """A NaN, inf or (unless an affine alignment will fit it) non-positive prediction is never
+        scored as a number (clipping would hide it)."""
+        for name, pred in predictions.items():
+            ok = torch.isfinite(pred) & (pred > 0) if self.alignment.positive_only else torch.isfinite(pred)
+            bad = (~ok).flatten(1).sum(1)
             if bad.any():
                 images = ", ".join(f"{int(i)} ({int(n)} px)" for i, n in zip(ids, bad, strict=True) if n)
+                what = "NaN, inf or non-positive depth" if self.alignment.positive_only else "NaN or inf"
                 raise NonFiniteError(
-                    f"{self.dataset} {self.split}: the {name!r} predictions hold NaN, inf or non-positive depth "
+                    f"{self.dataset} {self.split}: the {name!r} predictions hold {what} "
                     f"in image(s) {images} (index in the split's list); nothing of this split is reported"
                 )
 
@@ -193,6 +220,8 @@ class Evaluator(nn.Module):
                 if i == 0 and len(ids) == 0:
                     raise self._nothing_to_score(metric)
                 record.sums[f"{prefix}{name}"] = (ids, sums)
+                if name in self.fits[i]:
+                    record.fits[f"{prefix}{name}"] = self.fits[i][name].compute()
                 if len(ids):
                     for key, value in aggregate(torch.from_numpy(sums), self.protocol.aggregation).items():
                         values[f"{prefix}{name}/{key}"] = float(value)
@@ -255,6 +284,7 @@ class Evaluator(nn.Module):
         original = frames.load(0)[1].shape[:2]
         resolution = output or self.output_size
         card = self.protocol.card(self.dataset, self.split, frames.source(), original, resolution)
+        card["alignment"] = self.alignment.card(self.protocol.fit_max_resolution)
         if evaluated is not None:
             card["frames_evaluated"], card["frames_left_out"] = evaluated, left_out
         return card
@@ -266,6 +296,7 @@ def evaluator_for(
     num_bins: int | None = None,
     headline: str = "soft",
     baselines: Mapping[str, np.ndarray] | None = None,
+    alignment: Alignment | None = None,
 ) -> Evaluator:
     """The evaluator of ``split`` of a :class:`~depth_lightning.data.DepthDataModule` (or of the default
     protocol when there is none): both decoders; per-image results on the test split."""
@@ -277,4 +308,5 @@ def evaluator_for(
         num_bins=num_bins,
         per_image=split == "test",
         baselines=baselines,
+        alignment=alignment,
     )

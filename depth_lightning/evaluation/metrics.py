@@ -149,13 +149,21 @@ class DepthMetrics(Metric):
     full_state_update = False
     higher_is_better = None
 
-    def __init__(self, min_depth: float = 1e-3, max_depth: float = 10.0, mode: str = "per_image", **kwargs) -> None:
+    def __init__(
+        self,
+        min_depth: float = 1e-3,
+        max_depth: float = 10.0,
+        mode: str = "per_image",
+        truth_in_range: bool = True,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         if not 0 <= min_depth < max_depth:
             raise ValueError(f"metrics need 0 <= min_depth < max_depth, got {min_depth}, {max_depth}")
         if mode not in AGGREGATIONS:
             raise ValueError(f"metrics mode {mode!r} is unknown; allowed: {', '.join(AGGREGATIONS)}")
         self.min_depth, self.max_depth, self.mode = min_depth, max_depth, mode
+        self.truth_in_range = truth_in_range
         self.add_state("rows", [], dist_reduce_fx="cat")
         self.add_state("ids", [], dist_reduce_fx="cat")
         self.add_state("empty_ids", [], dist_reduce_fx="cat")  # images without a valid pixel: left out
@@ -168,7 +176,9 @@ class DepthMetrics(Metric):
         (:meth:`depth_lightning.evaluation.protocol.EvalProtocol.mask`)."""
         target = target.reshape(-1, *target.shape[-2:]).float()
         g = target.flatten(1)
-        valid = torch.isfinite(g) & (g > self.min_depth) & (g < self.max_depth)
+        valid = torch.isfinite(g) & (g > 0)
+        if self.truth_in_range:
+            valid &= (g > self.min_depth) & (g < self.max_depth)
         if mask is not None:
             valid &= mask.reshape(valid.shape).bool()
         depth = torch.where(valid, g, 1.0)

@@ -41,6 +41,7 @@ class PerImageRecord:
     sparsification: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     frames: dict[int, str] = field(default_factory=dict)
     lines: dict[int, int | None] = field(default_factory=dict)
+    fits: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # key -> (ids, (scale, shift))
 
     def image_ids(self) -> list[int]:
         return sorted({int(i) for ids, _ in self.sums.values() for i in ids})
@@ -85,6 +86,8 @@ class PerImageRecord:
             if f"{prefix}pixels" not in cols:
                 cols.append(f"{prefix}pixels")
             cols += [f"{key}/{m}" for m in METRIC_NAMES]
+            if key in self.fits:
+                cols += [f"{key}/scale", f"{key}/shift"]
         for dec in self.sparsification:
             cols += [f"{dec}/ause_abs_rel", f"{dec}/ause_rmse"]
         if self.bin_hits is not None:
@@ -103,6 +106,11 @@ class PerImageRecord:
             for i, sums, metrics in zip(ids, rows, values, strict=True):
                 table[int(i)][f"{prefix}pixels"] = int(sums[0])
                 table[int(i)].update({f"{key}/{m}": float(v) for m, v in zip(METRIC_NAMES, metrics, strict=True)})
+        for key, (ids, fits) in self.fits.items():
+            for i, (scale, shift) in zip(ids, fits, strict=True):
+                table.setdefault(int(i), {"id": int(i)}).update(
+                    {f"{key}/scale": float(scale), f"{key}/shift": float(shift)}
+                )
         for dec, curves in self.sparsification.items():
             for name, values in per_image_ause(curves).items() if len(curves["ids"]) else ():
                 for i, v in zip(curves["ids"], values, strict=True):

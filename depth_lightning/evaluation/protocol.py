@@ -22,6 +22,8 @@ from depth_lightning.evaluation.metrics import AGGREGATIONS, DEFINITIONS
 REGIONS = {
     "full": "the whole frame",
     "eigen_nyu": "NYU's Eigen crop: rows 45:471, cols 41:601 of the 480x640 frame (scaled for other sizes)",
+    "eigen_nyu_pixels": "rows 45:471, cols 41:601 in pixels whatever the frame's size (ZoeDepth's eigen crop "
+    "on non-KITTI data, zoedepth/utils/misc.py:240)",
     "garg": "KITTI's Garg crop: rows 0.408-0.992 H, cols 0.036-0.964 W (the field's KITTI protocol)",
     "eigen": "KITTI's Eigen crop: rows 0.332-0.914 H, cols 0.036-0.964 W",
     "paper": "KITTI as in Li et al. Sec. 4.2: the lower 256 rows, the full width",
@@ -40,6 +42,8 @@ def region_mask(region: str, height: int, width: int) -> np.ndarray:
     elif region == "eigen_nyu":
         sy, sx = height / 480, width / 640
         mask[round(45 * sy) : round(471 * sy), round(41 * sx) : round(601 * sx)] = True
+    elif region == "eigen_nyu_pixels":
+        mask[45:471, 41:601] = True
     elif region == "paper":
         mask[max(0, height - PAPER_KITTI_ROWS) :] = True
     else:  # garg / eigen, as fractions of the frame, the way peers compute them
@@ -86,12 +90,21 @@ class EvalProtocol:
             (``test/soft/abs_rel``), the others are logged as ``test/cap<c>/soft/abs_rel``.
         aggregation: ``per_image`` (each image's metric, then the mean: the field's convention) or
             ``pooled`` (all valid pixels of all images at once).
+        truth_in_range: ground truth outside ``(min_depth, cap)`` is left out; false: only the
+            dataset's own mask and the region say which pixels count, and the range only clips
+            predictions (Marigold on DIODE).
+        fit_max_resolution: an alignment is fitted on a nearest subsample of at most this longer side
+            (Marigold on ETH3D: 1024); null: on every scored pixel.
+        follows: the peer whose protocol this is, with where its code says so (for the card).
     """
 
     region: str = "full"
     min_depth: float = 1e-3
     caps: tuple[float, ...] = (10.0,)
     aggregation: str = "per_image"
+    truth_in_range: bool = True
+    fit_max_resolution: int | None = None
+    follows: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "caps", tuple(float(c) for c in self.caps))
@@ -119,7 +132,7 @@ class EvalProtocol:
         list and ground truth, from the dataset; ``original``: a frame's size before any crop;
         ``output``: the prediction's resolution)."""
         h, w = original
-        return {
+        card = {
             "dataset": dataset,
             "split": split,
             **source,
@@ -139,6 +152,16 @@ class EvalProtocol:
             "aggregation": self.aggregation,
             "metrics": DEFINITIONS,
         }
+        # entries only a zero-shot protocol sets: earlier cards stay comparable with new ones
+        if self.follows:
+            card["follows"] = self.follows
+        if not self.truth_in_range:
+            card["truth_in_range"] = (
+                "no: only the dataset's mask and the region select pixels; the range clips predictions"
+            )
+        if self.fit_max_resolution:
+            card["fit_max_resolution"] = self.fit_max_resolution
+        return card
 
     def mask(self, original: tuple[int, int], box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """The region of a frame of ``original`` size, cut to ``box`` = (top, bottom, left, right) when

@@ -1,0 +1,175 @@
+"""Alignment of relative predictions before scoring: exact recovery of the affine families, fits that
+equal NumPy's least squares on the same pixels, MoGe's weighted-L1 fit against brute force, and what
+the card and the report make of aligned numbers."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from depth_lightning.evaluation.alignment import Alignment, alignment_from, weighted_l1_affine, weighted_l1_scale
+from depth_lightning.evaluation.evaluator import Evaluator
+from depth_lightning.evaluation.protocol import EvalProtocol, card_differences
+from depth_lightning.run.errors import ConfigError, NonFiniteError
+
+PROTOCOL = EvalProtocol(region="full", min_depth=1e-3, caps=(10.0,))
+
+
+def scene(seed=0, h=30, w=40):
+    """Ground truth with holes and out-of-range pixels, and a region that leaves the border out."""
+    rng = np.random.default_rng(seed)
+    gt = rng.uniform(0.5, 9.0, (2, h, w))
+    gt[rng.random(gt.shape) < 0.2] = 0  # holes
+    gt[:, 0, :6] = 12.0  # beyond the cap: not scored, so not fitted on
+    region = np.zeros((2, h, w), dtype=bool)
+    region[:, 2:-2, 3:-3] = True
+    return torch.from_numpy(gt).float(), torch.from_numpy(region)
+
+
+def evaluate(pred, gt, region, mode, protocol=PROTOCOL, **kw):
+    ev = Evaluator(protocol, predictions=["p"], per_image=True, alignment=Alignment(mode, **kw))
+    ev.process({"depth": gt, "eval_mask": region}, {"p": pred})
+    return ev.evaluate()
+
+
+@pytest.mark.parametrize(
+    ("mode", "make"),
+    [
+        ("scale_shift", lambda g: 0.37 * g + 2.5),
+        ("scale_shift_disparity", lambda g: 1 / (0.8 / g + 0.05)),
+        ("median", lambda g: 3.7 * g),
+        ("scale", lambda g: 0.21 * g),
+        ("scale_robust", lambda g: 5.0 * g),
+        ("scale_shift_robust", lambda g: 2.0 * g + 1.0),
+    ],
+)
+def test_each_family_is_recovered_exactly(mode, make):
+    gt, region = scene()
+    pred = torch.where(gt > 0, make(gt.double()), 1.0).float()  # holes: anything, they are not scored
+    result = evaluate(pred, gt, region, mode)
+    assert result.values["abs_rel"] < 1e-6 and result.values["d1"] == 1
+    # unaligned, the same maps are far off
+    assert evaluate(pred, gt, region, "none" if mode != "scale_shift" else "scale").values["abs_rel"] > 1e-3
+
+
+def _scored_pixels(gt, region, b):
+    g = gt[b].double().numpy()
+    return region[b].numpy() & (g > 1e-3) & (g < 10.0)
+
+
+def test_fits_equal_numpy_lstsq_on_exactly_the_scored_pixels():
+    gt, region = scene(1)
+    rng = np.random.default_rng(5)
+    pred = torch.from_numpy(0.5 * gt.numpy() + 0.3 + rng.normal(0, 0.2, gt.shape)).float()
+    result = evaluate(pred, gt, region, "scale_shift")
+    ids, fits = result.record.fits["p"]
+    positive = pred.abs() + 0.1
+    disparity = evaluate(positive, gt, region, "scale_shift_disparity").record.fits["p"][1]
+    for b in ids:
+        keep = _scored_pixels(gt, region, b)
+        p, g = pred[b].double().numpy()[keep], gt[b].double().numpy()[keep]
+        expected = np.linalg.lstsq(np.stack([p, np.ones_like(p)], 1), g, rcond=None)[0]
+        np.testing.assert_allclose(fits[b], expected, rtol=0, atol=1e-10)
+        q = 1 / positive[b].double().numpy()[keep]  # the disparity of the prediction, fitted to 1 / g
+        np.testing.assert_allclose(
+            disparity[b], np.linalg.lstsq(np.stack([q, np.ones_like(q)], 1), 1 / g, rcond=None)[0], atol=1e-10
+        )
+    # per_image.csv's columns are these fits
+    rows = result.record.rows()
+    assert [r["p/scale"] for r in rows] == [float(f[0]) for f in fits]
+    assert [r["p/shift"] for r in rows] == [float(f[1]) for f in fits]
+
+
+def test_a_subsampled_fit_uses_marigolds_nearest_subsample_and_scores_every_pixel():
+    gt, region = scene(2, h=60, w=80)
+    pred = torch.from_numpy(0.5 * gt.numpy() + np.random.default_rng(6).normal(0, 0.3, gt.shape)).float()
+    result = evaluate(pred, gt, region, "scale_shift", max_resolution=20)
+    fits = result.record.fits["p"][1]
+    # Marigold's alignment.py:49-59: nearest downsampling of gt, pred and mask by min(max_res/H, max_res/W)
+    down = torch.nn.Upsample(scale_factor=min(20 / 60, 20 / 80), mode="nearest")
+    for b in range(2):
+        keep = torch.from_numpy(_scored_pixels(gt, region, b))
+        g, p, m = (down(t[None, None].double())[0, 0].numpy() for t in (gt[b], pred[b], keep))
+        expected = np.linalg.lstsq(np.stack([p[m > 0], np.ones(int((m > 0).sum()))], 1), g[m > 0], rcond=None)[0]
+        np.testing.assert_allclose(fits[b], expected, atol=1e-10)
+    assert result.pixels("p") == sum(int(_scored_pixels(gt, region, b).sum()) for b in range(2))
+
+
+def _brute_force_l1(x, y, w):
+    """min over lines through two points of sum w |s x + t - y|: the weighted-L1 optimum is one of them."""
+    best = (np.inf, None)
+    for i, j in itertools.combinations(range(len(x)), 2):
+        if x[i] == x[j]:
+            continue
+        s = (y[j] - y[i]) / (x[j] - x[i])
+        t = y[i] - s * x[i]
+        cost = np.sum(w * np.abs(s * x + t - y))
+        best = min(best, (cost, (s, t)), key=lambda c: c[0])
+    return best
+
+
+def test_the_robust_fits_reach_the_brute_force_weighted_l1_minimum():
+    rng = np.random.default_rng(7)
+    for trial in range(5):
+        x = rng.uniform(0.5, 5, 14)
+        y = 1.7 * x + 0.4 + rng.normal(0, 0.3, 14)
+        y[:3] += rng.uniform(3, 8, 3)  # outliers least squares would follow
+        w = 1 / np.abs(y)
+        cost, (s, t) = _brute_force_l1(x, y, w)
+        ours = weighted_l1_affine(*(torch.from_numpy(a) for a in (x, y, w))).numpy()
+        assert np.sum(w * np.abs(ours[0] * x + ours[1] - y)) == pytest.approx(cost, rel=1e-12), trial
+        np.testing.assert_allclose(ours, (s, t), rtol=1e-9)  # unique here
+        scales = np.sort(y / x)
+        costs = [np.sum(w * np.abs(a * x - y)) for a in scales]
+        robust = float(weighted_l1_scale(*(torch.from_numpy(a) for a in (x, y, w))))
+        assert np.sum(w * np.abs(robust * x - y)) == pytest.approx(min(costs), rel=1e-12)
+
+
+def test_disparity_below_one_over_the_cap_is_clipped_before_inversion():
+    gt = torch.full((1, 8, 8), 4.0)
+    gt[0, :4] = 2.0
+    # disparity maps: the lower half's fitted disparity would be negative, never inverted to a negative depth
+    pred = torch.where(gt == 2.0, 0.5, 0.25).float()
+    pred[0, 4:, :2] = -3.0
+    result = evaluate(pred, gt, torch.ones_like(gt, dtype=torch.bool), "scale_shift_disparity", prediction="disparity")
+    ids, rows = result.record.sums["p"]
+    assert np.isfinite(rows).all() and 0 < result.values["d1"] < 1
+
+
+def test_what_each_mode_refuses_and_the_card_records():
+    gt, region = scene()
+    negative = torch.where(gt > 0, 2 * gt - 5, 1.0).float()  # an affine map: negative where g < 2.5
+    with pytest.raises(NonFiniteError, match="non-positive"):
+        evaluate(negative, gt, region, "median")
+    assert evaluate(negative, gt, region, "scale_shift").values["abs_rel"] < 1e-6
+    nan = negative.clone()
+    nan[0, 5, 5] = float("nan")
+    with pytest.raises(NonFiniteError, match=r"hold NaN or inf in image\(s\) 0 \(1 px\)"):
+        evaluate(nan, gt, region, "scale_shift")
+    with pytest.raises(ConfigError, match="alignment.mode='affine' is unknown; allowed: none, median"):
+        alignment_from({"mode": "affine"})
+    with pytest.raises(ConfigError, match="alignment.prediction=disparity needs alignment.mode=scale_shift_disparity"):
+        alignment_from({"mode": "scale_shift", "prediction": "disparity"})
+    with pytest.raises(ConfigError, match=r"alignment.max_res: not an alignment setting"):
+        alignment_from({"mode": "scale", "max_res": 3})
+    card = Alignment("scale_shift", max_resolution=1024).card()
+    assert card["mode"] == "scale_shift" and "longer side <= 1024" in card["fitted_on"]
+    assert "64 x 64" in Alignment("scale_shift_robust").card()["fitted_on"]
+    assert Alignment().card()["mode"] == "none"
+
+
+def test_the_report_refuses_aligned_and_unaligned_numbers_in_one_column():
+    from experiments.report.runs import Run
+    from experiments.report.tables import MixedProtocols, check_protocols
+
+    base = PROTOCOL.card("d", "test", {"list": None, "ground_truth": "x"}, (30, 40), None)
+    aligned, metric = dict(base), dict(base)
+    aligned["alignment"], metric["alignment"] = Alignment("scale_shift").card(), Alignment().card()
+    assert card_differences(aligned, metric)[0].startswith("alignment: ")
+    runs = [
+        Run(f"run{i}", "train", "full", 200, {}, "test", "completed", protocol=c)
+        for i, c in enumerate((aligned, metric))
+    ]
+    with pytest.raises(MixedProtocols, match="alignment: "):
+        check_protocols("table", runs, allow_mixed=False)

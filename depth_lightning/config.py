@@ -106,6 +106,25 @@ def compose_config(*overrides: str, config_name: str = "train", output_dir: str 
     return cfg
 
 
+def data_configs() -> list[str]:
+    """The names ``data=`` accepts: the files of ``conf/data/``."""
+    return sorted(p.stem for p in (Path(CONF_DIR) / "data").glob("*.yaml"))
+
+
+def compose_data(name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """``conf/data/<name>.yaml`` as ``data=<name>`` composes it, with ``overrides`` of its keys
+    (``dataset.root=...``), inside a Hydra run or outside one."""
+    if name not in data_configs():
+        raise ConfigError(
+            f"config error: datasets: {name!r} is not a data config (conf/data/: {', '.join(data_configs())})"
+        )
+    args = {"config_name": "benchmark_dataset", "overrides": [f"data={name}", *(f"data.{o}" for o in overrides)]}
+    if GlobalHydra.instance().is_initialized():
+        return compose(**args).data
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(**args).data
+
+
 def check_choice(value: Any, key: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"config error: {key}: {value!r} is not one of: {', '.join(allowed)}")

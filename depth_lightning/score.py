@@ -35,7 +35,7 @@ from omegaconf import DictConfig
 from depth_lightning.config import CONF_DIR, build, check_choice
 from depth_lightning.data.io import read_depth_png
 from depth_lightning.evaluation.alignment import Alignment, alignment_from
-from depth_lightning.evaluation.evaluator import Evaluator
+from depth_lightning.evaluation.evaluator import EvaluationResult, Evaluator
 from depth_lightning.evaluation.results import record_test
 from depth_lightning.run.errors import ConfigError, DataError, one_line_errors
 from depth_lightning.run.files import check_writable, write_json
@@ -138,30 +138,58 @@ def to_size(depth: np.ndarray, size: tuple[int, int], log_depth: bool = True) ->
     return torch.where(weight > 0.5, out, 0.0)[0, 0].numpy()
 
 
+@dataclass(frozen=True)
+class ScoreSettings:
+    """How saved predictions are read and checked (``score``'s and ``benchmark``'s settings)."""
+
+    scale: float = 1000.0
+    invalid_predictions: str = "refuse"
+    alignment: Alignment = field(default_factory=Alignment)
+    allow_missing: bool = False
+    check_units: bool = True
+
+
+def score_settings(cfg: DictConfig) -> ScoreSettings:
+    """``scale``, ``invalid_predictions`` and ``alignment``, refused by name before any file is read."""
+    scale = cfg.scale
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+        raise ConfigError(f"config error: scale: {scale!r} must be a positive number of PNG units per metre")
+    policy = cfg.get("invalid_predictions", "refuse")
+    check_choice(policy, "invalid_predictions", ("refuse", "clip"))
+    alignment = alignment_from(cfg.get("alignment"))
+    return ScoreSettings(float(scale), policy, alignment, bool(cfg.allow_missing), bool(cfg.get("check_units", True)))
+
+
 def score(cfg: DictConfig) -> dict[str, Any]:
     """The test split's metrics of the predictions in ``cfg.predictions`` (every cap, per image),
     scored by the same :class:`~depth_lightning.evaluation.evaluator.Evaluator` as the suite's model."""
     folder = Path(cfg.predictions)
     if not folder.is_dir():
         raise FileNotFoundError(f"predictions={str(folder)!r}: no such folder")
-    scale, policy = check_score_settings(cfg)
-    alignment = alignment_from(cfg.get("alignment"))
+    settings = score_settings(cfg)
     datamodule = build(cfg.data, "data")
+    result, missing = score_predictions(datamodule, folder, settings)
+    return {"result": result, "missing": missing, "predictions": str(folder), "data": datamodule.name}
+
+
+def score_predictions(datamodule: Any, folder: Path, settings: ScoreSettings) -> tuple[EvaluationResult, list[str]]:
+    """The predictions in ``folder`` scored on the test split of ``datamodule``; the frames without one."""
     datamodule.setup("test")
     dataset = datamodule.datasets["test"]
+    alignment = settings.alignment
     evaluator = Evaluator(
         datamodule.protocol, split="test", dataset=datamodule.name, predictions=[PREDICTIONS], alignment=alignment
     )
     checks = PredictionChecks(positive=alignment.positive_only)
-    missing = score_frames(evaluator, dataset, folder, scale, checks)
-    if missing and not cfg.allow_missing:
+    missing = score_frames(evaluator, dataset, folder, settings.scale, checks)
+    if missing and not settings.allow_missing:
         raise DataError(
             f"predictions={folder}: no prediction for {len(missing)} of {len(dataset)} test frames, e.g. "
             f"{', '.join(str(folder / m) + '.png|.npy' for m in missing[:3])}; allow_missing=true scores the others"
         )
-    checks.refuse_invalid(policy, len(dataset) - len(missing))
-    if cfg.get("check_units", True) and not alignment.active:  # an aligned map has no units of its own
-        checks.refuse_units(folder, scale)
+    checks.refuse_invalid(settings.invalid_predictions, len(dataset) - len(missing))
+    if settings.check_units and not alignment.active:  # an aligned map has no units of its own
+        checks.refuse_units(folder, settings.scale)
     result = evaluator.evaluate(dataset)
     resized = "linearly (a relative map)" if alignment.active else "bilinearly in log depth"
     result.card["prediction"] = {
@@ -169,20 +197,10 @@ def score(cfg: DictConfig) -> dict[str, Any]:
         "to_ground_truth": f"resized to each frame {resized} (depth_lightning.score), aligned as the card's "
         "alignment says, clipped to [min_depth, cap]; ground truth valid where min_depth < g < cap, finite, "
         "inside the region",
-        **checks.describe(policy),
+        **checks.describe(settings.invalid_predictions),
     }
     result.card["frames_evaluated"], result.card["frames_left_out"] = len(dataset) - len(missing), len(missing)
-    return {"result": result, "missing": missing, "predictions": str(folder), "data": datamodule.name}
-
-
-def check_score_settings(cfg: DictConfig) -> tuple[float, str]:
-    """``scale`` and ``invalid_predictions``, refused by name before any file is read."""
-    scale = cfg.scale
-    if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
-        raise ConfigError(f"config error: scale: {scale!r} must be a positive number of PNG units per metre")
-    policy = cfg.get("invalid_predictions", "refuse")
-    check_choice(policy, "invalid_predictions", ("refuse", "clip"))
-    return float(scale), policy
+    return result, missing
 
 
 def score_frames(evaluator: Evaluator, dataset: Any, folder: Path, scale: float, checks: PredictionChecks) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import lightning as L
@@ -63,7 +64,10 @@ def chosen_protocol(protocol: EvalProtocol | str | None, protocols: dict[str, Ev
             f"config error: data.protocol={protocol!r} is not one of this dataset's protocols "
             f"({', '.join(protocols) or 'none: set data.protocol to a protocol'})"
         )
-    return protocols[protocol]
+    chosen = protocols[protocol]
+    if not isinstance(chosen, EvalProtocol):  # Hydra hands a dict of dataclasses over as structured configs
+        chosen = EvalProtocol(**{k: chosen[k] for k in chosen})
+    return dataclasses.replace(chosen, name=protocol)
 
 
 class DepthDataModule(L.LightningDataModule):

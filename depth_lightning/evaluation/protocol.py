@@ -96,6 +96,7 @@ class EvalProtocol:
         fit_max_resolution: an alignment is fitted on a nearest subsample of at most this longer side
             (Marigold on ETH3D: 1024); null: on every scored pixel.
         follows: the peer whose protocol this is, with where its code says so (for the card).
+        name: the protocol's key among its dataset's ``protocols`` (set when chosen by name).
     """
 
     region: str = "full"
@@ -105,6 +106,7 @@ class EvalProtocol:
     truth_in_range: bool = True
     fit_max_resolution: int | None = None
     follows: str | None = None
+    name: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "caps", tuple(float(c) for c in self.caps))
@@ -153,6 +155,8 @@ class EvalProtocol:
             "metrics": DEFINITIONS,
         }
         # entries only a zero-shot protocol sets: earlier cards stay comparable with new ones
+        if self.name:
+            card["protocol_name"] = self.name
         if self.follows:
             card["follows"] = self.follows
         if not self.truth_in_range:

@@ -21,11 +21,11 @@ from depth_lightning.config import CONF_DIR, build, compose_data, data_configs, 
 from depth_lightning.evaluation import benchmark_table as table
 from depth_lightning.evaluation.evaluator import EvaluationResult, evaluator_for
 from depth_lightning.evaluation.results import record_test
+from depth_lightning.evaluation.saved import PREDICTIONS, ScoreSettings, score_predictions, score_settings
 from depth_lightning.inference.checkpoint import load_module
 from depth_lightning.run.errors import ConfigError, DataError, one_line_errors
 from depth_lightning.run.files import check_writable, save_atomic, write_json
 from depth_lightning.run.folder import fix_run_time
-from depth_lightning.score import PREDICTIONS, ScoreSettings, score_predictions, score_settings
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def check_settings(cfg: DictConfig) -> tuple[list[str], ScoreSettings]:
             f"config error: datasets: {unknown or names} — each must be a data config ({', '.join(data_configs())})"
         )
     for group in ("roots", "protocols", "overrides"):
-        extra = set(cfg[group] or {}) - set(names)
+        extra = {k for k, v in (cfg[group] or {}).items() if v is not None} - set(names)
         if extra:
             raise ConfigError(f"config error: {group}.{sorted(extra)[0]}: not one of datasets={names}")
     if cfg.predictions is not None and not Path(cfg.predictions).is_dir():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from depth_lightning.benchmark import benchmark
-from depth_lightning.config import build, compose_data, plain
+from depth_lightning.config import build, compose_data, data_configs, plain
 from depth_lightning.evaluation.per_image import read_per_image_csv
 from depth_lightning.run.errors import ConfigError
 from tests.helpers import SHARED, composed_for
@@ -131,13 +131,15 @@ def test_saved_predictions_are_benchmarked_per_dataset_and_aligned(tmp_path, lay
 
 
 def test_benchmark_settings_are_refused_by_name(tmp_path):
+    cfg = composed_for("benchmark", tmp_path / "r")
+    assert set(cfg.roots) == set(cfg.protocols) == set(data_configs())  # roots.<any>= works without a +
     with pytest.raises(ConfigError, match=r"give ckpt_path=<checkpoint> or predictions="):
         benchmark(composed_for("benchmark", tmp_path / "r"))
     with pytest.raises(ConfigError, match=r"datasets: \['nyuv2'\] — each must be a data config"):
         benchmark(composed_for("benchmark", tmp_path / "r", f"predictions={tmp_path}", "datasets=[nyuv2]"))
     with pytest.raises(ConfigError, match=r"roots.eth3d: not one of datasets=\['tum'\]"):
         benchmark(
-            composed_for("benchmark", tmp_path / "r", f"predictions={tmp_path}", "datasets=[tum]", "+roots.eth3d=/x")
+            composed_for("benchmark", tmp_path / "r", f"predictions={tmp_path}", "datasets=[tum]", "roots.eth3d=/x")
         )
     with pytest.raises(
         ConfigError, match=r"data.protocol='marigold' is not one of this dataset's protocols \(kinect\)"
@@ -148,7 +150,7 @@ def test_benchmark_settings_are_refused_by_name(tmp_path):
                 tmp_path / "r",
                 f"predictions={tmp_path}",
                 "datasets=[tum]",
-                f"+roots.tum={tmp_path}",
-                "+protocols.tum=marigold",
+                f"roots.tum={tmp_path}",
+                "protocols.tum=marigold",
             )
         )

@@ -11,8 +11,8 @@ import scipy.io
 from PIL import Image
 
 from depth_lightning.config import build, compose_data, plain
+from depth_lightning.evaluation.saved import ScoreSettings, score_predictions
 from depth_lightning.run.errors import ConfigError, DataError
-from depth_lightning.score import ScoreSettings, score_predictions
 
 H, W = 480, 640
 RNG = np.random.default_rng(0)

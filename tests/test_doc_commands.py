@@ -28,7 +28,9 @@ TOOLS = r"(?:python -m [^\s`]+|make [^\s`]+|depth-\w+|papermill|wandb)"
 # a placeholder given for a config group (``data=<dataset>``, ``[data=... model=...]``): one of its options
 GROUP_EXAMPLES = {"data": "nyu_sync", "model": "paper", "trainer": "cpu", "logger": "csv"}
 MARKED = re.compile(r"(needs the dataset|needs a GPU|long run)")
-HYDRA_ENTRY_POINTS = {f"depth_lightning.{n}": n for n in ("train", "evaluate", "predict", "score", "check", "export")}
+HYDRA_ENTRY_POINTS = {
+    f"depth_lightning.{n}": n for n in ("train", "evaluate", "predict", "score", "check", "export", "benchmark")
+}
 TINY_TRAIN = ["debug=tiny", "logger=csv", "trainer.max_steps=2", "budget.mode=steps"]
 
 
@@ -55,7 +57,7 @@ def words(command: str) -> list[str]:
     """The command as a shell passes it, with the doc's notation made concrete: its comment dropped,
     ``[optional]`` parts kept, ``<placeholder>`` and ``...`` given a value."""
     command = re.split(r"\s+#\s|\s+\(needs", command)[0]
-    command = re.sub(r"\[([^\]]*)\]", r"\1", command)
+    command = re.sub(r"(?<!=)\[([^\]]*)\]", r"\1", command)  # key=[a,b] is a list, not an option
     command = re.sub(r"<[^>]+>", "x", command).replace("...", "/data/x")
     argv = shlex.split(command)
     for i, word in enumerate(argv):
@@ -204,6 +206,12 @@ def test_every_command_in_a_code_block_runs_here_or_says_why_not(
         out = tmp_path / "eval.json"
         evaluate(composed_for("evaluate", tmp_path, f"ckpt_path={tiny_checkpoint}", *given, f"output={out}"))
         assert json.loads(out.read_text())["images"] > 0
+    elif module == "depth_lightning.benchmark":
+        from depth_lightning.benchmark import benchmark
+
+        given = [a for a in rest if not a.startswith("ckpt_path=")]
+        summary = benchmark(composed_for("benchmark", tmp_path, f"ckpt_path={tiny_checkpoint}", *given))
+        assert summary["rows"] and (tmp_path / "benchmark.md").is_file()
     elif module == "depth_lightning.predict":
         from PIL import Image
 

@@ -72,8 +72,10 @@ class FileFrames(FrameDataset):
     Args:
         root: the dataset's folder (every path below is relative to it).
         depth: ``{encoding: <name>, ...options}``, an encoding of :data:`~depth_lightning.data.encodings.ENCODINGS`.
-        test_list / train_list / val_list: list files, one frame per line; a split without a list
-            (test) is found by ``images``.
+        test_list: the test split's list file, one frame per line; without one, the test frames
+            are found by ``images``.
+        train_list: the training list (an evaluation-only dataset has none).
+        val_list: a validation list; null: held out of the training list.
         columns: what each column of a list line is: ``image``, ``depth``, a companion file's name
             (``mask``, ``calib``...), or null for a column to skip (a timestamp, a focal length).
         images: a glob under ``root`` of the test split's images (or, with ``timestamps``, of the

@@ -151,6 +151,8 @@ def test_what_each_mode_refuses_and_the_card_records():
         alignment_from({"mode": "affine"})
     with pytest.raises(ConfigError, match="alignment.prediction=disparity needs alignment.mode=scale_shift_disparity"):
         alignment_from({"mode": "scale_shift", "prediction": "disparity"})
+    with pytest.raises(ConfigError, match=r"max_resolution=1024 with scale_shift_robust: .* at most 128"):
+        alignment_from({"mode": "scale_shift_robust", "max_resolution": 1024})
     with pytest.raises(ConfigError, match=r"alignment.max_res: not an alignment setting"):
         alignment_from({"mode": "scale", "max_res": 3})
     card = Alignment("scale_shift", max_resolution=1024).card()

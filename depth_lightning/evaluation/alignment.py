@@ -29,6 +29,7 @@ from depth_lightning.run.errors import ConfigError
 MODES = ("none", "median", "scale", "scale_shift", "scale_shift_disparity", "scale_robust", "scale_shift_robust")
 AFFINE = ("scale_shift", "scale_shift_disparity", "scale_shift_robust")  # predictions of any sign are fitted
 ROBUST_GRID = 64  # MoGe fits its weighted-L1 alignment on a 64 x 64 subsample (moge/test/metrics.py:128)
+ROBUST_MAX_RESOLUTION = 128  # a robust fit on 128 x 128 pixels takes seconds; on a full frame, hours
 _ANCHORS_PER_CHUNK = 256  # the robust affine fit's memory: chunk x pixels float64
 
 
@@ -61,6 +62,12 @@ class Alignment:
             )
         if self.max_resolution is not None and (not isinstance(self.max_resolution, int) or self.max_resolution < 2):
             raise ConfigError(f"config error: alignment.max_resolution={self.max_resolution!r} must be an integer >= 2")
+        if self.mode.endswith("_robust") and (self.max_resolution or 0) > ROBUST_MAX_RESOLUTION:
+            raise ConfigError(
+                f"config error: alignment.max_resolution={self.max_resolution} with {self.mode}: the weighted-L1 "
+                f"fit costs the square of its pixels; at most {ROBUST_MAX_RESOLUTION} (null: MoGe's {ROBUST_GRID} x "
+                f"{ROBUST_GRID})"
+            )
 
     @property
     def active(self) -> bool:
@@ -76,7 +83,7 @@ class Alignment:
         if not self.active:
             return {"mode": "none", "what": "metric predictions, scored as they are"}
         robust = self.mode.endswith("_robust")
-        limit = self.max_resolution or fit_max_resolution
+        limit = self._fit_resolution(fit_max_resolution)
         pixels = f"a nearest subsample of longer side <= {limit}" if limit else "every scored pixel"
         if robust and not limit:
             pixels = f"the scored pixels of a nearest {ROBUST_GRID} x {ROBUST_GRID} grid"
@@ -88,6 +95,13 @@ class Alignment:
             "after": "the fitted disparity clipped at 1 / cap, then inverted; " * (self.mode == "scale_shift_disparity")
             + "the aligned depth clipped to [min_depth, cap]",
         }
+
+    def _fit_resolution(self, protocol_limit: int | None) -> int | None:
+        """The subsample a fit uses: this alignment's, else the protocol's; the robust fits (quadratic
+        in the pixels) keep MoGe's 64 x 64 grid unless ``max_resolution`` is given here."""
+        if self.max_resolution is not None or self.mode.endswith("_robust"):
+            return self.max_resolution
+        return protocol_limit
 
     def align(
         self,
@@ -104,7 +118,7 @@ class Alignment:
         if tuple(pred.shape[-2:]) != tuple(size):
             pred = F.interpolate(pred[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
         x = pred.flatten(1).double()
-        picked = valid & _subsample(size, self.max_resolution or fit_max_resolution, self.mode, x.device)
+        picked = valid & _subsample(size, self._fit_resolution(fit_max_resolution), self.mode, x.device)
         fits = torch.stack([self.fit(x[i][picked[i]], depth[i][picked[i]].double()) for i in range(len(x))])
         scale, shift = fits[:, :1], fits[:, 1:]
         if self.mode == "scale_shift_disparity":

@@ -154,3 +154,23 @@ def test_benchmark_settings_are_refused_by_name(tmp_path):
                 "protocols.tum=marigold",
             )
         )
+
+
+def test_evaluate_scores_a_checkpoint_on_a_zero_shot_dataset_aligned(tiny_checkpoint, tmp_path, layout, caplog):
+    from depth_lightning.evaluate import evaluate
+
+    out = tmp_path / "eval.json"
+    root = layout["tum"][0].split("=", 1)[1]
+    evaluate(
+        composed_for(
+            "evaluate", tmp_path / "run", f"ckpt_path={tiny_checkpoint}", "data=tum", f"data.dataset.root={root}",
+            "alignment.mode=median", f"output={out}",
+        )
+    )  # fmt: skip
+    assert "the baselines are not scored" in caplog.text  # TUM has no training list to fit them on
+    card, rows = read_per_image_csv(tmp_path / "run" / "per_image.csv")
+    assert card["dataset"] == "tum" and card["alignment"]["mode"] == "median" and len(rows) == 1
+    # the fitted scale of each decoder is in the CSV; median scaling has no shift
+    assert float(rows[0]["soft/scale"]) > 0 and float(rows[0]["hard/scale"]) > 0 and rows[0]["soft/shift"] == "0.0"
+    metrics = json.loads(out.read_text())["test"]
+    assert metrics["soft/d1"] == pytest.approx(float(rows[0]["soft/d1"]), rel=1e-12)

@@ -9,6 +9,7 @@ of the format is written beside its reader.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -236,8 +237,6 @@ def check_encoding(settings: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             f"config error: data.dataset.depth.encoding={name!r} is unknown; allowed: {', '.join(ENCODINGS)}"
         )
     reader, companions, _ = ENCODINGS[name]
-    import inspect
-
     allowed = set(inspect.signature(reader).parameters) - {"path", *companions}
     for key in settings:
         if key not in allowed:

@@ -22,7 +22,7 @@ from depth_lightning.evaluation import benchmark_table as table
 from depth_lightning.evaluation.evaluator import EvaluationResult, evaluator_for
 from depth_lightning.evaluation.results import record_test
 from depth_lightning.evaluation.saved import PREDICTIONS, ScoreSettings, score_predictions, score_settings
-from depth_lightning.inference.checkpoint import load_module
+from depth_lightning.inference.pretrained import load_model
 from depth_lightning.run.errors import ConfigError, DataError, one_line_errors
 from depth_lightning.run.files import check_writable, save_atomic, write_json
 from depth_lightning.run.folder import fix_run_time
@@ -99,7 +99,7 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
     """Every listed dataset that is present, evaluated; the table written. Returns what benchmark.json holds."""
     names, settings = check_settings(cfg)
     out = check_writable(cfg.output or cfg.paths.output_dir, "output", folder=True)
-    module = load_module(cfg.ckpt_path) if cfg.ckpt_path is not None else None
+    module = load_model(cfg.ckpt_path) if cfg.ckpt_path is not None else None
     source = f"checkpoint {cfg.ckpt_path}" if module is not None else f"predictions {cfg.predictions}"
     rows, missing = [], {}
     for name in names:

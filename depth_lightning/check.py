@@ -40,6 +40,8 @@ class SplitReport:
     outside: int = 0
     valid: int = 0
     focal: Counter = field(default_factory=Counter)
+    depths: list[np.ndarray] = field(default_factory=list)  # a sample of each frame's valid depth
+    valid_area: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # frame size -> ever valid
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -131,10 +133,13 @@ def check_split(datamodule: Any, split: str, cfg: DictConfig) -> SplitReport:
         report.medians.append(median)
         if not low <= median <= high:
             report.implausible += 1
+            unit = dataset.depth_unit_setting()
             report.errors.append(
                 f"{dataset.describe(i)}: median depth {median:.4g} m, outside the {low:g}-{high:g} m a {name} frame "
                 "holds: a depth map in another unit? Replace the file, or check the unit its maps are read in"
+                + (f" ({unit})" if unit else "")
             )
+        _sample(report, depth, valid)
         report.valid += valid.size
         report.outside += int(((valid < d_min) | (valid > d_max)).sum())
     if report.checked and not report.medians:
@@ -146,6 +151,30 @@ def check_split(datamodule: Any, split: str, cfg: DictConfig) -> SplitReport:
         report.errors.append(f"{split}: no listed frame has ground truth, e.g. {dataset.without_truth[0]}")
     _judge(report, name, float(cfg.get("outside_bins_warning", 0.01)), (d_min, d_max))
     return report
+
+
+def _sample(report: SplitReport, depth: np.ndarray, valid: np.ndarray) -> None:
+    """Keep a spread sample of a frame's valid depth and where its frames of that size hold depth."""
+    report.depths.append(valid[:: max(1, valid.size // 4096)])
+    has = np.isfinite(depth) & (depth > 0)
+    area = report.valid_area.get(has.shape)
+    report.valid_area[has.shape] = has if area is None else area | has
+
+
+def suggested_settings(report: SplitReport) -> list[str]:
+    """The depth range, bins, caps and evaluation region the training frames suggest (``data.*``)."""
+    if not report.depths:
+        return []
+    depth = np.concatenate(report.depths)
+    low, high = (float(f"{v:.3g}") for v in np.percentile(depth, [0.5, 99.5]))
+    out = [f"data.depth_min={low:g}", f"data.depth_max={high:g}", f"data.protocol.caps=[{high:g}]"]
+    if len(report.valid_area) == 1:  # frames of one size: the box of the area where any frame has depth
+        area = next(iter(report.valid_area.values()))
+        rows, cols = np.nonzero(area.any(1))[0], np.nonzero(area.any(0))[0]
+        box = [int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1]
+        if box != [0, area.shape[0], 0, area.shape[1]]:
+            out += ["data.protocol.region=box", f"data.protocol.box=[{','.join(map(str, box))}]"]
+    return out
 
 
 def _judge(report: SplitReport, name: str, outside_warning: float, bins: tuple[float, float]) -> None:
@@ -188,6 +217,13 @@ def main_check(cfg: DictConfig) -> int:
             print("\n".join(f"  {item}" for item in items[:200]))
             if len(items) > 200:
                 print(f"  ... and {len(items) - 200} more")
+    train = next((r for r in reports if r.split == "train"), None)
+    suggested = suggested_settings(train) if train is not None else []
+    if suggested:
+        print(
+            "\nfrom the training frames' depth (0.5th-99.5th percentile; the box where any frame holds depth), "
+            "this would set:\n  " + " ".join(suggested)
+        )
     print(f"\n{'FAILED' if errors else 'passed'}: {len(errors)} error(s), {len(warnings)} warning(s)")
     return 1 if errors else 0
 

@@ -16,7 +16,7 @@ from depth_lightning.evaluation.alignment import alignment_from
 from depth_lightning.evaluation.baselines import fit_baselines
 from depth_lightning.evaluation.evaluator import evaluator_for
 from depth_lightning.evaluation.results import record_test
-from depth_lightning.inference.checkpoint import load_module
+from depth_lightning.inference.pretrained import load_model
 from depth_lightning.module import DepthModule
 from depth_lightning.run.ddp import run_ddp_ranks_as_this_job
 from depth_lightning.run.errors import one_line_errors
@@ -67,7 +67,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "eval_metrics.json"
     check_writable(out, "output")
     alignment = alignment_from(cfg.get("alignment"))  # refused by name before the model is loaded
-    module = load_module(cfg.ckpt_path)
+    module = load_model(cfg.ckpt_path)
     data = evaluation_data(cfg, module)
     datamodule = build(data, "data")
     trainer = build(cfg.trainer, "trainer")

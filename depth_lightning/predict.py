@@ -60,7 +60,7 @@ def predict(cfg: DictConfig) -> tuple[int, list[str]]:
         log.warning("skipped %s: not an image (%s)", other, ", ".join(sorted(IMAGE_SUFFIXES)))
     precision = str(cfg.get("precision", "32"))
     out_dir = check_writable(cfg.output, "output", folder=True)
-    estimator = DepthEstimator.from_checkpoint(cfg.ckpt_path, cfg.get("device", "auto"), precision)
+    estimator = DepthEstimator.from_pretrained(cfg.ckpt_path, device=cfg.get("device", "auto"), precision=precision)
     errors: list[str] = []
     written = 0
     bins = estimator.bins

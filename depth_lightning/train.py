@@ -49,6 +49,7 @@ from depth_lightning.run.log import apply_extras, route_library_logs, where_outp
 from depth_lightning.run.loggers import log_final_metrics, log_test_summary, logged_metrics
 from depth_lightning.run.record import RunRecord
 from depth_lightning.run.speed import keep_freed_memory
+from depth_lightning.run.transfer import initialise_from
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class Run:
     module: DepthModule
     trainer: L.Trainer
     ckpt_path: str | None
+    init_from: dict[str, Any] | None = None  # where the weights came from (init_from)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -98,6 +100,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def fit_test_and_compare(cfg: DictConfig, run: Run) -> dict[str, Any]:
     """Fit, the baselines table, test: the results of each, and the loggers' final table."""
     results: dict[str, Any] = {"world_size": run.trainer.world_size}
+    if run.init_from is not None:
+        results["init_from"] = run.init_from
     evaluated: dict[str, EvaluationResult | None] = {}
     if cfg.get("train", True):
         fitted, evaluated["val"] = fit(cfg, run)
@@ -128,13 +132,18 @@ def build_run(cfg: DictConfig) -> Run:
     L.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg.data, "data"), build_module(cfg)
     ckpt_path = resolve_ckpt_path(cfg)
+    init = None
     if ckpt_path is not None:
         check_compatible(ckpt_path, module)  # also refuses a checkpoint of a diverged run
         continue_wandb_run(cfg, Path(cfg.paths.output_dir))
+        if cfg.get("init_from"):  # a fine-tuning run resumed: its weights come from its own checkpoint
+            init = {"source": str(cfg.init_from), "resumed_from": ckpt_path}
+    elif cfg.get("init_from"):
+        init = initialise_from(module, cfg.init_from)
     trainer = build_trainer(cfg)
     for logger in trainer.loggers:  # the whole run config, once (the module logs none of its own)
         logger.log_hyperparams(plain(cfg))
-    return Run(datamodule, module, trainer, ckpt_path)
+    return Run(datamodule, module, trainer, ckpt_path, init)
 
 
 def check_settings(cfg: DictConfig) -> None:

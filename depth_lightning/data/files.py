@@ -10,6 +10,7 @@ is read in the encoding the config names (:mod:`depth_lightning.data.encodings`)
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,8 +79,8 @@ class FileFrames(FrameDataset):
         val_list: a validation list; null: held out of the training list.
         columns: what each column of a list line is: ``image``, ``depth``, a companion file's name
             (``mask``, ``calib``...), or null for a column to skip (a timestamp, a focal length).
-        images: a glob under ``root`` of the test split's images (or, with ``timestamps``, of the
-            sequences' ``rgb.txt``).
+        images: a glob under ``root`` of the test split's images, or ``{train, val, test}`` globs
+            (with ``timestamps``: of the sequences' ``rgb.txt``); a split with a list reads its list.
         pair: ``{depth | <companion>: [pattern, replacement]}``: a regular expression that rewrites an
             image's path (relative to ``root``) into that file's, for files a list does not name.
         timestamps: TUM RGB-D: associate each ``rgb.txt`` entry with the closest ``depth.txt`` entry
@@ -95,7 +96,7 @@ class FileFrames(FrameDataset):
         train_list: str | None = None,
         val_list: str | None = None,
         columns: list[str | None] | None = None,
-        images: str | None = None,
+        images: str | dict[str, str | None] | None = None,
         pair: dict[str, list[str]] | None = None,
         timestamps: float | None = None,
         ground_truth: str = "",
@@ -113,27 +114,45 @@ class FileFrames(FrameDataset):
             )
         self.pair = dict(pair or {})
         self.ground_truth = ground_truth or ENCODINGS[self.encoding][2]
-        self.pattern, self.list_file = images, None
-        if self.split != "test" and train_list is None:
-            raise ConfigError(
-                "this dataset has no training list (data.dataset.train_list): it is for evaluation only; "
-                "evaluate on it (python -m depth_lightning.evaluate / benchmark), or give its lists"
-            )
-        if self.split == "test" and test_list is None:
-            if images is None:
-                raise ConfigError("config error: data.dataset: give test_list or an images glob for the test frames")
-            self.frames = self._associated(timestamps) if timestamps else self._globbed()
-        else:
-            self.list_file = self.list_for_split(train_list, test_list, val_list)
+        globs = dict(images) if isinstance(images, Mapping) else {"test": images}
+        lists = {"train": train_list, "val": val_list, "test": test_list}
+        self.list_file, self.pattern = None, None
+        kind, value = self._source(lists, globs)
+        if kind == "list":
+            self.list_file = Path(value)
             self.frames = self._listed(self.list_file)
+        else:
+            self.pattern = value
+            self.frames = self._associated(timestamps) if timestamps else self._globbed()
         if not self.frames:
-            found_by = self.list_file or f"the glob {images!r} under {self.root}"
+            found_by = self.list_file or f"the glob {value!r} under {self.root}"
             raise DataError(f"{found_by}: no frame found; check data.dataset.root and the dataset's layout")
         self.hold_out_validation()
 
+    def _source(self, lists: dict[str, Any], globs: dict[str, Any]) -> tuple[str, str]:
+        """``("list", file)`` or ``("glob", pattern)`` of this split; validation without a source of its
+        own is held out of the training frames by folder (:meth:`hold_out_validation`)."""
+        if lists["val"] is not None and lists["val"] == lists["test"]:
+            self.list_for_split(lists["train"], lists["test"], lists["val"])  # refuses validating on the test list
+        own_val = lists["val"] is not None or globs.get("val") is not None
+        split = self.split if self.split == "test" or own_val else "train"
+        if own_val:
+            self._hold_out = None  # validation has frames of its own: training keeps all of its own
+        if lists.get(split) is not None:
+            return "list", lists[split]
+        if globs.get(split) is not None:
+            return "glob", globs[split]
+        if split == "test":
+            raise ConfigError("config error: data.dataset: give test_list or an images glob for the test frames")
+        raise ConfigError(
+            "this dataset has no training frames (data.dataset.train_list, or data.dataset.images.train): it is for "
+            "evaluation only; evaluate on it (python -m depth_lightning.evaluate / benchmark), or give its lists"
+        )
+
     # -- finding the frames
     def _companions(self, relative: str, named: dict[str, str]) -> dict[str, Path]:
-        out = {k: self.root / v for k, v in named.items()}
+        files = ENCODINGS[self.encoding][1]
+        out = {k: self.root / v for k, v in named.items() if k in files}
         for name in ENCODINGS[self.encoding][1]:
             if name not in out and name in self.pair:
                 out[name] = self.root / substitute(relative, self.pair[name], name)
@@ -182,6 +201,10 @@ class FileFrames(FrameDataset):
         frame = self.frames[index]
         where = f"{self.list_file}:{frame.line} " if frame.line else ""
         return f"{where}({frame.image}, {frame.depth})"
+
+    def depth_unit_setting(self) -> str | None:
+        options = ", ".join(f"data.dataset.depth.{k}={v}" for k, v in self.options.items() if k == "scale")
+        return f"read as data.dataset.depth.encoding={self.encoding}" + (f", {options}" if options else "")
 
     def frame_name(self, index: int) -> str:
         return self.frames[index].image.relative_to(self.root).with_suffix("").as_posix()

@@ -80,6 +80,10 @@ class FrameDataset(Dataset, ABC):
         """What is wrong in sample ``index``'s files that loading repairs quietly (for the dataset check)."""
         return []
 
+    def depth_unit_setting(self) -> str | None:
+        """The setting that says which unit the depth files are read in, for the dataset check's messages."""
+        return None
+
     def frame_name(self, index: int) -> str:
         """The name other methods' saved predictions of this frame go by (``depth_lightning.score``):
         the RGB file's path under the dataset root without its extension; the index for datasets

@@ -27,13 +27,15 @@ REGIONS = {
     "garg": "KITTI's Garg crop: rows 0.408-0.992 H, cols 0.036-0.964 W (the field's KITTI protocol)",
     "eigen": "KITTI's Eigen crop: rows 0.332-0.914 H, cols 0.036-0.964 W",
     "paper": "KITTI as in Li et al. Sec. 4.2: the lower 256 rows, the full width",
+    "box": "rows top:bottom, cols left:right in pixels (data.protocol.box), cut to the frame",
 }
 # Li et al. Sec. 4.2: "the lower crop of the image of size 256 x 1242".
 PAPER_KITTI_ROWS = 256
 
 
-def region_mask(region: str, height: int, width: int) -> np.ndarray:
-    """Boolean ``(height, width)`` mask of ``region`` on an original frame of that size."""
+def region_mask(region: str, height: int, width: int, box: tuple[int, ...] | None = None) -> np.ndarray:
+    """Boolean ``(height, width)`` mask of ``region`` on an original frame of that size (``box``: the
+    ``[top, bottom, left, right]`` of region ``box``)."""
     if region not in REGIONS:
         raise ValueError(f"data.protocol.region={region!r} is unknown; allowed: {', '.join(REGIONS)}")
     mask = np.zeros((height, width), dtype=bool)
@@ -42,6 +44,9 @@ def region_mask(region: str, height: int, width: int) -> np.ndarray:
     elif region == "eigen_nyu":
         sy, sx = height / 480, width / 640
         mask[round(45 * sy) : round(471 * sy), round(41 * sx) : round(601 * sx)] = True
+    elif region == "box":
+        top, bottom, left, right = box or (0, height, 0, width)
+        mask[top:bottom, left:right] = True
     elif region == "eigen_nyu_pixels":
         mask[45:471, 41:601] = True
     elif region == "paper":
@@ -52,9 +57,9 @@ def region_mask(region: str, height: int, width: int) -> np.ndarray:
     return mask
 
 
-def region_box(region: str, height: int, width: int) -> list[int]:
+def region_box(region: str, height: int, width: int, box: tuple[int, ...] | None = None) -> list[int]:
     """``[top, bottom, left, right]`` of ``region`` on an original frame of that size (rows top:bottom)."""
-    rows, cols = np.nonzero(region_mask(region, height, width))
+    rows, cols = np.nonzero(region_mask(region, height, width, box))
     return [int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1]
 
 
@@ -97,6 +102,7 @@ class EvalProtocol:
             (Marigold on ETH3D: 1024); null: on every scored pixel.
         follows: the peer whose protocol this is, with where its code says so (for the card).
         name: the protocol's key among its dataset's ``protocols`` (set when chosen by name).
+        box: ``[top, bottom, left, right]`` in pixels of region ``box`` (a folder dataset's valid area).
     """
 
     region: str = "full"
@@ -107,10 +113,22 @@ class EvalProtocol:
     fit_max_resolution: int | None = None
     follows: str | None = None
     name: str | None = None
+    box: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "caps", tuple(float(c) for c in self.caps))
         region_mask(self.region, 1, 1)  # validates the name
+        if self.box is not None:
+            object.__setattr__(self, "box", tuple(int(v) for v in self.box))
+        if (self.region == "box") != (self.box is not None) or (
+            self.box is not None
+            and (len(self.box) != 4 or not 0 <= self.box[0] < self.box[1] or not 0 <= self.box[2] < self.box[3])
+        ):
+            raise ValueError(
+                f"data.protocol.box={self.box}: region=box takes box=[top, bottom, left, right] with top < bottom, "
+                "left < right (python -m depth_lightning.check prints the box of the training frames' valid depth); "
+                "other regions take none"
+            )
         if not self.caps:
             raise ValueError("data.protocol.caps must hold at least one maximum depth")
         if any(not self.min_depth < c for c in self.caps) or self.min_depth < 0:
@@ -141,7 +159,7 @@ class EvalProtocol:
             "region": {
                 "name": self.region,
                 "what": REGIONS[self.region],
-                "box": region_box(self.region, h, w),
+                "box": region_box(self.region, h, w, self.box),
                 "original_frame": [h, w],
             },
             "depth_range": [self.min_depth, self.caps[0]],
@@ -170,12 +188,12 @@ class EvalProtocol:
     def mask(self, original: tuple[int, int], box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """The region of a frame of ``original`` size, cut to ``box`` = (top, bottom, left, right) when
         the dataset keeps only that part of the frame."""
-        return _cut(_cached_mask(self.region, *original), box)
+        return _cut(_cached_mask(self.region, *original, self.box), box)
 
 
 @functools.lru_cache(maxsize=32)
-def _cached_mask(region: str, height: int, width: int) -> np.ndarray:
-    mask = region_mask(region, height, width)
+def _cached_mask(region: str, height: int, width: int, box: tuple[int, ...] | None = None) -> np.ndarray:
+    mask = region_mask(region, height, width, box)
     mask.flags.writeable = False  # shared by every frame of that size
     return mask
 

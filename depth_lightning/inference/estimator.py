@@ -1,6 +1,6 @@
 """Metric depth from a trained model in two lines::
 
-    estimator = DepthEstimator.from_checkpoint("last.ckpt")
+    estimator = DepthEstimator.from_pretrained("last.ckpt")   # or a model folder, or owner/name on the Hub
     depth = estimator.predict(Image.open("room.jpg"))["depth"]      # (H, W) metres, NumPy
 
 The predict CLI is built on it. The network sees the image at its checkpoint's input size; depth is
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from depth_lightning.inference.checkpoint import load_module
+from depth_lightning.inference.pretrained import load_model, save_pretrained
 from depth_lightning.models.bins import DECODERS
 from depth_lightning.module import DepthModule
 from depth_lightning.run.errors import ConfigError
@@ -93,6 +94,25 @@ class DepthEstimator:
     ) -> DepthEstimator:
         """Load a checkpoint of ``depth_lightning.train`` (refused, naming it, if it is not one)."""
         return cls(load_module(path), device, precision)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: str | Path,
+        revision: str | None = None,
+        device: str | torch.device = "auto",
+        precision: str = "32",
+        cache_dir: str | None = None,
+    ) -> DepthEstimator:
+        """Load a model folder (:meth:`save_pretrained`), a Hugging Face Hub repo id (``owner/name`` at
+        ``revision``, through ``huggingface_hub``'s cache; ``HF_HUB_OFFLINE=1`` honoured) or a
+        training checkpoint; a folder whose config and weights disagree is refused, naming the keys."""
+        return cls(load_model(source, revision, cache_dir), device, precision)
+
+    def save_pretrained(self, folder: str | Path, card: str | None = None) -> Path:
+        """Write this model as a folder :meth:`from_pretrained` loads: ``model.safetensors``,
+        ``config.json``, ``README.md`` (``card``: its text)."""
+        return save_pretrained(self.module, folder, card)
 
     @property
     def input_size(self) -> tuple[int, int]:

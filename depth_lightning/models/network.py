@@ -83,6 +83,8 @@ class DepthNet(nn.Module):
             of a single image are noisy (the paper trains at batch 1), and Caffe ResNets were
             fine-tuned with frozen statistics. ``auto``: when the trunk starts from pretrained
             weights (a trunk trained from scratch has no statistics to keep).
+        freeze_backbone: the trunk does not train at all (weights and statistics), only the fusion
+            head: fine-tuning a model on a small dataset (``init_from``).
 
     ``predict`` decodes the logits into depth (soft-weighted-sum and hard-max) and uncertainty.
     """
@@ -101,6 +103,7 @@ class DepthNet(nn.Module):
         pretrained: str = "none",
         normalize: str = "auto",
         freeze_bn: bool | str = "auto",
+        freeze_backbone: bool = False,
     ) -> None:
         super().__init__()
         if normalize not in NORMALIZATIONS:
@@ -112,8 +115,10 @@ class DepthNet(nn.Module):
         self.normalize = Normalize(IMAGENET_MEAN, IMAGENET_STD) if imagenet else Normalize()
         self.bins = LogDepthBins(d_min, d_max, num_bins)
         self.backbone = ResNetBackbone(backbone, dilated=dilated, taps=taps, pretrained=pretrained)
-        if freeze_bn is True or (freeze_bn == "auto" and from_pretrained):
+        if freeze_bn is True or (freeze_bn == "auto" and from_pretrained) or freeze_backbone:
             freeze_batchnorm_statistics(self.backbone)
+        if freeze_backbone:  # fine-tuning on a small dataset: only the fusion head learns
+            self.backbone.requires_grad_(False)
         self.head = FusionHead(self.backbone.out_channels, num_bins, fusion=fusion, dropout=dropout, upsample=upsample)
 
     @staticmethod

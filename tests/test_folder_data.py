@@ -11,7 +11,7 @@ from PIL import Image
 from depth_lightning.check import main_check
 from depth_lightning.config import build
 from depth_lightning.evaluation.per_image import read_per_image_csv
-from tests.helpers import SHARED, composed_for, train_here
+from tests.helpers import ROOT, SHARED, composed_for, train_here
 
 REAL = SHARED / "realdata"
 NYU = REAL / "nyu" / "sync" / "metric3d_nyu_demo"
@@ -108,3 +108,48 @@ def test_the_check_passes_prints_what_it_would_set_and_names_a_wrong_scale(tmp_p
     out = capsys.readouterr().out
     assert code == 1 and "FAILED" in out
     assert "office_rgb_00000.png" in out and "data.dataset.depth.scale=1" in out
+
+
+def _readme_commands(title: str) -> list[list[str]]:
+    """The commands of the README section ``title``'s shell block, as a shell passes them."""
+    from tests.test_doc_commands import words
+
+    section = (ROOT / "README.md").read_text().split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [words(line) for line in block.splitlines() if line.strip()]
+
+
+def test_the_readmes_own_data_and_fine_tune_recipes_run_as_written(tiny_checkpoint, tmp_path, capsys):
+    from depth_lightning.config import compose_config
+    from depth_lightning.export import export
+
+    root = my_frames(tmp_path / "my_frames")
+    nyu_model = tmp_path / "nyu_model"  # the README's model to fine-tune: here the suite's tiny one, as a folder
+    export(compose_config(f"ckpt_path={tiny_checkpoint}", "format=hub", f"output={nyu_model}", config_name="export"))
+    last_run = None
+    for n, argv in enumerate(
+        _readme_commands("Train on your own data") + _readme_commands("Fine-tune and share a model")
+    ):
+        args = [a.replace("=my_frames", f"={root}").replace("=nyu_model", f"={nyu_model}") for a in argv[3:]]
+        entry = argv[2]
+        if entry == "depth_lightning.check":
+            assert main_check(composed_for("check", tmp_path, *args)) == 0, capsys.readouterr().out
+        elif entry == "depth_lightning.train":
+            last_run = tmp_path / f"run{n}"
+            results = train_here(last_run, *args, *TINY)
+            assert results["status"] == "completed" and (last_run / "per_image.csv").is_file()
+            if any(a.startswith("init_from=") for a in args):
+                assert results["init_from"]["source"] == str(nyu_model) and "reinitialised" not in results["init_from"]
+        elif entry == "depth_lightning.export":
+            ckpt = last_run / "checkpoints" / "last.ckpt"
+            args = [
+                f"ckpt_path={ckpt}"
+                if a.startswith("ckpt_path=")
+                else a.replace("=my_model", f"={tmp_path / 'my_model'}")
+                for a in args
+            ]
+            export(compose_config(*args, config_name="export"))
+            assert "| abs_rel |" in (tmp_path / "my_model" / "README.md").read_text()
+        else:
+            raise AssertionError(f"the README's recipe runs {entry}: run it here too")
+    assert last_run is not None and (tmp_path / "my_model" / "model.safetensors").is_file()

@@ -94,7 +94,7 @@ CASES = {
         "T 2",
     ),
     "evaluate/missing checkpoint": ("evaluate", lambda f: ["ckpt_path=/no/such.ckpt"], "/no/such.ckpt"),
-    "evaluate/a folder for the checkpoint": ("evaluate", lambda f: [f"ckpt_path={f['work']}"], "ckpt_path"),
+    "evaluate/a folder that is not a model": ("evaluate", lambda f: [f"ckpt_path={f['work']}"], "no config.json"),
     "evaluate/malformed checkpoint": ("evaluate", lambda f: [f"ckpt_path={f['text']}"], "notes.txt"),
     "evaluate/config disagrees with weights": (
         "evaluate",

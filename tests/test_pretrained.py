@@ -152,3 +152,8 @@ def test_a_frozen_backbone_fine_tune_trains_only_the_head_and_records_its_source
     assert not torch.equal(tuned.net.head.classifier[0].weight, source.net.head.classifier[0].weight)
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["init_from"]["copied"] > 0 and saved["config"]["init_from"] == str(tiny_checkpoint)
+    from depth_lightning.export import export
+
+    export(compose_config(f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", "format=hub",
+                          f"output={tmp_path / 'shared'}", config_name="export"))  # fmt: skip
+    assert f"Fine-tuned from `{tiny_checkpoint}`." in (tmp_path / "shared" / "README.md").read_text()

@@ -52,6 +52,18 @@ def _results(record: dict[str, Any], decoder: str, checkpoint: Path) -> list[str
     return lines
 
 
+def _source(record: dict[str, Any]) -> list[str]:
+    """Where the run's weights started (``init_from``), if not from scratch or ImageNet."""
+    init = record.get("init_from")
+    if not init:
+        return []
+    fresh = init.get("reinitialised")
+    return [
+        "",
+        f"Fine-tuned from `{init['source']}`" + (f"; started afresh: {', '.join(fresh)}." if fresh else "."),
+    ]
+
+
 def _reproduce(run: Path | None, checkpoint: Path) -> list[str]:
     overrides_file = run / ".hydra" / "overrides.yaml" if run else None
     overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file and overrides_file.is_file() else None
@@ -93,6 +105,7 @@ def model_card(config: dict[str, Any], checkpoint: Path) -> str:
         "## Training data",
         "",
         f"`data={data.get('name', '?')}`; protocol and ground truth as the card below states.",
+        *_source(record),
         "",
         "## Results",
         "",

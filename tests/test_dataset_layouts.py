@@ -139,5 +139,7 @@ def test_the_training_split_of_an_evaluation_dataset_is_refused_and_a_bad_layout
     with pytest.raises(DataError, match=r"the glob 'training/final/\*/\*.png' under .*: no frame found"):
         empty.setup("test")
     (tmp_path / "root" / "scene0000_00" / "depth" / "000000.png").unlink()
-    with pytest.raises(DataError, match=r"000000\.png: depth PNG file not found"):
+    with pytest.raises(
+        DataError, match=r"scene0000_00/color/000000\.jpg pairs with .*/depth/000000\.png, which does not exist"
+    ):
         datamodule.setup("test")

@@ -153,3 +153,13 @@ def test_the_readmes_own_data_and_fine_tune_recipes_run_as_written(tiny_checkpoi
         else:
             raise AssertionError(f"the README's recipe runs {entry}: run it here too")
     assert last_run is not None and (tmp_path / "my_model" / "model.safetensors").is_file()
+
+
+def test_a_missing_depth_file_is_named_by_the_check_and_stops_training_before_it_starts(tmp_path, capsys):
+    root = my_frames(tmp_path / "my_frames")
+    (root / "train" / "lab" / "depth" / "lab_TUM_color.png").unlink()
+    args = [*GLOBS, f"data.dataset.root={root}"]
+    assert main_check(composed_for("check", tmp_path, *args)) == 1
+    assert "train/lab/rgb/lab_TUM_color.png pairs with" in capsys.readouterr().out
+    with pytest.raises(Exception, match=r"lab_TUM_color\.png, which does not exist \(data.skip_bad_samples=true"):
+        train_here(tmp_path / "run", *args, *TINY)

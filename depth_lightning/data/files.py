@@ -124,6 +124,7 @@ class FileFrames(FrameDataset):
         else:
             self.pattern = value
             self.frames = self._associated(timestamps) if timestamps else self._globbed()
+        self.frames = self._present(self.frames)
         if not self.frames:
             found_by = self.list_file or f"the glob {value!r} under {self.root}"
             raise DataError(f"{found_by}: no frame found; check data.dataset.root and the dataset's layout")
@@ -188,6 +189,22 @@ class FileFrames(FrameDataset):
             for rgb, depth in associate(read_timestamps(index), read_timestamps(depth_index), max_difference):
                 frames.append(Frame(self.root / folder / rgb, self.root / folder / depth))
         return frames
+
+    def _present(self, frames: list[Frame]) -> list[Frame]:
+        """The frames whose files all exist: every file checked now, not hours into an epoch; a missing
+        one is an error naming it (with ``skip_bad_samples``: skipped and counted for the dataset check)."""
+        kept = []
+        for frame in frames:
+            files = (frame.image, frame.depth, *frame.companions.values())
+            missing = next((p for p in files if not p.is_file()), None)
+            if missing is None:
+                kept.append(frame)
+                continue
+            where = f"{self.list_file}:{frame.line} names" if frame.line else f"{frame.image} pairs with"
+            if not self.skip_bad_samples:
+                raise DataError(f"{where} {missing}, which does not exist (data.skip_bad_samples=true skips it)")
+            self.missing.append(f"{where} {missing}, which does not exist")
+        return kept
 
     # -- FrameDataset
     def __len__(self) -> int:

@@ -12,6 +12,7 @@ import torch
 from benchmarks.timing import measure
 from depth_lightning.data.kitti import KITTIEigen
 from depth_lightning.data.nyu import NYUSync
+from depth_lightning.data.packed import PackedFrames, pack_split
 from depth_lightning.data.synthetic import SyntheticScenes
 from depth_lightning.data.transforms import PaperAugmentation
 from tests.datasets import write_kitti, write_nyu_sync
@@ -21,7 +22,8 @@ PAPER_AUGMENTATION = {"color": [0.9, 1.1], "scale": [1.3, 1.5], "flip": True, "r
 
 def loading(frames: int) -> dict[str, Any]:
     """NYU sync (480x640 JPEG + 16-bit PNG) -> 240x320 with the paper's augmentation, and KITTI raw
-    (375x1242 PNG + a Velodyne scan projected) -> 188x620, one thread, samples/s."""
+    (375x1242 PNG + a Velodyne scan projected) -> 188x620, one thread, samples/s: from the loose files
+    and from their packed copy (``prepare pack``: decoded arrays in LitData chunks)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     augment = PaperAugmentation(**PAPER_AUGMENTATION)
@@ -33,12 +35,22 @@ def loading(frames: int) -> dict[str, Any]:
                 root, root / "train.txt", None, border=[45, 471, 41, 601], input_size=(240, 320), augment=augment
             )
             out["nyu_sync"] = frames / measure(lambda: [nyu[(0, i)] for i in range(frames)])["median"]
+            nyu_packed = packed_copy(nyu, Path(tmp) / "nyu_packed", (240, 320), augment)
+            out["nyu_sync_packed"] = frames / measure(lambda: [nyu_packed[(0, i)] for i in range(frames)])["median"]
             k = write_kitti(Path(tmp) / "kitti", frames=(0, 1, 2, 3))
             kitti = KITTIEigen(k["raw"], k["monodepth2"], None, input_size=(188, 620), augment=augment)
             out["kitti_velodyne"] = 4 / measure(lambda: [kitti[(0, i)] for i in range(4)])["median"]
+            kitti_packed = packed_copy(kitti, Path(tmp) / "kitti_packed", (188, 620), augment)
+            out["kitti_velodyne_packed"] = 4 / measure(lambda: [kitti_packed[(0, i)] for i in range(4)])["median"]
     finally:
         torch.set_num_threads(threads)
     return out
+
+
+def packed_copy(dataset, folder: Path, size: tuple[int, int], augment: PaperAugmentation) -> PackedFrames:
+    """``dataset`` packed as ``prepare pack`` packs it, read back with the same pipeline."""
+    pack_split(dataset, str(folder / "train"))
+    return PackedFrames(str(folder), split="train", input_size=size, augment=augment)
 
 
 def render() -> dict[str, float]:

@@ -81,6 +81,14 @@ def markdown(r: dict[str, Any]) -> str:
             f"| one DataLoader worker: NYU sync (JPEG + PNG, augmentation, 240x320) / KITTI (PNG, Velodyne, 188x620) "
             f"| {d['nyu_sync']:.0f} / {d['kitti_velodyne']:.0f} samples/s | NYU >= 100 |"
         )
+        if "nyu_sync_packed" in d:
+            lines.append(
+                f"| the same from packed chunks (prepare pack), CPU augmentation: NYU / KITTI | "
+                f"{d['nyu_sync_packed']:.0f} / {d['kitti_velodyne_packed']:.0f} samples/s "
+                f"({d['nyu_sync_packed'] / d['nyu_sync']:.1f}x / "
+                f"{d['kitti_velodyne_packed'] / d['kitti_velodyne']:.1f}x) "
+                "| NYU >= 100 per core |"
+            )
     for k, v in r.get("precision", {}).items():
         lines.append(f"| small config step, {k} | {v * 1e3:.0f} ms | |" if isinstance(v, float) else f"| {k} | {v} | |")
     if "conv_kinds" in r:

@@ -1,4 +1,6 @@
-"""``python -m depth_lightning.prepare nyu|kitti <root>``: colorization-filled depth beside the raw maps.
+"""``python -m depth_lightning.prepare nyu|kitti <root>``: colorization-filled depth beside the raw maps;
+``python -m depth_lightning.prepare pack data=<dataset> [data.*=...] output=<folder or URL>``: the
+dataset's splits as LitData chunks (:mod:`depth_lightning.data.packed`).
 
 NYU (sync layout): every ``sync_depth_XXXXX.png`` (or those of ``--list``) gets
 ``sync_depth_XXXXX_filled.png`` (uint16 mm). KITTI raw: every frame of ``--list`` gets its projected
@@ -21,7 +23,7 @@ from depth_lightning.data.fill import fill_depth_colorization
 from depth_lightning.data.io import read_depth_png, read_rgb, write_depth_png
 from depth_lightning.data.kitti import PIXEL_RULES, KITTIEigen, filled_velodyne_path, velodyne_depth
 from depth_lightning.data.nyu import filled_path, parse_list
-from depth_lightning.run.errors import USER_ERRORS, DataError
+from depth_lightning.run.errors import USER_ERRORS, ConfigError, DataError
 
 Job = tuple[str, Path, Path, Path, str]  # (dataset, rgb, raw depth, output, Velodyne pixel rule)
 
@@ -84,7 +86,44 @@ def fill(jobs: list[Job], workers: int, name: str) -> tuple[dict[str, int], list
     return counts, seconds, failures
 
 
+def pack(argv: list[str]) -> int:
+    """``pack data=<dataset> [data.<key>=<value> ...] output=<folder> [splits=train,val,test] [workers=N]
+    [compression=zstd]``: the splits as the datamodule builds them, written as LitData chunks."""
+    from depth_lightning.config import build, compose_config
+    from depth_lightning.data.packed import pack_split
+
+    options = dict(
+        a.split("=", 1) for a in argv if a.split("=", 1)[0] in ("output", "splits", "workers", "compression")
+    )
+    overrides = [a for a in argv if a.split("=", 1)[0] not in options]
+    if "output" not in options:
+        raise ConfigError(
+            "config error: prepare pack needs output=<folder or URL> (and data=<dataset> with its settings)"
+        )
+    cfg = compose_config(*overrides, config_name="check")
+    datamodule = build(cfg.data, "data")
+    if datamodule.format == "packed":
+        raise ConfigError("config error: data.format=packed: pack the dataset's own files (data.format=loose)")
+    for split in options.get("splits", "train,val,test").split(","):
+        dataset = datamodule.build(split)  # validation held out of the training list as training holds it out
+        out = pack_split(
+            dataset,
+            f"{options['output'].rstrip('/')}/{split}",
+            int(options.get("workers", 1)),
+            options.get("compression"),
+        )
+        print(f"{split}: {len(dataset)} frames packed at {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["pack"]:
+        try:
+            return pack(argv[1:])
+        except USER_ERRORS as err:  # one line and exit code 2, as every entry point
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     parser = argparse.ArgumentParser(prog="python -m depth_lightning.prepare", description=__doc__.split("\n")[0])
     parser.add_argument("dataset", choices=["nyu", "kitti"])
     parser.add_argument("root", type=Path)

@@ -95,6 +95,9 @@ class DepthDataModule(L.LightningDataModule):
         skip_bad_samples: log and count unreadable samples instead of stopping.
         baseline_frames: training frames the baselines (median depth, position prior) are fitted on.
         seed: sample order, augmentation and the hold-out are pure functions of it.
+        format: ``loose`` (the dataset's own files) or ``packed`` (LitData chunks written by
+            ``python -m depth_lightning.prepare pack``, read from ``packed``).
+        packed: the packed copy's folder or URL (``format=packed``).
     """
 
     def __init__(
@@ -116,8 +119,16 @@ class DepthDataModule(L.LightningDataModule):
         skip_bad_samples: bool = False,
         baseline_frames: int = 64,
         seed: int = 0,
+        format: str = "loose",
+        packed: str | None = None,
     ) -> None:
         super().__init__()
+        if format not in ("loose", "packed") or (format == "packed") != (packed is not None):
+            raise ConfigError(
+                f"config error: data.format={format!r}, data.packed={packed!r}: format loose reads the dataset's files "
+                "(packed=null); format packed reads data.packed=<folder or URL of prepare pack's output>"
+            )
+        self.format, self.packed = format, packed
         for key, value, low in (("height", height, 32), ("width", width, 32), ("batch_size", batch_size, 1)):
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"data.{key} must be an integer >= {low}, got {value!r}")
@@ -142,6 +153,14 @@ class DepthDataModule(L.LightningDataModule):
         """The ``split`` (train | val | test) of the dataset. ``whole_list``: every frame of the split's
         list, validation not held out, missing files collected instead of raised (``check``)."""
         hold_out = split != "test" and not whole_list
+        if self.format == "packed":  # validation was held out when the splits were packed
+            from depth_lightning.data.packed import PackedFrames
+
+            common = {"input_size": self.input_size, "seed": self.seed, "protocol": self.protocol}
+            augment = None if whole_list else self.augment
+            return PackedFrames(
+                self.packed, split=split, augment=augment, skip_bad_samples=self.skip_bad_samples, **common
+            )
         return self.dataset(
             split=split,
             input_size=self.input_size,

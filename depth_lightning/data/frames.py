@@ -103,6 +103,10 @@ class FrameDataset(Dataset, ABC):
         """``(top, bottom, left, right)`` applied to RGB and depth before anything else."""
         return None
 
+    def crop_box_of(self, index: int, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+        """:meth:`crop_box` of sample ``index`` (a packed dataset stores each frame's)."""
+        return self.crop_box(shape)
+
     # -- splits
     def list_for_split(self, train_list: str | Path, test_list: str | Path, val_list: str | Path | None) -> Path:
         """The list this split reads: the test list only for ``test``; validation reads its own list
@@ -146,7 +150,7 @@ class FrameDataset(Dataset, ABC):
                 return None
             raise
         original = depth.shape[:2]
-        box = self.crop_box(original)
+        box = self.crop_box_of(index, original)
         if box is not None:
             t, b, left, r = box
             rgb, depth = rgb[t:b, left:r], depth[t:b, left:r]

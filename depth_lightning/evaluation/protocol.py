@@ -64,7 +64,8 @@ def region_box(region: str, height: int, width: int, box: tuple[int, ...] | None
 
 
 # Card entries that say where this machine keeps a file, not how the numbers were made.
-_LOCAL = ("file", "frames_evaluated", "frames_left_out")
+# A packed copy of a split gives its frames bit for bit (tests/test_packed.py): where it is does not count.
+_LOCAL = ("file", "frames_evaluated", "frames_left_out", "packed")
 
 
 def protocol_key(card: dict[str, Any]) -> str:

@@ -193,7 +193,7 @@ def score_frames(evaluator: Evaluator, dataset: Any, folder: Path, scale: float,
         checks.check(pred, depth, str(path))
         # counted above; what is scored (invalid_predictions=clip) is clipped to the range by the evaluator
         pred = _scorable(pred, original, evaluator.alignment)
-        box = dataset.crop_box(original)
+        box = dataset.crop_box_of(index, original)
         if box is not None:  # the part of the frame the dataset keeps, as for the suite's own model
             t, b, left, r = box
             pred, depth = pred[t:b, left:r], depth[t:b, left:r]

@@ -1,0 +1,111 @@
+"""Packed datasets (LitData chunks written by ``prepare pack``): every split of NYU-sync and KITTI built
+from the real samples gives bit for bit the samples of the loose files (augmented training samples
+included), through a folder and LitData's ``local:`` URL; a run on packed data trains and tests exactly
+as one on the loose files."""
+
+import shutil
+
+import pytest
+import torch
+
+from depth_lightning.config import build, compose_config
+from depth_lightning.prepare import main as prepare
+from depth_lightning.run.errors import DataError
+from tests.helpers import SHARED, train_here
+
+REAL = SHARED / "realdata"
+NYU = REAL / "nyu" / "sync" / "metric3d_nyu_demo"
+pytestmark = pytest.mark.skipif(not NYU.is_dir(), reason=f"real NYU samples not present at {NYU}")
+TINY = ["debug=tiny", "logger=csv", "trainer.max_steps=2", "budget.mode=steps", "data.val_fraction=0.5"]
+
+
+@pytest.fixture(scope="module")
+def nyu(tmp_path_factory):
+    """The real NYU frames in two scenes (validation holds one out), and their packed copy."""
+    root = tmp_path_factory.mktemp("packed") / "nyu"
+    lines = []
+    for scene, k in (("office_0001", "00000"), ("office_0001", "00050"), ("kitchen_0002", "00100")):
+        (root / scene).mkdir(parents=True, exist_ok=True)
+        shutil.copy(NYU / "rgb" / f"rgb_{k}.jpg", root / scene / f"rgb_{k}.jpg")
+        shutil.copy(NYU / "depth" / f"sync_depth_{k}.png", root / scene / f"sync_depth_{k}.png")
+        lines.append(f"{scene}/rgb_{k}.jpg {scene}/sync_depth_{k}.png 518.8579\n")
+    (root / "train.txt").write_text("".join(lines))
+    (root / "test.txt").write_text(lines[2])
+    data = [
+        "data=nyu_sync", f"data.dataset.root={root}", f"data.dataset.train_list={root / 'train.txt'}",
+        f"data.dataset.test_list={root / 'test.txt'}", "data.dataset.fill=none", "data.val_fraction=0.5",
+    ]  # fmt: skip
+    assert prepare(["pack", *data, f"output={root.parent / 'packed'}"]) == 0
+    return data, root.parent / "packed"
+
+
+def _items_equal(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], torch.Tensor):
+            assert torch.equal(a[key], b[key]), key
+        else:
+            assert a[key] == b[key], key
+
+
+@pytest.mark.parametrize("url", [False, True])
+def test_every_packed_split_gives_the_loose_samples_bit_for_bit(nyu, url):
+    data, packed = nyu
+    source = f"local:{packed}" if url else str(packed)
+    loose = build(compose_config(*data, "data.height=240", "data.width=320").data, "data")
+    chunks = build(
+        compose_config(*data, "data.height=240", "data.width=320", "data.format=packed", f"data.packed={source}").data,
+        "data",
+    )
+    for split in ("train", "val", "test"):
+        a, b = loose.build(split), chunks.build(split)
+        assert len(a) == len(b) > 0, split
+        for i in range(len(a)):
+            keys = [(epoch, i) for epoch in (0, 1)] if split == "train" else [i]  # augmented with the seed
+            for key in keys:
+                _items_equal(a[key], b[key])
+            assert a.frame_name(i) == b.frame_name(i) and a.list_line(i) == b.list_line(i)
+        card = b.source()
+        assert card["list"] == a.source()["list"] and card["packed"]["url"].endswith(f"/{split}")
+
+
+def test_kittis_test_split_packs_bit_for_bit(tmp_path):
+    drive, gt = "2011_09_26/2011_09_26_drive_0001_sync", "2011_09_26_drive_0001_sync/proj_depth/groundtruth/image_02"
+    listing = tmp_path / "test.txt"
+    listing.write_text(
+        "".join(f"{drive}/image_02/data/{k:010d}.png {gt}/{k:010d}.png 721.5377\n" for k in (5, 50, 100))
+    )
+    data = [
+        "data=kitti", f"data.dataset.root={REAL / 'kitti' / 'raw'}", "data.dataset.gt=annotated",
+        f"data.dataset.annotated_root={REAL / 'kitti' / 'data_depth_annotated'}", f"data.dataset.test_list={listing}",
+        f"data.dataset.train_list={listing}",
+    ]  # fmt: skip
+    assert prepare(["pack", *data, "splits=test", f"output={tmp_path / 'packed'}"]) == 0
+    loose = build(compose_config(*data).data, "data").build("test")
+    packed = build(
+        compose_config(*data, "data.format=packed", f"data.packed={tmp_path / 'packed'}").data, "data"
+    ).build("test")
+    assert len(loose) == len(packed) == 3
+    for i in range(3):
+        _items_equal(loose[i], packed[i])
+
+
+def test_a_run_on_packed_data_trains_and_tests_as_on_the_loose_files(nyu, tmp_path):
+    data, packed = nyu
+    loose = train_here(tmp_path / "loose", *data, *TINY, "test=true")
+    chunks = train_here(tmp_path / "packed", *data, *TINY, "test=true", "data.format=packed", f"data.packed={packed}")
+    assert chunks["status"] == "completed" and chunks["test"] == loose["test"] and chunks["val"] == loose["val"]
+    assert chunks["protocol"]["packed"]["url"] == f"{packed}/test"
+
+
+def test_packed_settings_and_a_missing_copy_are_named(nyu, tmp_path, capsys):
+    data, _ = nyu
+    with pytest.raises(Exception, match=r"data.format='packed', data.packed=None"):
+        build(compose_config(*data, "data.format=packed").data, "data")
+    datamodule = build(compose_config(*data, "data.format=packed", f"data.packed={tmp_path}").data, "data")
+    with pytest.raises(DataError, match=r"no packed test split at .*index.json.*prepare pack"):
+        datamodule.build("test")
+    assert prepare(["pack", *data]) == 2  # output= is required: refused before anything is read
+    assert capsys.readouterr().err.strip() == (
+        "error: config error: prepare pack needs output=<folder or URL> (and data=<dataset> with its settings)"
+    )

@@ -109,3 +109,37 @@ def test_packed_settings_and_a_missing_copy_are_named(nyu, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         "error: config error: prepare pack needs output=<folder or URL> (and data=<dataset> with its settings)"
     )
+
+
+@pytest.mark.slow
+def test_two_processes_evaluate_a_packed_split_as_one_does(nyu, tiny_checkpoint, tmp_path):
+    """Each packed test frame scored once across 2 DDP processes (gloo), the numbers as one process's."""
+    import json
+
+    from depth_lightning.evaluate import evaluate
+    from tests.helpers import composed_for, run_module
+
+    data, _ = nyu
+    root = data[1].split("=", 1)[1]
+    packed = tmp_path / "packed"
+    three = [*data[:3], f"data.dataset.test_list={root}/train.txt", *data[4:]]  # all 3 frames as the test split
+    assert prepare(["pack", *three, "splits=test", f"output={packed}"]) == 0
+    args = [f"ckpt_path={tiny_checkpoint}", *three, "data.format=packed", f"data.packed={packed}", "baselines=false"]
+    outs = {d: tmp_path / f"{d}.json" for d in (1, 2)}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each DDP process (OMP_NUM_THREADS=1): the network's output depends on it
+    try:
+        evaluate(composed_for("evaluate", tmp_path / "e1", *args, f"output={outs[1]}", "trainer.accelerator=cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    run_module(
+        "depth_lightning.evaluate", *args, f"output={outs[2]}", "trainer.accelerator=cpu", "trainer.devices=2",
+        "+trainer.strategy=ddp", f"hydra.run.dir={tmp_path / 'e2'}", cwd=tmp_path, timeout=600,
+        env={"OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    one, two = (json.loads(outs[d].read_text()) for d in (1, 2))
+    assert one["images"] == two["images"] == 3 and two["world_size"] == 2
+    assert {k: v for k, v in two["test"].items() if k.startswith("soft/")} == {
+        k: v for k, v in one["test"].items() if k.startswith("soft/")
+    }
+    assert (tmp_path / "e1" / "per_image.csv").read_text() == (tmp_path / "e2" / "per_image.csv").read_text()

@@ -8,14 +8,15 @@ each sample holds the RGB (uint8) and depth (float32 metres) that the dataset's 
 crop box, frame name, list line and a description, and the split's protocol-card source. With
 ``data.format=packed data.packed=<output>`` the datamodule reads them through LitData's
 ``StreamingDataset`` (its URL support included: a local folder, ``local:``, ``s3://...``), random
-access by index: the suite's own samplers order, shard and resume the epoch as for loose files, and
-each sample is bit for bit what the loose files give.
+access by global index: the suite's own samplers order, shard (DDP) and resume the epoch as for loose
+files, and each sample is bit for bit what the loose files give.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -88,14 +89,29 @@ class PackedFrames(FrameDataset):
                 "python -m depth_lightning.prepare pack data=<dataset> output=<folder>"
             )
         self.index_file = local / "index.json" if "://" not in self.url else None
-        self.frames = StreamingDataset(self.url)
+        frames = StreamingDataset(self.url)
+        frames[0]  # opens LitData's chunk index
+        # every sample of the split: the suite's samplers shard it across ranks (LitData's own length is a
+        # rank's share under DDP; its indexing is global)
+        self.size = len(frames.cache)
+        self._frames, self._pid = None, None
         self._first: dict[str, Any] | None = None
 
     def __len__(self) -> int:
-        return len(self.frames)
+        return self.size
 
     def _sample(self, index: int) -> dict[str, Any]:
-        return self.frames[index]
+        # LitData's reader keeps threads and open chunks: each process (DataLoader worker, DDP rank) opens its own
+        if self._frames is None or self._pid != os.getpid():
+            from litdata import StreamingDataset
+
+            self._frames, self._pid = StreamingDataset(self.url), os.getpid()
+        return self._frames[index]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_frames"], state["_pid"] = None, None
+        return state
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         sample = self._sample(index)

@@ -92,10 +92,12 @@ def pack(argv: list[str]) -> int:
     from depth_lightning.config import build, compose_config
     from depth_lightning.data.packed import pack_split
 
-    options = dict(
-        a.split("=", 1) for a in argv if a.split("=", 1)[0] in ("output", "splits", "workers", "compression")
-    )
-    overrides = [a for a in argv if a.split("=", 1)[0] not in options]
+    parser = argparse.ArgumentParser(prog="python -m depth_lightning.prepare pack", description=pack.__doc__)
+    parser.add_argument("settings", nargs="*", help="data=<dataset>, data.<key>=<value>, output=, splits=, workers=")
+    settings = parser.parse_args(argv).settings
+    keys = ("output", "splits", "workers", "compression")
+    options = dict(a.split("=", 1) for a in settings if a.split("=", 1)[0] in keys)
+    overrides = [a for a in settings if a.split("=", 1)[0] not in options]
     if "output" not in options:
         raise ConfigError(
             "config error: prepare pack needs output=<folder or URL> (and data=<dataset> with its settings)"

@@ -69,6 +69,12 @@ def run(quick: bool) -> dict[str, Any]:
         # ResNet-152 steps at K = 1000 alone would take most of the 10 minutes)
         section("bins_cost", lambda: training.bins_cost((50, 200, 1000), bf16=bf16, timed=bf16))
         section("render", data.render)
+        step, loading = out["paper_step"], out["data_loading"]
+        s_per_image = step["s_per_optimiser_step"]["median"] / 8
+        out["feeding"] = {
+            kind: report.cores_to_feed(step["flops_per_image"], loading[key], s_per_image)
+            for kind, key in (("loose", "nyu_sync"), ("packed", "nyu_sync_packed"))
+        }
         small = out["overhead"]["flops_per_step"] / 8
         out["gpu_plan"] = report.gpu_plan(
             {

@@ -10,6 +10,31 @@ GPUS = {
     "H100 SXM (989 TFLOP/s bf16)": 989e12,
 }
 UTILISATION = 0.35
+# Whether a machine can feed its model: one H100 or H200 (989 TFLOP/s dense bf16 each) at these
+# model-FLOP utilisations consumes peak x MFU / (training FLOPs per image) images per second.
+FEEDING = {"H100 / H200 (989 TFLOP/s bf16)": 989e12}
+FEEDING_MFU = (0.20, 0.40)
+
+
+def cores_to_feed(flops_per_image: float, samples_per_core: float, s_per_image_here: float | None = None) -> dict:
+    """Loader cores (each giving ``samples_per_core``) that keep the paper step fed: on this machine
+    (one image per ``s_per_image_here`` seconds) and on one H100/H200 at 20 % and 40 % MFU."""
+    need: dict[str, float] = {}
+    if s_per_image_here:
+        need["this machine's measured paper step"] = 1 / s_per_image_here / samples_per_core
+    for gpu, peak in FEEDING.items():
+        for mfu in FEEDING_MFU:
+            need[f"{gpu} at {mfu:.0%} MFU"] = peak * mfu / flops_per_image / samples_per_core
+    return need
+
+
+def feeding_table(feeding: dict[str, dict[str, float]]) -> list[str]:
+    """The summary's table of :func:`cores_to_feed` for loose files and packed chunks."""
+    lines = ["", "Loader cores that feed the paper step (NYU, the paper's augmentation on the CPU):", ""]
+    lines += ["| consumer | loose files | packed chunks |", "| --- | ---: | ---: |"]
+    for consumer, cores in feeding["loose"].items():
+        lines.append(f"| {consumer} | {cores:.1f} | {feeding['packed'][consumer]:.1f} |")
+    return lines
 
 
 def gpu_plan(flops_per_image: dict[str, float]) -> list[dict[str, Any]]:
@@ -126,6 +151,8 @@ def markdown(r: dict[str, Any]) -> str:
                 f"| {g['config']} | {g['gpu']} | {g['train_tflops_per_image']:.3f} | {g['epoch_24k_min']:.1f} min "
                 f"| {g['schedule_50k_x8_h']:.2f} h |"
             )
+    if "feeding" in r:
+        lines += feeding_table(r["feeding"])
     if "render" in r:
         lines += [
             "",

@@ -97,6 +97,9 @@ def test_a_hub_repo_id_resolves_through_the_huggingface_cache_offline(folder, tm
         np.testing.assert_array_equal(hub.predict(image)["depth"], expected)
     with pytest.raises(CheckpointError, match=r"'someone/other' \(revision main\): not found locally or on the Hub"):
         DepthEstimator.from_pretrained("someone/other", cache_dir=str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)  # a missing checkpoint under an existing folder is a path, never a repo id
+    with pytest.raises(CheckpointError, match=r"'cache/last.ckpt': no such file or folder"):
+        DepthEstimator.from_pretrained("cache/last.ckpt")
 
 
 def test_evaluate_takes_a_model_folder_as_it_takes_a_checkpoint(tiny_checkpoint, folder, tmp_path):

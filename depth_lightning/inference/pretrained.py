@@ -57,17 +57,17 @@ def resolve(source: str | Path, revision: str | None = None, cache_dir: str | No
     path = Path(source)
     if path.exists():
         return path
-    if str(source).count("/") != 1 or str(source).startswith((".", "/")):
+    local = str(source).count("/") != 1 or str(source).startswith((".", "/", "~")) or path.suffix == ".ckpt"
+    if local or path.parent.is_dir():  # a path that does not exist here, not a Hub repo id
         raise CheckpointError(
             f"{str(source)!r}: no such file or folder (give a .ckpt of training, a model folder of save_pretrained, "
             "or a Hugging Face Hub repo id owner/name)"
         )
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
         return Path(snapshot_download(str(source), revision=revision, cache_dir=cache_dir))
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as err:
+    except Exception as err:  # not in the cache, no network, no such repo or revision: one line, named
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
             f"{source!r} (revision {revision or 'main'}): not found locally or on the Hub ({first})"

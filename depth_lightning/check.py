@@ -139,7 +139,8 @@ def check_split(datamodule: Any, split: str, cfg: DictConfig) -> SplitReport:
                 "holds: a depth map in another unit? Replace the file, or check the unit its maps are read in"
                 + (f" ({unit})" if unit else "")
             )
-        _sample(report, depth, valid)
+        if split == "train":  # what suggested_settings derives the depth range and box from
+            _sample(report, depth, valid)
         report.valid += valid.size
         report.outside += int(((valid < d_min) | (valid > d_max)).sum())
     if report.checked and not report.medians:

@@ -9,6 +9,7 @@ of the format is written beside its reader.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ def _no_measurement(depth: np.ndarray) -> np.ndarray:
 
 
 def _read_png_values(path: Path) -> np.ndarray:
-    return np.round(read_depth_png(path, 1.0)).astype(np.uint32)  # the stored integers
+    return read_depth_png(path, 1.0).astype(np.uint32)  # the stored integers (exact in float32)
 
 
 def png(path: Path, scale: float, invalid: Sequence[int] = (0,)) -> np.ndarray:
@@ -89,6 +90,7 @@ def raw_float32(path: Path, height: int = 4032, width: int = 6048) -> np.ndarray
     return _no_measurement(data.reshape(height, width))
 
 
+@functools.lru_cache(maxsize=1)  # a frame's RGB and depth come from the one file: read it once
 def _ibims_struct(path: Path) -> Any:
     import scipy.io
 

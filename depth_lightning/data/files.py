@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from depth_lightning.data.encodings import ENCODINGS, check_encoding, read_depth, read_image, substitute
-from depth_lightning.data.frames import FrameDataset, list_identity
+from depth_lightning.data.frames import FrameDataset, list_identity, refuse_test_as_validation
 from depth_lightning.data.nyu import parse_list
 from depth_lightning.run.errors import ConfigError, DataError
 
@@ -133,8 +133,7 @@ class FileFrames(FrameDataset):
     def _source(self, lists: dict[str, Any], globs: dict[str, Any]) -> tuple[str, str]:
         """``("list", file)`` or ``("glob", pattern)`` of this split; validation without a source of its
         own is held out of the training frames by folder (:meth:`hold_out_validation`)."""
-        if lists["val"] is not None and lists["val"] == lists["test"]:
-            self.list_for_split(lists["train"], lists["test"], lists["val"])  # refuses validating on the test list
+        refuse_test_as_validation(lists["val"], lists["test"])
         own_val = lists["val"] is not None or globs.get("val") is not None
         split = self.split if self.split == "test" or own_val else "train"
         if own_val:
@@ -154,7 +153,7 @@ class FileFrames(FrameDataset):
     def _companions(self, relative: str, named: dict[str, str]) -> dict[str, Path]:
         files = ENCODINGS[self.encoding][1]
         out = {k: self.root / v for k, v in named.items() if k in files}
-        for name in ENCODINGS[self.encoding][1]:
+        for name in files:
             if name not in out and name in self.pair:
                 out[name] = self.root / substitute(relative, self.pair[name], name)
         return out

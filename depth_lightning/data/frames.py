@@ -112,11 +112,7 @@ class FrameDataset(Dataset, ABC):
         """The list this split reads: the test list only for ``test``; validation reads its own list
         when one is given, else the training list, of which :meth:`hold_out_validation` keeps the
         held-out scenes."""
-        if val_list is not None and test_list is not None and Path(val_list) == Path(test_list):
-            raise ConfigError(
-                f"data.dataset.val_list={str(val_list)!r} is the test list: choosing a checkpoint on the test "
-                "set biases the test numbers; set val_list=null to validate on scenes held out of the training list"
-            )
+        refuse_test_as_validation(val_list, test_list)
         if self.split == "test":
             return Path(test_list)
         if val_list is not None:
@@ -169,6 +165,16 @@ class FrameDataset(Dataset, ABC):
         item["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
         item["depth"] = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))
         return item
+
+
+def refuse_test_as_validation(val_list: str | Path | None, test_list: str | Path | None) -> None:
+    """Choosing a checkpoint on the test set biases the test numbers: a validation list that is the
+    test list is refused."""
+    if val_list is not None and test_list is not None and Path(val_list) == Path(test_list):
+        raise ConfigError(
+            f"data.dataset.val_list={str(val_list)!r} is the test list: choosing a checkpoint on the test "
+            "set biases the test numbers; set val_list=null to validate on scenes held out of the training list"
+        )
 
 
 def list_identity(path: str | Path, entries: int | None = None) -> dict[str, Any]:

@@ -89,28 +89,32 @@ class PackedFrames(FrameDataset):
                 "python -m depth_lightning.prepare pack data=<dataset> output=<folder>"
             )
         self.index_file = local / "index.json" if "://" not in self.url else None
-        frames = StreamingDataset(self.url)
-        frames[0]  # opens LitData's chunk index
+        self._frames, self._pid = StreamingDataset(self.url), os.getpid()
+        self._last: tuple[int, dict[str, Any]] | None = None
+        self._sample(0)  # opens LitData's chunk index
         # every sample of the split: the suite's samplers shard it across ranks (LitData's own length is a
         # rank's share under DDP; its indexing is global)
-        self.size = len(frames.cache)
-        self._frames, self._pid = None, None
+        self.size = len(self._frames.cache)
         self._first: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return self.size
 
     def _sample(self, index: int) -> dict[str, Any]:
+        """Sample ``index``, read once for the several things an item takes from it (image, depth, box)."""
+        if self._last is not None and self._last[0] == index:
+            return self._last[1]
         # LitData's reader keeps threads and open chunks: each process (DataLoader worker, DDP rank) opens its own
         if self._frames is None or self._pid != os.getpid():
             from litdata import StreamingDataset
 
             self._frames, self._pid = StreamingDataset(self.url), os.getpid()
-        return self._frames[index]
+        self._last = (index, self._frames[index])
+        return self._last[1]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_frames"], state["_pid"] = None, None
+        state["_frames"], state["_pid"], state["_last"] = None, None, None
         return state
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:

@@ -133,9 +133,7 @@ class Alignment:
         ``(nan, nan)`` without a pixel to fit on."""
         if x.numel() == 0:
             return torch.full((2,), float("nan"), dtype=torch.float64)
-        one, zero = torch.ones((), dtype=torch.float64), torch.zeros((), dtype=torch.float64)
-        if self.mode == "none":
-            return torch.stack([one, zero])
+        zero = torch.zeros((), dtype=torch.float64)
         if self.mode == "median":
             return torch.stack([_median(g) / _median(x), zero])
         if self.mode == "scale":

@@ -175,3 +175,13 @@ def test_the_report_refuses_aligned_and_unaligned_numbers_in_one_column():
     ]
     with pytest.raises(MixedProtocols, match="alignment: "):
         check_protocols("table", runs, allow_mixed=False)
+
+
+def test_an_image_without_a_valid_pixel_gets_no_row_of_its_own_under_alignment():
+    gt, region = scene(4)
+    gt[1] = 0  # the second image: no ground truth at all
+    pred = torch.where(gt > 0, 2 * gt, 1.0).float()
+    result = evaluate(pred, gt, region, "scale")
+    rows = result.record.rows()
+    assert [r["id"] for r in rows] == [0] and result.images == 1 and rows[0]["p/scale"] == pytest.approx(0.5)
+    assert np.isnan(result.record.fits["p"][1][1]).all()  # fitted on nothing: recorded as NaN, never a row

@@ -108,9 +108,8 @@ class PerImageRecord:
                 table[int(i)].update({f"{key}/{m}": float(v) for m, v in zip(METRIC_NAMES, metrics, strict=True)})
         for key, (ids, fits) in self.fits.items():
             for i, (scale, shift) in zip(ids, fits, strict=True):
-                table.setdefault(int(i), {"id": int(i)}).update(
-                    {f"{key}/scale": float(scale), f"{key}/shift": float(shift)}
-                )
+                if int(i) in table:  # an image without a valid pixel has nothing fitted and no row
+                    table[int(i)].update({f"{key}/scale": float(scale), f"{key}/shift": float(shift)})
         for dec, curves in self.sparsification.items():
             for name, values in per_image_ause(curves).items() if len(curves["ids"]) else ():
                 for i, v in zip(curves["ids"], values, strict=True):

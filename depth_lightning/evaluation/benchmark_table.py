@@ -64,24 +64,27 @@ def markdown(rows: list[dict[str, Any]], title: str, missing: Mapping[str, str])
     return "\n".join(lines) + "\n"
 
 
+# The flat table (CSV, W&B): a dataset's columns, then each metric's value and interval bounds.
+FLAT_COLUMNS = ["dataset", "protocol", "alignment", "images"] + [
+    c for m in METRIC_NAMES for c in (m, f"{m}_low", f"{m}_high")
+]
+
+
+def flat_row(row: Mapping[str, Any]) -> list[Any]:
+    """A :func:`benchmark_row` in the order of :data:`FLAT_COLUMNS` (no interval: None bounds)."""
+    bounds = [v for m in METRIC_NAMES for v in (row[m], *(row[f"{m}_interval"] or (None, None)))]
+    return [row["dataset"], row["protocol"], row["alignment"], row["images"], *bounds]
+
+
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """One row per dataset: each metric's value, low and high."""
-    columns = ["dataset", "protocol", "alignment", "images"]
-    for m in METRIC_NAMES:
-        columns += [m, f"{m}_low", f"{m}_high"]
+    """One row per dataset: each metric's value, low and high (float64, as repr writes them)."""
 
     def write(p: Path) -> None:
         with p.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
+            writer = csv.writer(f)
+            writer.writerow(FLAT_COLUMNS)
             for r in rows:
-                bounds = {m: r[f"{m}_interval"] or (None, None) for m in METRIC_NAMES}
-                writer.writerow(
-                    {k: r[k] for k in columns[:4]}
-                    | {m: repr(r[m]) for m in METRIC_NAMES}
-                    | {f"{m}_low": bounds[m][0] for m in METRIC_NAMES}
-                    | {f"{m}_high": bounds[m][1] for m in METRIC_NAMES}
-                )
+                writer.writerow([repr(v) if isinstance(v, float) else v for v in flat_row(r)])
 
     save_atomic(path, write)
 
@@ -110,15 +113,8 @@ def log_to_wandb(rows: list[dict[str, Any]], figure: Path, folder: Path, name: s
 
     os.environ.setdefault("WANDB_MODE", "offline")
     run = wandb.init(project="depth_lightning", job_type="benchmark", name=name, dir=str(folder))
-    columns = ["dataset", "protocol", "alignment", "images"]
-    for m in METRIC_NAMES:
-        columns += [m, f"{m}_low", f"{m}_high"]
-    data = [
-        [r["dataset"], r["protocol"], r["alignment"], r["images"]]
-        + [v for m in METRIC_NAMES for v in (r[m], *(r[f"{m}_interval"] or (None, None)))]
-        for r in rows
-    ]
-    run.log({"benchmark/table": wandb.Table(columns=columns, data=data), "benchmark/d1": wandb.Image(str(figure))})
+    table = wandb.Table(columns=FLAT_COLUMNS, data=[flat_row(r) for r in rows])
+    run.log({"benchmark/table": table, "benchmark/d1": wandb.Image(str(figure))})
     folder = run.dir
     run.finish()
     return str(Path(folder).parent)

@@ -190,3 +190,37 @@ def test_atomic_writes_leave_the_previous_file_whole_when_a_writer_fails_or_is_k
     assert json.loads(target.read_text()) == {"status": "completed", "step": 1}
     assert [p.name for p in remove_debris(tmp_path)] == [".metrics.json.tmp.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_a_run_resumed_mid_epoch_trains_on_the_rest_of_that_epoch(tmp_path, monkeypatch):
+    """4 batches an epoch, a checkpoint every 2 steps; the run dies reading its 7th batch, in the middle
+    of the second epoch, and the resumed run reads that epoch's last two batches, then the third
+    epoch: the keys (epoch, index) the two runs read are the uninterrupted run's, and so are the weights."""
+    from depth_lightning.data.frames import FrameDataset
+
+    read, die_at = [], [None]
+    original = FrameDataset.__getitem__
+
+    class Killed(Exception):
+        pass
+
+    def recording(self, key):
+        if isinstance(key, tuple):  # training keys (epoch, index); evaluation reads by index
+            if len(read) == die_at[0]:
+                raise Killed
+            read.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(FrameDataset, "__getitem__", recording)
+    mid_epoch = [*RESUMABLE[:-2], "checkpoint_every=2", "trainer.limit_train_batches=1.0", "trainer.max_steps=12"]
+    train_here(tmp_path / "whole", *mid_epoch)
+    whole, read[:], die_at[0] = list(read), [], 24
+    with pytest.raises(Killed):
+        train_here(tmp_path / "killed", *mid_epoch)
+    first, read[:], die_at[0] = list(read), [], None
+    assert [k[0] for k in first] == [0] * 16 + [1] * 8
+    train_here(tmp_path / "killed", *mid_epoch, "ckpt_path=last")
+    assert first + read == whole  # the rest of epoch 1, not its first samples again
+    reference, resumed = (_weights(tmp_path / r / "checkpoints" / "last.ckpt") for r in ("whole", "killed"))
+    for key in reference:
+        assert torch.equal(resumed[key], reference[key]), key

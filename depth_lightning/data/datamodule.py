@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from depth_lightning.data.frames import FrameDataset, collate_skipping_bad
-from depth_lightning.data.samplers import EpochSampler, UnpaddedDistributedSampler
+from depth_lightning.data.samplers import EpochSampler, ResumableLoader, UnpaddedDistributedSampler
 from depth_lightning.data.splits import HoldOut
 from depth_lightning.data.transforms import PaperAugmentation
 from depth_lightning.evaluation.protocol import EvalProtocol
@@ -187,7 +187,7 @@ class DepthDataModule(L.LightningDataModule):
         else:
             sampler = UnpaddedDistributedSampler(len(dataset))
         workers = self.num_workers
-        return DataLoader(
+        return (ResumableLoader if split == "train" else DataLoader)(
             dataset,
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
             sampler=sampler,

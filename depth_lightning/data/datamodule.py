@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -13,7 +14,7 @@ from torch.utils.data import DataLoader
 from depth_lightning.data.frames import FrameDataset, collate_skipping_bad
 from depth_lightning.data.samplers import EpochSampler, ResumableLoader, UnpaddedDistributedSampler
 from depth_lightning.data.splits import HoldOut
-from depth_lightning.data.transforms import PaperAugmentation
+from depth_lightning.data.transforms import AUGMENT_ON, PaperAugmentation
 from depth_lightning.evaluation.protocol import EvalProtocol
 from depth_lightning.run.errors import ConfigError, DataError
 
@@ -98,6 +99,9 @@ class DepthDataModule(L.LightningDataModule):
         format: ``loose`` (the dataset's own files) or ``packed`` (LitData chunks written by
             ``python -m depth_lightning.prepare pack``, read from ``packed``).
         packed: the packed copy's folder or URL (``format=packed``).
+        augment_on: ``host`` (each sample in the loader's workers) or ``device`` (the loader only
+            draws each sample's parameters; the batch is augmented on the accelerator, after the
+            transfer, with the same parameters and arithmetic).
     """
 
     def __init__(
@@ -121,8 +125,15 @@ class DepthDataModule(L.LightningDataModule):
         seed: int = 0,
         format: str = "loose",
         packed: str | None = None,
+        augment_on: str = "host",
     ) -> None:
         super().__init__()
+        if augment_on not in AUGMENT_ON:
+            raise ConfigError(
+                f"config error: data.augment_on={augment_on!r}; allowed: host (the loader's workers) or device "
+                "(the batch, on the accelerator)"
+            )
+        self.augment_on = augment_on
         if format not in ("loose", "packed") or (format == "packed") != (packed is not None):
             raise ConfigError(
                 f"config error: data.format={format!r}, data.packed={packed!r}: format loose reads the dataset's files "
@@ -158,18 +169,21 @@ class DepthDataModule(L.LightningDataModule):
 
             common = {"input_size": self.input_size, "seed": self.seed, "protocol": self.protocol}
             augment = None if whole_list else self.augment
-            return PackedFrames(
+            ds: FrameDataset = PackedFrames(
                 self.packed, split=split, augment=augment, skip_bad_samples=self.skip_bad_samples, **common
             )
-        return self.dataset(
-            split=split,
-            input_size=self.input_size,
-            augment=None if whole_list else self.augment,
-            skip_bad_samples=self.skip_bad_samples or whole_list,
-            seed=self.seed,
-            protocol=self.protocol,
-            hold_out=HoldOut(split, self.val_fraction, self.seed, self.val_max_frames) if hold_out else None,
-        )
+        else:
+            ds = self.dataset(
+                split=split,
+                input_size=self.input_size,
+                augment=None if whole_list else self.augment,
+                skip_bad_samples=self.skip_bad_samples or whole_list,
+                seed=self.seed,
+                protocol=self.protocol,
+                hold_out=HoldOut(split, self.val_fraction, self.seed, self.val_max_frames) if hold_out else None,
+            )
+        ds.augment_on = self.augment_on
+        return ds
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage or "", ())
@@ -200,6 +214,16 @@ class DepthDataModule(L.LightningDataModule):
             # (dropout's), or a resumed run would diverge from an uninterrupted one
             generator=torch.Generator().manual_seed(self.seed),
         )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """``data.augment_on=device``: the training batch augmented where it now is, with the
+        parameters each sample's loader drew."""
+        if isinstance(batch, dict) and "augment" in batch and self.augment is not None:
+            batch = dict(batch)
+            batch["image"], batch["depth"] = self.augment.apply_batch(
+                batch["image"], batch["depth"], batch.pop("augment")
+            )
+        return batch
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -73,7 +73,11 @@ def run(quick: bool) -> dict[str, Any]:
         s_per_image = step["s_per_optimiser_step"]["median"] / 8
         out["feeding"] = {
             kind: report.cores_to_feed(step["flops_per_image"], loading[key], s_per_image)
-            for kind, key in (("loose", "nyu_sync"), ("packed", "nyu_sync_packed"))
+            for kind, key in (
+                ("loose files", "nyu_sync"),
+                ("packed chunks", "nyu_sync_packed"),
+                ("packed, augmentation on the device", "nyu_sync_device_host"),
+            )
         }
         small = out["overhead"]["flops_per_step"] / 8
         out["gpu_plan"] = report.gpu_plan(

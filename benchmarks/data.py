@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from benchmarks.timing import measure
+from depth_lightning.data.frames import collate_skipping_bad
 from depth_lightning.data.kitti import KITTIEigen
 from depth_lightning.data.nyu import NYUSync
 from depth_lightning.data.packed import PackedFrames, pack_split
@@ -22,8 +23,11 @@ PAPER_AUGMENTATION = {"color": [0.9, 1.1], "scale": [1.3, 1.5], "flip": True, "r
 
 def loading(frames: int) -> dict[str, Any]:
     """NYU sync (480x640 JPEG + 16-bit PNG) -> 240x320 with the paper's augmentation, and KITTI raw
-    (375x1242 PNG + a Velodyne scan projected) -> 188x620, one thread, samples/s: from the loose files
-    and from their packed copy (``prepare pack``: decoded arrays in LitData chunks)."""
+    (375x1242 PNG + a Velodyne scan projected) -> 188x620, one thread, samples/s: from the loose files,
+    from their packed copy (``prepare pack``: decoded arrays in LitData chunks), and from the packed
+    copy with ``data.augment_on=device``: ``*_device_host``, what the loader does (read, draw the
+    parameters, collate batches of 8), and ``*_device``, that and the batch's augmentation on this
+    CPU as the device."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     augment = PaperAugmentation(**PAPER_AUGMENTATION)
@@ -37,14 +41,40 @@ def loading(frames: int) -> dict[str, Any]:
             out["nyu_sync"] = frames / measure(lambda: [nyu[(0, i)] for i in range(frames)])["median"]
             nyu_packed = packed_copy(nyu, Path(tmp) / "nyu_packed", (240, 320), augment)
             out["nyu_sync_packed"] = frames / measure(lambda: [nyu_packed[(0, i)] for i in range(frames)])["median"]
+            out.update(on_device("nyu_sync", nyu_packed, frames))
             k = write_kitti(Path(tmp) / "kitti", frames=(0, 1, 2, 3))
             kitti = KITTIEigen(k["raw"], k["monodepth2"], None, input_size=(188, 620), augment=augment)
             out["kitti_velodyne"] = 4 / measure(lambda: [kitti[(0, i)] for i in range(4)])["median"]
             kitti_packed = packed_copy(kitti, Path(tmp) / "kitti_packed", (188, 620), augment)
             out["kitti_velodyne_packed"] = 4 / measure(lambda: [kitti_packed[(0, i)] for i in range(4)])["median"]
+            out.update(on_device("kitti_velodyne", kitti_packed, 4))
     finally:
         torch.set_num_threads(threads)
     return out
+
+
+def on_device(name: str, packed: PackedFrames, frames: int, batch: int = 8) -> dict[str, float]:
+    """Samples/s of ``packed`` with ``augment_on=device``: the loader's part alone, and with the batch
+    augmented on this CPU (``frames`` repeated to whole batches)."""
+    packed.augment_on = "device"
+    keys = [(0, i % frames) for i in range(max(batch, frames))]
+    batches = [keys[i : i + batch] for i in range(0, len(keys) - batch + 1, batch)]
+    n = batch * len(batches)
+
+    def host() -> list[dict[str, Any]]:
+        return [collate_skipping_bad([packed[k] for k in b]) for b in batches]
+
+    def host_and_device() -> None:
+        for b in host():
+            packed.augment.apply_batch(b["image"], b["depth"], b["augment"])
+
+    try:
+        return {
+            f"{name}_device_host": n / measure(host)["median"],
+            f"{name}_device": n / measure(host_and_device)["median"],
+        }
+    finally:
+        packed.augment_on = "host"
 
 
 def packed_copy(dataset, folder: Path, size: tuple[int, int], augment: PaperAugmentation) -> PackedFrames:

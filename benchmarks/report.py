@@ -29,11 +29,13 @@ def cores_to_feed(flops_per_image: float, samples_per_core: float, s_per_image_h
 
 
 def feeding_table(feeding: dict[str, dict[str, float]]) -> list[str]:
-    """The summary's table of :func:`cores_to_feed` for loose files and packed chunks."""
-    lines = ["", "Loader cores that feed the paper step (NYU, the paper's augmentation on the CPU):", ""]
-    lines += ["| consumer | loose files | packed chunks |", "| --- | ---: | ---: |"]
-    for consumer, cores in feeding["loose"].items():
-        lines.append(f"| {consumer} | {cores:.1f} | {feeding['packed'][consumer]:.1f} |")
+    """The summary's table of :func:`cores_to_feed`, a column per way of loading (loose files, packed
+    chunks, packed chunks with the augmentation on the device)."""
+    kinds = list(feeding)
+    lines = ["", "Loader cores that feed the paper step (NYU, the paper's augmentation):", ""]
+    lines += [f"| consumer | {' | '.join(kinds)} |", "| --- |" + " ---: |" * len(kinds)]
+    for consumer in feeding[kinds[0]]:
+        lines.append(f"| {consumer} | " + " | ".join(f"{feeding[k][consumer]:.1f}" for k in kinds) + " |")
     return lines
 
 
@@ -113,6 +115,13 @@ def markdown(r: dict[str, Any]) -> str:
                 f"({d['nyu_sync_packed'] / d['nyu_sync']:.1f}x / "
                 f"{d['kitti_velodyne_packed'] / d['kitti_velodyne']:.1f}x) "
                 "| NYU >= 100 per core |"
+            )
+        if "nyu_sync_device" in d:
+            lines.append(
+                "| the same, augmentation on the device (data.augment_on=device, this CPU as the device): "
+                "NYU / KITTI, the loader's part alone | "
+                f"{d['nyu_sync_device']:.0f} / {d['kitti_velodyne_device']:.0f} samples/s, "
+                f"{d['nyu_sync_device_host']:.0f} / {d['kitti_velodyne_device_host']:.0f} | NYU >= 200 per core |"
             )
     for k, v in r.get("precision", {}).items():
         lines.append(f"| small config step, {k} | {v * 1e3:.0f} ms | |" if isinstance(v, float) else f"| {k} | {v} | |")

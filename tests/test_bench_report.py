@@ -13,8 +13,10 @@ def test_cores_to_feed_is_the_gpus_image_rate_over_one_cores_samples():
     assert need["this machine's measured paper step"] == pytest.approx(0.001)
 
 
-def test_the_summary_shows_loose_and_packed_side_by_side():
-    feeding = {k: cores_to_feed(0.5e12, rate, 10.0) for k, rate in (("loose", 30.0), ("packed", 120.0))}
+def test_the_summary_shows_every_way_of_loading_side_by_side():
+    rates = (("loose files", 30.0), ("packed chunks", 120.0), ("packed, augmentation on the device", 400.0))
+    feeding = {k: cores_to_feed(0.5e12, rate, 10.0) for k, rate in rates}
     lines = feeding_table(feeding)
-    assert "| H100 / H200 (989 TFLOP/s bf16) at 40% MFU | 26.4 | 6.6 |" in lines
-    assert "| this machine's measured paper step | 0.0 | 0.0 |" in lines
+    assert "| consumer | loose files | packed chunks | packed, augmentation on the device |" in lines
+    assert "| H100 / H200 (989 TFLOP/s bf16) at 40% MFU | 26.4 | 6.6 | 2.0 |" in lines
+    assert "| this machine's measured paper step | 0.0 | 0.0 | 0.0 |" in lines

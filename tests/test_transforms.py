@@ -23,7 +23,7 @@ def on_device(aug, rgb, depth, params):
     """Sample after sample through the device path, as the datamodule runs it on a collated batch."""
     batch = default_collate([{"image": torch.from_numpy(r), "depth": torch.from_numpy(d), "augment": p}
                              for r, d, p in zip(rgb, depth, params)])  # fmt: skip
-    image = batch["image"].permute(0, 3, 1, 2).float() / 255
+    image = batch["image"].permute(0, 3, 1, 2)  # uint8, as the loader hands it over
     image, d = aug.apply_batch(image, batch["depth"], batch["augment"])
     return image.permute(0, 2, 3, 1).numpy(), d.numpy()
 

@@ -41,7 +41,8 @@ class FrameDataset(Dataset, ABC):
     Items: ``image`` (3,h,w) in [0,1] at the input size; ``depth``: at the input size for training,
     at the frame's native (cropped) resolution for evaluation, with ``eval_mask``, the protocol's
     region of that frame; ``index``; ``augment``, the sample's augmentation parameters, when
-    ``augment_on`` is ``device`` (the datamodule applies them to the batch on the accelerator).
+    ``augment_on`` is ``device`` (the datamodule applies them to the batch on the accelerator; the
+    image is then uint8).
     """
 
     augment_on = "host"  # or "device": set by the datamodule for its training split
@@ -156,7 +157,6 @@ class FrameDataset(Dataset, ABC):
         h, w = self.input_size
         image = rgb if rgb.shape[:2] == (h, w) else cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
         item: dict[str, Any] = {"index": index}
-        image = image.astype(np.float32) / np.float32(255)
         if self.train:
             if depth.shape != (h, w):
                 depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
@@ -165,11 +165,13 @@ class FrameDataset(Dataset, ABC):
                 self.augment.set_seed(int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0]))
                 params = self.augment.draw()
                 if self.augment_on == "device":  # applied to the batch by DepthDataModule.on_after_batch_transfer
-                    item["augment"] = params
+                    item["augment"] = params  # and RGB stays uint8: a quarter of the bytes to collate and transfer
                 else:
                     image, depth = self.augment.apply(image, depth, params)
         else:
             item["eval_mask"] = torch.from_numpy(np.array(self.protocol.mask(original, box)))  # a writable copy
+        if image.dtype == np.uint8 and "augment" not in item:
+            image = image.astype(np.float32) / np.float32(255)
         item["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         item["depth"] = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))
         return item

@@ -87,32 +87,42 @@ class PaperAugmentation:
     def apply_batch(
         self, image: torch.Tensor, depth: torch.Tensor, p: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The device path: ``image`` (B,3,H,W) in [0, 1] and ``depth`` (B,H,W) with the collated
-        parameters ``p`` of :meth:`draw`, on whatever device they are."""
-        image, depth = image.float(), depth.float()
-        p = {k: v.to(image.device, torch.float32) for k, v in p.items()}
-        flip = p["flip"].bool()
-        image = torch.where(flip[:, None, None, None], image.flip(-1), image)
-        depth = torch.where(flip[:, None, None], depth.flip(-1), depth)
-        if self.geometric:
-            # float64 coordinates, as OpenCV's: float32 ones are good to only ~3e-5 pixel across 320 pixels
-            theta = inverse_affine(p["scale"].double(), p["angle"].double(), depth.shape[-2:])
-            grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+        """The device path: ``image`` (B,3,H,W), uint8 or float in [0, 1], and ``depth`` (B,H,W) with
+        the collated parameters ``p`` of :meth:`draw`, on whatever device they are."""
+        scale = 1 / 255 if image.dtype == torch.uint8 else 1
+        depth = depth.float()
+        p = {k: v.to(image.device) for k, v in p.items()}
+        if self.geometric:  # the flip is folded into the one resampling
+            grid = sampling_grid(p["scale"], p["angle"], p["flip"].bool(), depth.shape[-2:])
             warp = {"padding_mode": "zeros", "align_corners": False}
-            image = F.grid_sample(image.double(), grid, mode="bilinear", **warp).float()
+            image = F.grid_sample(image.double(), grid, mode="bilinear", **warp)
             depth = F.grid_sample(depth[:, None].double(), grid, mode="nearest", **warp)[:, 0].float()
             if self.divide:
-                depth = depth / p["scale"][:, None, None]
-        return (image * p["colour"][:, :, None, None]).clamp_(0, 1), depth
+                depth = depth / p["scale"].float()[:, None, None]
+        else:
+            flip = p["flip"].bool()
+            image = torch.where(flip[:, None, None, None], image.flip(-1), image)
+            depth = torch.where(flip[:, None, None], depth.flip(-1), depth)
+        colour = p["colour"].float() * scale
+        return (image.float() * colour[:, :, None, None]).clamp_(0, 1), depth
 
 
-def inverse_affine(scale: torch.Tensor, angle: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """``affine_grid``'s (B,2,3) theta of OpenCV's ``getRotationMatrix2D(centre, angle, scale)``: where each
-    output pixel samples its input, in coordinates normalised to [-1, 1] (``align_corners=False``),
-    whose origin is the frame's centre, so only the linear part remains."""
+def sampling_grid(scale: torch.Tensor, angle: torch.Tensor, flip: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """``grid_sample``'s (B,H,W,2) grid, float64, for a horizontal flip (where ``flip``) followed by
+    OpenCV's ``getRotationMatrix2D(centre, angle, scale)``: where each output pixel samples its input,
+    in coordinates normalised to [-1, 1] (``align_corners=False``). Their origin is the frame's centre,
+    so the warp is linear there, and the flip only negates x. float64, as OpenCV's coordinates: float32
+    ones are good to only ~3e-5 pixel across 320 pixels."""
     h, w = size
-    a = angle * (math.pi / 180)
-    cos, sin = torch.cos(a) / scale, torch.sin(a) / scale
-    zero = torch.zeros_like(cos)
-    rows = (cos, -sin * (h / w), zero, sin * (w / h), cos, zero)
-    return torch.stack(rows, dim=-1).view(-1, 2, 3)
+    a = angle.double() * (math.pi / 180)
+    s = scale.double()
+    cos, sin = torch.cos(a) / s, torch.sin(a) / s
+    sign = 1 - 2 * flip.double()
+    x = (torch.arange(w, dtype=torch.float64, device=s.device) * 2 + 1) / w - 1
+    y = (torch.arange(h, dtype=torch.float64, device=s.device) * 2 + 1) / h - 1
+    x, y = x[None, None, :], y[None, :, None]
+    cos, sin, sign = cos[:, None, None], sin[:, None, None], sign[:, None, None]
+    grid = torch.empty((len(s), h, w, 2), dtype=torch.float64, device=s.device)
+    grid[..., 0] = sign * (cos * x - sin * (h / w) * y)
+    grid[..., 1] = sin * (w / h) * x + cos * y
+    return grid

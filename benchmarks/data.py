@@ -16,6 +16,7 @@ from depth_lightning.data.nyu import NYUSync
 from depth_lightning.data.packed import PackedFrames, pack_split
 from depth_lightning.data.synthetic import SyntheticScenes
 from depth_lightning.data.transforms import PaperAugmentation
+from depth_lightning.run.speed import keep_freed_memory
 from tests.datasets import write_kitti, write_nyu_sync
 
 PAPER_AUGMENTATION = {"color": [0.9, 1.1], "scale": [1.3, 1.5], "flip": True, "rotate": 5.0}
@@ -57,6 +58,7 @@ def on_device(name: str, packed: PackedFrames, frames: int, batch: int = 8) -> d
     """Samples/s of ``packed`` with ``augment_on=device``: the loader's part alone, and with the batch
     augmented on this CPU (``frames`` repeated to whole batches)."""
     packed.augment_on = "device"
+    keep_freed_memory()  # as the training process, where the batch is augmented, sets its allocator
     keys = [(0, i % frames) for i in range(max(batch, frames))]
     batches = [keys[i : i + batch] for i in range(0, len(keys) - batch + 1, batch)]
     n = batch * len(batches)

@@ -106,3 +106,46 @@ def test_an_exception_on_one_rank_ends_the_job_with_its_traceback(tmp_path):
     )
     assert proc.returncode != 0
     assert "rgb_00003.jpg: corrupt" in proc.stderr
+
+
+def _read_an_epoch_on_one_rank(rank: int, world: int, port: int, overrides: list, out: str) -> None:
+    """One DDP rank (gloo): the datamodule's training loader, two epochs, the keys it reads."""
+    import torch.distributed as dist
+
+    from depth_lightning.config import build, compose_config
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        loader, keys = build(compose_config(*overrides).data, "data").train_dataloader(), []
+        for epoch in (0, 1):
+            loader.sampler.set_epoch(epoch)
+            keys += [[epoch, int(i)] for batch in loader for i in batch["index"]]
+        with open(f"{out}.{rank}", "w") as f:
+            json.dump(keys, f)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_read_each_packed_training_sample_once_an_epoch(tmp_path):
+    """12 synthetic frames packed as LitData chunks, read by 2 DDP processes (gloo) with a loader
+    worker each: every training sample once an epoch, across the ranks, in a new order each epoch."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from depth_lightning.prepare import main as prepare
+
+    data = ["data=synthetic", "data.height=64", "data.width=96", "data.dataset.train_length=12", "data.batch_size=2"]
+    data += ["data.num_workers=1"]
+    assert prepare(["pack", *data, "splits=train", f"output={tmp_path / 'packed'}"]) == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    packed = [*data, "data.format=packed", f"data.packed={tmp_path / 'packed'}"]
+    mp.spawn(_read_an_epoch_on_one_rank, args=(2, port, packed, str(tmp_path / "keys")), nprocs=2)
+    ranks = [json.loads((tmp_path / f"keys.{r}").read_text()) for r in (0, 1)]
+    assert [len(keys) for keys in ranks] == [12, 12]  # 6 a rank an epoch
+    for epoch in (0, 1):
+        seen = sorted(i for keys in ranks for e, i in keys if e == epoch)
+        assert seen == list(range(12)), epoch
+    assert [i for e, i in ranks[0] if e == 0] != [i for e, i in ranks[0] if e == 1]

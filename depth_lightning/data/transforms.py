@@ -96,7 +96,8 @@ class PaperAugmentation:
             grid = sampling_grid(p["scale"], p["angle"], p["flip"].bool(), depth.shape[-2:])
             warp = {"padding_mode": "zeros", "align_corners": False}
             image = F.grid_sample(image.double(), grid, mode="bilinear", **warp)
-            depth = F.grid_sample(depth[:, None].double(), grid, mode="nearest", **warp)[:, 0].float()
+            # nearest in float32: the coordinates' rounding only decides near-ties, which may go either way
+            depth = F.grid_sample(depth[:, None], grid.float(), mode="nearest", **warp)[:, 0]
             if self.divide:
                 depth = depth / p["scale"].float()[:, None, None]
         else:

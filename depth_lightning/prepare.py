@@ -102,6 +102,7 @@ def pack(argv: list[str]) -> int:
         raise ConfigError(
             "config error: prepare pack needs output=<folder or URL> (and data=<dataset> with its settings)"
         )
+    check_compression(options.get("compression"))
     cfg = compose_config(*overrides, config_name="check")
     datamodule = build(cfg.data, "data")
     if datamodule.format == "packed":
@@ -116,6 +117,18 @@ def pack(argv: list[str]) -> int:
         )
         print(f"{split}: {len(dataset)} frames packed at {out}")
     return 0
+
+
+def check_compression(compression: str | None) -> None:
+    """LitData's compressions are those whose package is installed: name the setting before packing."""
+    from litdata.streaming.compression import _COMPRESSORS
+
+    if compression is not None and compression not in _COMPRESSORS:
+        raise ConfigError(
+            f"config error: compression={compression!r} is not available here (available: "
+            f"{', '.join(k for k in _COMPRESSORS if ':' not in k) or 'none'}); zstd and zstd:<level> need the "
+            "zstd package (pip install zstd), or leave compression out"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,6 +109,11 @@ def test_packed_settings_and_a_missing_copy_are_named(nyu, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         "error: config error: prepare pack needs output=<folder or URL> (and data=<dataset> with its settings)"
     )
+    assert prepare(["pack", *data, f"output={tmp_path / 'gz'}", "compression=gzip"]) == 2
+    assert "compression='gzip' is not available here" in capsys.readouterr().err
+    assert not (tmp_path / "gz").exists()  # refused before anything is written
+    with pytest.raises(Exception, match=r"data.augment_on='gpu'; allowed: host .* or device"):
+        build(compose_config(*data, "data.augment_on=gpu").data, "data")
 
 
 @pytest.mark.slow

@@ -89,7 +89,7 @@ class PaperAugmentation:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The device path: ``image`` (B,3,H,W), uint8 or float in [0, 1], and ``depth`` (B,H,W) with
         the collated parameters ``p`` of :meth:`draw`, on whatever device they are."""
-        scale = 1 / 255 if image.dtype == torch.uint8 else 1
+        to_unit = 1 / 255 if image.dtype == torch.uint8 else 1
         depth = depth.float()
         p = {k: v.to(image.device) for k, v in p.items()}
         if self.geometric:  # the flip is folded into the one resampling
@@ -104,7 +104,7 @@ class PaperAugmentation:
             flip = p["flip"].bool()
             image = torch.where(flip[:, None, None, None], image.flip(-1), image)
             depth = torch.where(flip[:, None, None], depth.flip(-1), depth)
-        colour = p["colour"].float() * scale
+        colour = p["colour"].float() * to_unit
         return (image.float() * colour[:, :, None, None]).clamp_(0, 1), depth
 
 

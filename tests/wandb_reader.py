@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 from wandb.proto import wandb_internal_pb2 as pb
@@ -37,11 +38,24 @@ def records(path: Path):
             yield rec
 
 
+def closed_records(log_file: Path, timeout: float = 30.0) -> list:
+    """The records of a finished run's log: W&B's service may still be writing it when ``finish``
+    returns on a loaded machine, so it is read until it holds the run's ``exit`` record."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = list(records(log_file))
+        if any(rec.WhichOneof("record_type") == "exit" for rec in found):
+            return found
+        assert time.monotonic() < deadline, f"{log_file}: no exit record after {timeout:.0f} s (the run never finished)"
+        time.sleep(0.2)
+
+
 def logged(run_dir: Path) -> dict:
-    """``{"history": [ {key: value} ...], "config": {...}, "summary": {...}, "run": {group, job_type, ...}}``."""
+    """``{"history": [ {key: value} ...], "config": {...}, "summary": {...}, "run": {group, job_type, ...}}``
+    of a finished run."""
     log_file = next(Path(run_dir).glob("*.wandb"))
     out: dict = {"history": [], "config": {}, "run": {}, "summary": {}}
-    for rec in records(log_file):
+    for rec in closed_records(log_file):
         kind = rec.WhichOneof("record_type")
         if kind == "history":
             out["history"].append(

@@ -19,13 +19,25 @@ def sample(seed=0, h=60, w=80):
     return rgb, depth
 
 
-def on_device(aug, rgb, depth, params):
-    """Sample after sample through the device path, as the datamodule runs it on a collated batch."""
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")],
+    ),
+]
+
+
+def on_device(aug, rgb, depth, params, device="cpu"):
+    """Sample after sample through the device path, as the datamodule runs it on a collated batch
+    moved to ``device``."""
     batch = default_collate([{"image": torch.from_numpy(r), "depth": torch.from_numpy(d), "augment": p}
                              for r, d, p in zip(rgb, depth, params)])  # fmt: skip
-    image = batch["image"].permute(0, 3, 1, 2)  # uint8, as the loader hands it over
-    image, d = aug.apply_batch(image, batch["depth"], batch["augment"])
-    return image.permute(0, 2, 3, 1).numpy(), d.numpy()
+    image = batch["image"].permute(0, 3, 1, 2).to(device)  # uint8, as the loader hands it over
+    params = {k: v.to(device) for k, v in batch["augment"].items()}
+    image, d = aug.apply_batch(image, batch["depth"].to(device), params)
+    assert image.device.type == d.device.type == device
+    return image.permute(0, 2, 3, 1).cpu().numpy(), d.cpu().numpy()
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -42,7 +54,8 @@ def test_depth_values_after_geometry_are_input_values_divided_by_s(seed):
         assert out.shape == depth.shape and out.dtype == np.float32
 
 
-def test_host_and_device_give_the_same_samples():
+@pytest.mark.parametrize("device", DEVICES)
+def test_host_and_device_give_the_same_samples(device):
     """NYU's size, 16 samples: RGB within 1e-5; depth equal but for the rare output pixel whose source
     lies within float rounding of the midpoint between two input pixels (OpenCV and torch may round
     that one either way; it is still one of the two neighbours' values)."""
@@ -53,7 +66,7 @@ def test_host_and_device_give_the_same_samples():
         aug.set_seed(i)
         rgbs.append(rgb), depths.append(depth), params.append(aug.draw())
     host = [aug.apply(r, d, p) for r, d, p in zip(rgbs, depths, params)]
-    image, depth = on_device(aug, rgbs, depths, params)
+    image, depth = on_device(aug, rgbs, depths, params, device)
     assert {bool(p["flip"]) for p in params} == {True, False}
     for i, (hi, hd) in enumerate(host):
         assert np.abs(hi - image[i]).max() < 1e-5, i

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from depth_lightning.data.splits import HoldOut
-from depth_lightning.data.transforms import PaperAugmentation
+from depth_lightning.data.transforms import PaperAugmentation, unit_rgb
 from depth_lightning.evaluation.protocol import EvalProtocol
 from depth_lightning.run.errors import ConfigError, DataError
 
@@ -170,8 +170,8 @@ class FrameDataset(Dataset, ABC):
                     image, depth = self.augment.apply(image, depth, params)
         else:
             item["eval_mask"] = torch.from_numpy(np.array(self.protocol.mask(original, box)))  # a writable copy
-        if image.dtype == np.uint8 and "augment" not in item:
-            image = image.astype(np.float32) / np.float32(255)
+        if "augment" not in item:
+            image = unit_rgb(image)
         item["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         item["depth"] = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))
         return item

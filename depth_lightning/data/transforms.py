@@ -70,8 +70,7 @@ class PaperAugmentation:
 
     def apply(self, rgb: np.ndarray, depth: np.ndarray, p: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """The host path: one sample with parameters ``p`` of :meth:`draw`."""
-        image = rgb.astype(np.float32) / np.float32(255) if rgb.dtype == np.uint8 else rgb.astype(np.float32)
-        depth = depth.astype(np.float32)
+        image, depth = unit_rgb(rgb), np.asarray(depth, dtype=np.float32)
         if p["flip"]:
             image, depth = image[:, ::-1], depth[:, ::-1]
         if self.geometric:
@@ -106,6 +105,11 @@ class PaperAugmentation:
             depth = torch.where(flip[:, None, None], depth.flip(-1), depth)
         colour = p["colour"].float() * to_unit
         return (image.float() * colour[:, :, None, None]).clamp_(0, 1), depth
+
+
+def unit_rgb(rgb: np.ndarray) -> np.ndarray:
+    """RGB as float32 in [0, 1]: uint8 / 255 (no copy of what already is float32)."""
+    return rgb.astype(np.float32) / np.float32(255) if rgb.dtype == np.uint8 else np.asarray(rgb, dtype=np.float32)
 
 
 def sampling_grid(scale: torch.Tensor, angle: torch.Tensor, flip: torch.Tensor, size: Sequence[int]) -> torch.Tensor:

@@ -22,7 +22,8 @@ from depth_lightning.evaluation import benchmark_table as table
 from depth_lightning.evaluation.evaluator import EvaluationResult, evaluator_for
 from depth_lightning.evaluation.results import record_test
 from depth_lightning.evaluation.saved import PREDICTIONS, ScoreSettings, score_predictions, score_settings
-from depth_lightning.inference.pretrained import load_model
+from depth_lightning.inference.loading import load_model
+from depth_lightning.module import EvaluationModule
 from depth_lightning.run.errors import ConfigError, DataError, one_line_errors
 from depth_lightning.run.files import check_writable, save_atomic, write_json
 from depth_lightning.run.folder import fix_run_time
@@ -67,11 +68,10 @@ def check_settings(cfg: DictConfig) -> tuple[list[str], ScoreSettings]:
     return names, score_settings(cfg)
 
 
-def evaluate_model(cfg: DictConfig, module: Any, datamodule: Any, settings: ScoreSettings) -> EvaluationResult:
+def evaluate_model(cfg: DictConfig, model: Any, datamodule: Any, settings: ScoreSettings) -> EvaluationResult:
     """The checkpoint's test on one dataset (its headline decoder, no baselines)."""
-    evaluator = evaluator_for(
-        datamodule, "test", module.bins.num_bins, module.hparams.decoder, alignment=settings.alignment
-    )
+    evaluator = evaluator_for(datamodule, "test", model.bins.num_bins, model.decoder, alignment=settings.alignment)
+    module = EvaluationModule(model)
     module.evaluate_with(test=evaluator)
     build(cfg.trainer, "trainer").test(module, datamodule=datamodule, verbose=False)
     return evaluator.result
@@ -85,10 +85,10 @@ def run_dataset(cfg: DictConfig, name: str, module: Any, settings: ScoreSettings
     if reason:
         raise FileNotFoundError(reason)
     if module is not None:  # the network sees frames at the checkpoint's input size
-        data["height"], data["width"] = module.hparams.input_size
+        data["height"], data["width"] = module.input_size
     datamodule = build(data, "data")
     if module is not None:
-        return evaluate_model(cfg, module, datamodule, settings), module.hparams.decoder
+        return evaluate_model(cfg, module, datamodule, settings), module.decoder
     folder = Path(cfg.predictions) / name
     if not folder.is_dir():
         raise FileNotFoundError(f"no predictions: {folder} does not exist")
@@ -132,7 +132,8 @@ def write_benchmark(
     save_atomic(out / "benchmark.md", lambda p: p.write_text(text))
     table.write_csv(out / "benchmark.csv", rows)
     table.d1_figure(out / "benchmark_d1.png", rows, title)
-    summary = {"source": source, "rows": rows, "missing": missing, "folder": str(out)}
+    precision = cfg.trainer.get("precision") if cfg.ckpt_path is not None else None
+    summary = {"source": source, "rows": rows, "missing": missing, "folder": str(out), "precision": precision}
     if cfg.get("wandb"):
         summary["wandb_run"] = table.log_to_wandb(rows, out / "benchmark_d1.png", out, f"benchmark-{out.name}")
     write_json(out / "benchmark.json", summary)

@@ -23,15 +23,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from depth_lightning.run.errors import ConfigError
-
-
-def _conf_dir() -> str:
-    """The configs: inside the package when installed from a wheel, else the checkout's ``conf/``."""
-    installed = Path(__file__).resolve().parent / "conf"
-    return str(installed if installed.is_dir() else installed.parent.parent / "conf")
-
-
-CONF_DIR = _conf_dir()
+from depth_lightning.run.resources import CONF_DIR
 
 
 def plain(node: Any) -> Any:

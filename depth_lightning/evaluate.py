@@ -11,15 +11,16 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from depth_lightning.config import CONF_DIR, build, plain
+from depth_lightning.config import CONF_DIR, build, compose_data, data_configs, plain
 from depth_lightning.evaluation.alignment import alignment_from
 from depth_lightning.evaluation.baselines import fit_baselines
 from depth_lightning.evaluation.evaluator import evaluator_for
 from depth_lightning.evaluation.results import record_test
-from depth_lightning.inference.pretrained import load_model
-from depth_lightning.module import DepthModule
+from depth_lightning.inference.loading import checkpoint_record, load_model
+from depth_lightning.models.network import DepthNet
+from depth_lightning.module import EvaluationModule
 from depth_lightning.run.ddp import run_ddp_ranks_as_this_job
-from depth_lightning.run.errors import one_line_errors
+from depth_lightning.run.errors import ConfigError, one_line_errors
 from depth_lightning.run.files import check_writable, write_json
 from depth_lightning.run.folder import fix_run_time
 from depth_lightning.run.loggers import logged_metrics
@@ -34,19 +35,41 @@ def _given_on_command_line() -> set[str]:
     return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
 
 
-def evaluation_data(cfg: DictConfig, module: DepthModule) -> dict[str, Any]:
-    """The data to test on: the checkpoint's own (with any ``+data.<key>=`` given merged in), or a
-    dataset chosen with ``data=<name>``; at the checkpoint's input size unless ``data.height`` /
-    ``data.width`` are given explicitly."""
-    data = dict(module.hparams.data)
-    if cfg.get("data") is not None:
-        chosen = plain(cfg.data)
-        data = chosen if "_target_" in chosen else plain(OmegaConf.merge(data, chosen))
+def values_of(node: Any) -> Any:
+    """A saved config's values without its ``_target_``/``_partial_`` keys: data, never code."""
+    if isinstance(node, dict):
+        return {k: values_of(v) for k, v in node.items() if not str(k).startswith("_")}
+    if isinstance(node, list):
+        return [values_of(v) for v in node]
+    return node
+
+
+def evaluation_data(cfg: DictConfig, model: DepthNet, saved: dict[str, Any] | None) -> dict[str, Any]:
+    """The data to test on: ``data=<name>`` from the command line, else the dataset the checkpoint
+    names (``saved``, its run's data config): the suite's own config of that name with the saved values
+    merged in as data (what the file names as code is never used), then any ``+data.<key>=`` given.
+    At the network's input size unless ``data.height`` / ``data.width`` are given explicitly."""
+    chosen = plain(cfg.data) if cfg.get("data") is not None else {}
+    if "_target_" in chosen:  # data=<name>: the suite's config, composed by Hydra
+        data = chosen
+    else:
+        name = (saved or {}).get("name")
+        if not isinstance(name, str):
+            raise ConfigError(
+                f"config error: data: {cfg.ckpt_path} names no dataset to test on (a model folder holds only the "
+                f"network); give data=<name> ({', '.join(data_configs())})"
+            )
+        data = plain(OmegaConf.merge(plain(compose_data(name)), values_of(saved), chosen))
     given = _given_on_command_line()
-    for key, value in zip(("height", "width"), module.hparams.input_size, strict=True):
+    for key, value in zip(("height", "width"), model.input_size, strict=True):
         if f"data.{key}" not in given:
             data[key] = value
     return data
+
+
+def test_precision(cfg: DictConfig, record: dict[str, Any]) -> str:
+    """``trainer.precision``, or (null) the precision the checkpoint's run tested in, else 32-true."""
+    return str(cfg.trainer.get("precision") or record.get("precision") or "32-true")
 
 
 def baseline_maps(cfg: DictConfig, datamodule: Any) -> dict[str, Any] | None:
@@ -67,15 +90,21 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "eval_metrics.json"
     check_writable(out, "output")
     alignment = alignment_from(cfg.get("alignment"))  # refused by name before the model is loaded
-    module = load_model(cfg.ckpt_path)
-    data = evaluation_data(cfg, module)
+    model = load_model(cfg.ckpt_path)
+    record = checkpoint_record(cfg.ckpt_path)
+    data = evaluation_data(cfg, model, record.get("data"))
     datamodule = build(data, "data")
-    trainer = build(cfg.trainer, "trainer")
+    precision = test_precision(cfg, record)
+    trainer = build(cfg.trainer, "trainer", precision=precision)
     if trainer.is_global_zero:
-        h, w = module.hparams.input_size
-        print(f"data={datamodule.name} at input {data['height']}x{data['width']} (trained at {h}x{w})")
+        h, w = model.input_size
+        print(
+            f"data={datamodule.name} at input {data['height']}x{data['width']} (trained at {h}x{w}), "
+            f"precision {precision}"
+        )
     maps = baseline_maps(cfg, datamodule)
-    evaluator = evaluator_for(datamodule, "test", module.bins.num_bins, module.hparams.decoder, maps, alignment)
+    evaluator = evaluator_for(datamodule, "test", model.bins.num_bins, model.decoder, maps, alignment)
+    module = EvaluationModule(model)
     module.evaluate_with(test=evaluator)
     trainer.test(module, datamodule=datamodule, verbose=False)
     metrics = logged_metrics(trainer, "test")
@@ -90,6 +119,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                 "ckpt_path": str(cfg.ckpt_path),
                 "data": datamodule.name,
                 "input_size": [data["height"], data["width"]],
+                "precision": precision,
                 "test": metrics,
                 "images": evaluator.result.images,
                 "world_size": trainer.world_size,

@@ -1,41 +1,85 @@
 """``python -m depth_lightning.export ckpt_path=... output=model.onnx [uncertainty=true]``: the model as
-an ONNX graph with the soft-weighted-sum inside (:mod:`depth_lightning.inference.onnx`);
-``format=hub output=<folder>``: the model as a folder to share (:mod:`depth_lightning.inference.pretrained`:
-safetensors weights, ``config.json``, a model card with the run's test numbers), loadable with
-``DepthEstimator.from_pretrained`` and uploadable to the Hugging Face Hub as it is."""
+an ONNX graph with its decoding inside (:mod:`depth_lightning.inference.onnx`);
+``format=hub output=<folder>``: the model as a folder to share (``DepthNet.save_pretrained``:
+safetensors weights, ``config.json`` of the network's settings, a model card with the run's test
+numbers), loadable with ``DepthEstimator.from_pretrained`` and uploadable to the Hugging Face Hub as it is.
+Only the deployable network is loaded; nothing the checkpoint names is imported or called."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from depth_lightning.config import CONF_DIR, check_choice
+from depth_lightning.inference.loading import load_model
 from depth_lightning.inference.model_card import model_card
 from depth_lightning.inference.onnx import export_onnx
-from depth_lightning.inference.pretrained import load_model, model_config, save_pretrained
-from depth_lightning.run.errors import one_line_errors
+from depth_lightning.models.storage import CARD, CONFIG, WEIGHTS, read_config
+from depth_lightning.run.errors import CheckpointError, ConfigError, one_line_errors
 from depth_lightning.run.files import check_writable
 
 FORMATS = ("onnx", "hub")
+OWN_FILES = (WEIGHTS, CONFIG, CARD)
+
+
+def check_folder(folder: Path, overwrite: bool) -> None:
+    """Refuse a non-empty ``output`` folder unless it is a model folder of the suite holding only its own
+    files and ``overwrite=true``: a user's files are never replaced, nor uploaded beside the model."""
+    if not folder.is_dir():
+        return
+    present = sorted(p.name for p in folder.iterdir())
+    if not present:
+        return
+    others = [name for name in present if name not in OWN_FILES]
+    if others:
+        raise ConfigError(
+            f"config error: output={str(folder)!r} holds files that are not a model folder's "
+            f"({', '.join(others[:5])}); give an empty or new folder"
+        )
+    try:
+        read_config(folder / CONFIG)
+    except CheckpointError:
+        raise ConfigError(
+            f"config error: output={str(folder)!r} holds {', '.join(present)} that are not a depth_lightning model's; "
+            "give an empty or new folder"
+        ) from None
+    if not overwrite:
+        raise ConfigError(
+            f"config error: output={str(folder)!r} holds a model folder already; add overwrite=true to replace it"
+        )
+
+
+def export_hub(cfg: DictConfig) -> Path:
+    """The model folder: written beside ``output`` first, then its files moved in, so that a failure
+    leaves the previous folder (or none) whole."""
+    folder = Path(cfg.output)
+    check_folder(folder, bool(cfg.get("overwrite", False)))
+    check_writable(folder, "output", folder=True)
+    model = load_model(cfg.ckpt_path)
+    card = model_card(model.settings, Path(cfg.ckpt_path), cfg.get("license"))
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        model.save_pretrained(staging, card=card)
+        for name in OWN_FILES:
+            (staging / name).replace(folder / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"wrote {folder} ({', '.join(OWN_FILES)}); load it with DepthEstimator.from_pretrained({str(folder)!r})")
+    return folder
 
 
 def export(cfg: DictConfig) -> Path:
     """The model ``cfg.ckpt_path`` as ``cfg.format`` at ``cfg.output`` (checked writable first)."""
     fmt = cfg.get("format", "onnx")
     check_choice(fmt, "format", FORMATS)
-    check_writable(cfg.output, "output", folder=fmt == "hub")
-    module = load_model(cfg.ckpt_path)
     if fmt == "hub":
-        card = model_card(model_config(module), Path(cfg.ckpt_path))
-        folder = save_pretrained(module, cfg.output, card)
-        print(
-            f"wrote {folder} (model.safetensors, config.json, README.md); load it with "
-            f"DepthEstimator.from_pretrained({str(folder)!r})"
-        )
-        return folder
-    path = export_onnx(module, cfg.output, uncertainty=cfg.uncertainty)
+        return export_hub(cfg)
+    check_writable(cfg.output, "output")
+    path = export_onnx(load_model(cfg.ckpt_path), cfg.output, uncertainty=cfg.uncertainty)
     print(
         f"wrote {path} (inputs: image (B,3,H,W) in [0,1]; outputs: depth in metres"
         f"{', uncertainty' if cfg.uncertainty else ''})"

@@ -1,5 +1,6 @@
-"""The LightningModule: the network, the paper's loss, the steps and the optimiser. What a validation or
-test scores is the :class:`~depth_lightning.evaluation.evaluator.Evaluator`'s business."""
+"""The LightningModules: :class:`EvaluationModule` (a trained network's validation, test and predict
+steps) and :class:`DepthModule` (training: the paper's loss, the optimiser and schedule). What a
+validation or test scores is the :class:`~depth_lightning.evaluation.evaluator.Evaluator`'s business."""
 
 from __future__ import annotations
 
@@ -8,62 +9,31 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import Tensor
 
 from depth_lightning.config import check_optimizer_settings, plain
 from depth_lightning.evaluation.evaluator import Evaluator, evaluator_for
-from depth_lightning.models import DECODERS, bin_cross_entropy
+from depth_lightning.models import DepthNet, LogDepthBins, bin_cross_entropy
+from depth_lightning.models.builder import build_network
+from depth_lightning.models.loss import targets_at
 from depth_lightning.run.errors import DataError
-from depth_lightning.run.speed import prepare_network, to_layout
+from depth_lightning.run.speed import prepare_network
 
 
-def targets_at(depth: Tensor, size: tuple[int, int]) -> Tensor:
-    """Ground truth at the logits' resolution: nearest neighbour, never mixing valid and invalid."""
-    if depth.shape[-2:] == size:
-        return depth
-    return F.interpolate(depth[:, None], size=size, mode="nearest")[:, 0]
+class EvaluationModule(L.LightningModule):
+    """A network's validation, test and predict steps under Lightning (DDP, precision): both decoders,
+    the uncertainty and the bin labels go to the split's evaluator, batch outputs to the callbacks.
+    ``evaluate`` and ``benchmark`` wrap a loaded :class:`DepthNet` (its bins, input size, decoder) in it."""
 
-
-class DepthModule(L.LightningModule):
-    """Trains the network with the paper's loss (Eq. 4); each validation and test hands both decoders,
-    the uncertainty and the bin labels to that split's evaluator; batch outputs go to the callbacks.
-
-    Args:
-        net: the network's config (``_target_`` and its arguments), built here: every argument is
-            saved with the weights, so a checkpoint alone rebuilds the model.
-        optimizer: a ``_partial_`` optimizer config, called with the parameters.
-        scheduler: a ``_partial_`` schedule (:mod:`depth_lightning.models.schedules`), called with the optimizer.
-        decoder: the headline decoder, ``soft`` (Eq. 5) or ``hard``: ``val/abs_rel`` and predict's depth.
-        compile: ``torch.compile`` the network (:mod:`depth_lightning.run.speed`; the numbers do not change).
-        channels_last: NHWC tensors (:mod:`depth_lightning.run.speed`; the numbers do not change).
-        input_size: ``(height, width)`` the network is trained at, what evaluate and predict feed it.
-        data: the run's data config, the dataset ``evaluate`` tests on unless told otherwise.
-    """
-
-    def __init__(
-        self,
-        net: Mapping[str, Any],
-        optimizer: Mapping[str, Any],
-        scheduler: Mapping[str, Any] | None = None,
-        decoder: str = "soft",
-        compile: bool = False,
-        channels_last: bool = False,
-        input_size: Sequence[int] = (120, 160),
-        data: Mapping[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, net: DepthNet) -> None:
         super().__init__()
-        if decoder not in DECODERS:
-            raise ValueError(f"model.decoder={decoder!r} is unknown; allowed: {', '.join(DECODERS)}")
-        net, optimizer, scheduler, data = plain(net), plain(optimizer), plain(scheduler), plain(data)
-        check_optimizer_settings(optimizer, scheduler)
-        input_size = list(input_size)
-        self.save_hyperparameters(logger=False)  # plain Python: a checkpoint loads with weights_only=True
-        self.net = prepare_network(instantiate(net), channels_last=channels_last, compile=compile)
-        self.bins = self.net.bins
+        self.net = net
         self.evaluators = torch.nn.ModuleDict()  # per split; the entry points hand in their own
-        self._valid_train_pixels = 0
+
+    @property
+    def bins(self) -> LogDepthBins:
+        return self.net.bins
 
     def evaluate_with(self, **evaluators: Evaluator) -> None:
         """Score ``split=evaluator`` with these evaluators; the caller keeps them and reads their results."""
@@ -74,11 +44,11 @@ class DepthModule(L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         for split in ("val", "test"):  # a split no caller gave an evaluator: the datamodule's protocol
             if split not in self.evaluators:
-                evaluator = evaluator_for(datamodule, split, self.bins.num_bins, self.hparams.decoder)
+                evaluator = evaluator_for(datamodule, split, self.bins.num_bins, self.net.decoder)
                 self.evaluate_with(**{split: evaluator})
 
     def forward(self, image: Tensor) -> Tensor:
-        return self.net(to_layout(image, self.hparams.channels_last))
+        return self.net(image)
 
     def loss(self, logits: Tensor, depth: Tensor) -> tuple[Tensor, Tensor]:
         """Eq. 4 over the valid pixels, and the bin labels of ``depth`` at the logits' resolution."""
@@ -93,23 +63,6 @@ class DepthModule(L.LightningModule):
             self.log(f"{split}/skipped_samples", skipped, reduce_fx="sum", **once)
         return "image" in batch
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
-        if not self._count_skipped(batch, "train"):
-            return None
-        loss, labels = self.loss(self(batch["image"]), batch["depth"])
-        self._valid_train_pixels += int((labels != self.bins.ignore_index).sum())
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-        return loss
-
-    def on_train_epoch_end(self) -> None:
-        seen = self.trainer.strategy.reduce(torch.tensor(float(self._valid_train_pixels)), reduce_op="sum")
-        if seen == 0:
-            raise DataError(
-                f"not one training frame of epoch {self.current_epoch} holds a valid depth pixel (finite, > 0): "
-                "the run would train on nothing; check the depth files (and their unit) of the training list"
-            )
-        self._valid_train_pixels = 0
-
     def _eval_step(self, split: str, batch: dict[str, Tensor]) -> dict[str, Any] | None:
         """Both decoders to the evaluator; returns the batch's outputs for the callbacks."""
         if not self._count_skipped(batch, split):
@@ -119,7 +72,7 @@ class DepthModule(L.LightningModule):
         decoded = self.bins.decode(logits)
         self.evaluators[split].process(batch, {**decoded, "labels": labels})
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=logits.shape[0], sync_dist=True)
-        return {"logits": logits, "labels": labels, "depth": decoded[self.hparams.decoder], **decoded}
+        return {"logits": logits, "labels": labels, "depth": decoded[self.net.decoder], **decoded}
 
     def _eval_epoch_end(self, split: str) -> None:
         datamodule = getattr(self._trainer, "datamodule", None)
@@ -147,9 +100,62 @@ class DepthModule(L.LightningModule):
         self._eval_epoch_end("test")
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int = 0) -> dict[str, Tensor]:
-        """Depth (the headline decoder), both decoders, the uncertainty map and the most likely bin."""
+        """Depth (the headline decoder), both decoders, the uncertainty and the most likely bin."""
         decoded = self.bins.decode(self(batch["image"]))
-        return {"depth": decoded[self.hparams.decoder], **decoded}
+        return {"depth": decoded[self.net.decoder], **decoded}
+
+
+class DepthModule(EvaluationModule):
+    """Trains the network with the paper's loss (Eq. 4); evaluation as :class:`EvaluationModule`. Every
+    argument is saved with the weights as data (a checkpoint alone rebuilds the network).
+
+    Args:
+        net: ``model.net``, the network's settings and the training-only ones (``models/builder.py``).
+        optimizer: a ``_partial_`` optimizer config, called with the parameters.
+        scheduler: a ``_partial_`` schedule (:mod:`depth_lightning.models.schedules`), called with the optimizer.
+        decoder: the headline decoder, ``soft`` (Eq. 5) or ``hard``: ``val/abs_rel`` and predict's depth.
+        compile: ``torch.compile`` the network (the numbers do not change).
+        channels_last: NHWC tensors (the numbers do not change).
+        input_size: ``(height, width)`` the network is trained at, what evaluate and predict feed it.
+        data: the run's data config (``evaluate`` reads its name and values, as data).
+    """
+
+    def __init__(
+        self,
+        net: Mapping[str, Any],
+        optimizer: Mapping[str, Any],
+        scheduler: Mapping[str, Any] | None = None,
+        decoder: str = "soft",
+        compile: bool = False,
+        channels_last: bool = False,
+        input_size: Sequence[int] = (120, 160),
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        # plain Python saved (save_hyperparameters reads these locals): a checkpoint loads with weights_only=True
+        net, optimizer, scheduler, data = plain(net), plain(optimizer), plain(scheduler), plain(data)
+        check_optimizer_settings(optimizer, scheduler)
+        network = build_network(net, input_size, decoder, channels_last)
+        super().__init__(prepare_network(network, compile=compile))
+        input_size = list(input_size)
+        self.save_hyperparameters(logger=False)
+        self._valid_train_pixels = 0
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
+        if not self._count_skipped(batch, "train"):
+            return None
+        loss, labels = self.loss(self(batch["image"]), batch["depth"])
+        self._valid_train_pixels += int((labels != self.bins.ignore_index).sum())
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        seen = self.trainer.strategy.reduce(torch.tensor(float(self._valid_train_pixels)), reduce_op="sum")
+        if seen == 0:
+            raise DataError(
+                f"not one training frame of epoch {self.current_epoch} holds a valid depth pixel (finite, > 0): "
+                "the run would train on nothing; check the depth files (and their unit) of the training list"
+            )
+        self._valid_train_pixels = 0
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Dropout draws from the global generator: a resumed run must continue its sequence.
@@ -157,8 +163,11 @@ class DepthModule(L.LightningModule):
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         checkpoint["rng_states"] = rng
+        checkpoint["precision"] = str(self.trainer.precision)  # as data: evaluate tests in it, as the run did
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # checkpoints of 0.1.0 hold no bins: a resumed run keeps the ones its config defines
+        checkpoint["state_dict"].setdefault("net.bins.log_centres", self.net.bins.log_centres)
         rng = checkpoint.get("rng_states")
         if rng:
             torch.set_rng_state(rng["torch"])

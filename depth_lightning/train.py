@@ -29,7 +29,7 @@ from depth_lightning.evaluation.evaluator import EvaluationResult, evaluator_for
 from depth_lightning.evaluation.metrics import METRIC_NAMES
 from depth_lightning.evaluation.results import curves, record_test
 from depth_lightning.evaluation.tables import format_table
-from depth_lightning.inference.checkpoint import check_compatible
+from depth_lightning.inference.loading import check_compatible
 from depth_lightning.module import DepthModule
 from depth_lightning.run.budget import TimeBudget
 from depth_lightning.run.ddp import run_ddp_ranks_as_this_job
@@ -161,7 +161,7 @@ def fit(cfg: DictConfig, run: Run) -> tuple[dict[str, Any], EvaluationResult | N
     """``trainer.fit`` on train and validation (the test list is never read): what it measured, and
     the last validation's result."""
     trainer, module, datamodule = run.trainer, run.module, run.datamodule
-    val = evaluator_for(datamodule, "val", module.bins.num_bins, module.hparams.decoder)
+    val = evaluator_for(datamodule, "val", module.bins.num_bins, module.net.decoder)
     module.evaluate_with(val=val)
     datamodule.setup("fit")
     held_out = datamodule.describe_validation()
@@ -228,10 +228,11 @@ def test(
     if wanted_best and not best:
         log.warning("test_checkpoint=best: no best checkpoint was written; testing the last weights")
     tested = best if wanted_best and best else None
-    evaluator = evaluator_for(run.datamodule, "test", module.bins.num_bins, module.hparams.decoder, baselines)
+    evaluator = evaluator_for(run.datamodule, "test", module.bins.num_bins, module.net.decoder, baselines)
     module.evaluate_with(test=evaluator)
     trainer.test(module, datamodule=run.datamodule, ckpt_path=tested, weights_only=False, verbose=False)
     found: dict[str, Any] = {"test": logged_metrics(trainer, "test"), "tested_checkpoint": tested or "last"}
+    found["precision"] = str(trainer.precision)  # what the numbers were computed in (evaluate reuses it)
     if trainer.is_global_zero:
         saved = record_test(evaluator.result, Path(cfg.paths.output_dir), cfg.get("intervals"))
         found["test"].update(saved.pop("test_values"))  # float64: the per-image columns' means exactly

@@ -125,9 +125,9 @@ def test_decode_gives_both_decoders_the_uncertainty_and_the_bin_in_float32_under
     torch.testing.assert_close(out["uncertainty"].double(), std, rtol=1e-3, atol=1e-5)
 
 
-def test_the_centres_are_not_saved_with_the_weights_and_edge_settings_are_allowed():
+def test_the_centres_travel_with_the_weights_and_edge_settings_are_allowed():
     bins = LogDepthBins(1.0, 8.0, 2)  # two bins: the smallest K
-    assert "log_centres" not in bins.state_dict()
+    torch.testing.assert_close(bins.state_dict()["log_centres"], torch.tensor([0.0, math.log(8.0)]))
     assert bins.log_centres.tolist() == pytest.approx([0.0, math.log(8.0)])
     for kwargs in ({"num_bins": 2.0}, {"num_bins": True}, {"d_min": 3.0, "d_max": 3.0}, {"d_min": float("nan")}):
         with pytest.raises(ValueError, match="num_bins must be an integer|bins need 0 < d_min < d_max"):

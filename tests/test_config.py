@@ -78,7 +78,7 @@ def test_paper_numbers_are_the_papers():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["+model.net.bakbone=x"], "model.net.bakbone: not a setting of depth_lightning.models.DepthNet"),
+        (["+model.net.bakbone=x"], "model.net.bakbone: not a setting of the network"),
         (["model.net.dropout=1.5"], "model.net.dropout"),
         (["data.depth_min=20"], "d_min"),
         (["data.protocol.region=center"], "data.protocol.region"),

@@ -75,16 +75,17 @@ def test_training_evaluate_and_score_give_identical_per_image_rows_for_the_same_
     import lightning as L
 
     from depth_lightning.evaluate import evaluate
-    from depth_lightning.inference.checkpoint import load_module
+    from depth_lightning.inference.loading import checkpoint_record, load_model
+    from depth_lightning.module import EvaluationModule
     from depth_lightning.score import score_and_record
 
-    eight = ["+data.dataset.test_length=8", "baselines=false"]
-    module = load_module(tiny_checkpoint)
-    data = {**module.hparams.data, "height": 64, "width": 96}
+    eight = ["+data.dataset.test_length=8", "baselines=false", "trainer.precision=32-true"]  # as the Trainer below
+    module = EvaluationModule(load_model(tiny_checkpoint))
+    data = {**checkpoint_record(tiny_checkpoint)["data"], "height": 64, "width": 96}
     data["dataset"] = {**data["dataset"], "test_length": 8}
     datamodule = build(data, "data")
     # 1. training's test: the module drives an Evaluator under the Trainer
-    evaluator = evaluator_for(datamodule, "test", module.bins.num_bins, module.hparams.decoder)
+    evaluator = evaluator_for(datamodule, "test", module.bins.num_bins, module.net.decoder)
     module.evaluate_with(test=evaluator)
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.test(module, datamodule=datamodule, verbose=False)

@@ -13,14 +13,14 @@ from tests.helpers import composed
 
 def test_onnx_export_matches_pytorch_on_two_sizes(tiny_checkpoint, tmp_path):
     ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed (pip install -e '.[export]')")
-    from depth_lightning.inference.checkpoint import load_module
+    from depth_lightning.inference.loading import load_model
     from depth_lightning.inference.onnx import export_onnx
 
     ckpt = tiny_checkpoint
     out = tmp_path / "model.onnx"
-    export_onnx(load_module(ckpt), out, uncertainty=True)  # what python -m depth_lightning.export runs
+    export_onnx(load_model(ckpt), out, uncertainty=True)  # what python -m depth_lightning.export runs
     session = ort.InferenceSession(str(out))
-    reference = ExportedDepth(load_module(ckpt).net, uncertainty=True).eval()
+    reference = ExportedDepth(load_model(ckpt), uncertainty=True).eval()
     for batch, h, w in ((2, 64, 96), (1, 90, 150)):
         x = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(h))
         depth, unc = session.run(None, {"image": x.numpy()})
@@ -79,7 +79,7 @@ def test_a_pretrained_models_normalisation_reaches_predict_and_the_onnx_graph(tm
     ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed (pip install -e '.[export]')")
     import torchvision
 
-    from depth_lightning.inference.checkpoint import load_module
+    from depth_lightning.inference.loading import load_model
     from depth_lightning.inference.onnx import export_onnx
 
     weights = tmp_path / "resnet18.pth"
@@ -99,8 +99,9 @@ def test_a_pretrained_models_normalisation_reaches_predict_and_the_onnx_graph(tm
     with torch.no_grad():  # the backbone and head fed the ImageNet-normalised image by hand
         logits = trained.net.head(trained.net.backbone((x - mean) / std), (32, 48))
         expected = trained.bins.decode(logits)["soft"]
-    reloaded = load_module(ckpt)
-    assert reloaded.hparams.net["pretrained"] == "none"  # nothing downloaded or read at load time
+    weights.unlink()  # nothing of the pretrained file is read at load time
+    reloaded = load_model(ckpt)
+    assert reloaded.settings["normalize"] == "imagenet"  # normalize=auto, resolved from the weights it holds
     api = DepthEstimator(reloaded, device="cpu").predict(x, resize=False, upsample=False)
     torch.testing.assert_close(api["depth"], expected, rtol=1e-4, atol=1e-5)
     export_onnx(reloaded, tmp_path / "m.onnx")

@@ -3,6 +3,7 @@ import torch
 import torchvision
 
 from depth_lightning.models import DepthNet, ResNetBackbone, count_parameters
+from depth_lightning.models.builder import build_network
 from depth_lightning.models.head import Upsample4x
 from depth_lightning.models.packed_dropout import PackedUniformDropout
 
@@ -64,31 +65,39 @@ def test_undilated_with_strides_restored_equals_torchvision(name):
         torch.testing.assert_close(logits, tv(x))
 
 
+def _trunk(pretrained: str) -> ResNetBackbone:
+    """The trunk as training's builder initialises it (``model.net.pretrained``)."""
+    return build_network({"backbone": "resnet18", "num_bins": 10, "pretrained": pretrained}, (64, 64)).backbone
+
+
 def test_state_dict_path_is_loaded_strictly(tmp_path):
     tv = torchvision.models.resnet18(weights=None)
     path = tmp_path / "r18.pth"
     torch.save(tv.state_dict(), path)
-    bb = ResNetBackbone("resnet18", pretrained=str(path))
+    bb = _trunk(str(path))
     for k, v in bb.state_dict().items():
         torch.testing.assert_close(v, tv.state_dict()[k])
     torch.save({k: v for k, v in tv.state_dict().items() if k != "layer1.0.conv1.weight"}, path)
     with pytest.raises(ValueError, match="missing keys"):
-        ResNetBackbone("resnet18", pretrained=str(path))
+        _trunk(str(path))
     with pytest.raises(FileNotFoundError, match="model.net.pretrained"):
-        ResNetBackbone("resnet18", pretrained=str(tmp_path / "absent.pth"))
+        _trunk(str(tmp_path / "absent.pth"))
 
 
-def test_imagenet_weights_come_from_torchvisions_cache(tmp_path, monkeypatch):
+def test_imagenet_weights_come_from_torchvisions_cache_and_never_from_a_constructor(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     weights = torchvision.models.ResNet18_Weights.DEFAULT
     cached = tmp_path / "hub" / "checkpoints" / weights.url.rsplit("/", 1)[-1]
     # no network here: an empty cache is a clear error naming where the file is expected
     with pytest.raises(RuntimeError, match=str(cached.parent)):
-        ResNetBackbone("resnet18", pretrained="imagenet")
+        _trunk("imagenet")
+    for constructor in (ResNetBackbone, DepthNet):  # the deployable parts take no such argument
+        with pytest.raises(TypeError, match="pretrained"):
+            constructor("resnet18", pretrained="imagenet")
     cached.parent.mkdir(parents=True, exist_ok=True)
     tv = torchvision.models.resnet18(weights=None)
     torch.save(tv.state_dict(), cached)
-    bb = ResNetBackbone("resnet18", pretrained="imagenet")
+    bb = _trunk("imagenet")
     torch.testing.assert_close(bb.conv1.weight, tv.conv1.weight)
 
 
@@ -224,12 +233,12 @@ def test_imagenet_normalisation_equals_torchvisions_preprocessing_of_the_weights
     expected = torchvision.transforms.functional.normalize(x, preprocess.mean, preprocess.std)
     path = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
-    pretrained = DepthNet("resnet18", 20, pretrained=str(path), normalize="auto")
+    pretrained = build_network({"backbone": "resnet18", "num_bins": 20, "pretrained": str(path)}, (48, 64))
     torch.testing.assert_close(pretrained.normalize(x), expected)
     # the network feeds the backbone the normalised image: what a bare trunk gives on `expected`
     pretrained.eval()
     torch.testing.assert_close(pretrained.backbone(pretrained.normalize(x))[-1], pretrained.backbone(expected)[-1])
-    from_scratch = DepthNet("resnet18", 20, normalize="auto")
+    from_scratch = build_network({"backbone": "resnet18", "num_bins": 20, "normalize": "auto"}, (48, 64))
     torch.testing.assert_close(from_scratch.normalize(x), x)  # nothing pretrained: the identity
     # the statistics travel with the weights: a checkpoint rebuilt without the pretrained file restores them
     from_scratch.load_state_dict(pretrained.state_dict())

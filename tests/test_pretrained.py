@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from depth_lightning.config import compose_config
-from depth_lightning.inference.pretrained import load_model
+from depth_lightning.inference.loading import load_model
 from depth_lightning.run.errors import CheckpointError
 from tests.helpers import composed_for, run_module, train_here
 
@@ -46,11 +46,23 @@ def test_the_folder_predicts_bit_for_bit_as_the_checkpoint_and_holds_no_pickle(t
 
 
 def test_the_model_card_holds_the_test_numbers_the_protocol_and_the_commands(tiny_run, folder):
+    from huggingface_hub import ModelCard
+
     card = (folder / "README.md").read_text()
     record = json.loads((tiny_run / "metrics.json").read_text())
     low, high = record["test_intervals"]["soft/abs_rel"]
-    assert card.startswith("---\nlibrary_name: depth_lightning\npipeline_tag: depth-estimation")
+    meta = ModelCard(card, ignore_metadata_errors=False).data  # as the Hub parses it
+    assert (meta.library_name, meta.pipeline_tag, meta.datasets, meta.license) == (
+        "depth_lightning",
+        "depth-estimation",
+        ["synthetic"],
+        "other",
+    )
+    found = {r.metric_type: r.metric_value for r in meta.eval_results}
+    assert found["abs_rel"] == record["test"]["soft/abs_rel"] and found["d1"] == record["test"]["soft/d1"]
+    assert {r.dataset_name for r in meta.eval_results} == {"synthetic"}
     assert f"| abs_rel | {record['test']['soft/abs_rel']:.4f} | [{low:.4f}, {high:.4f}] |" in card
+    assert f"`{record['precision']}` precision" in card and "pip install" in card
     assert (
         '"dataset": "synthetic"' in card and "python -m depth_lightning.train debug=tiny trainer.max_steps=40" in card
     )
@@ -61,11 +73,9 @@ def test_a_folder_whose_config_disagrees_with_its_weights_is_refused_in_one_line
     broken = tmp_path / "broken"
     shutil.copytree(folder, broken)
     config = json.loads((broken / "config.json").read_text())
-    config["net"]["num_bins"] = 40
+    config["num_bins"] = 40
     (broken / "config.json").write_text(json.dumps(config))
-    with pytest.raises(
-        CheckpointError, match=r"config.json and model.safetensors disagree: .*net.head.classifier.0.weight"
-    ):
+    with pytest.raises(CheckpointError, match=r"config.json and its weights disagree: .*head.classifier.0.weight"):
         load_model(broken)
     from PIL import Image
 
@@ -74,7 +84,7 @@ def test_a_folder_whose_config_disagrees_with_its_weights_is_refused_in_one_line
         "depth_lightning.predict", f"ckpt_path={broken}", f"input={tmp_path / 'room.png'}", cwd=tmp_path, check=False
     )
     lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2 and len(lines) == 1 and "net.head.classifier" in lines[0], done.stderr
+    assert done.returncode == 2 and len(lines) == 1 and "head.classifier" in lines[0], done.stderr
 
 
 def test_a_hub_repo_id_resolves_through_the_huggingface_cache_offline(folder, tmp_path, monkeypatch):
@@ -108,7 +118,15 @@ def test_evaluate_takes_a_model_folder_as_it_takes_a_checkpoint(tiny_checkpoint,
     found = {}
     for name, source in (("ckpt", tiny_checkpoint), ("folder", folder)):
         out = tmp_path / f"{name}.json"
-        evaluate(composed_for("evaluate", tmp_path / name, f"ckpt_path={source}", f"output={out}", "baselines=false"))
+        args = (
+            f"ckpt_path={source}",
+            f"output={out}",
+            "baselines=false",
+            "data=synthetic",
+            "data.dataset.test_length=8",
+        )
+        args += ("trainer.precision=32-true",)  # a folder says nothing of its run's precision: the same for both
+        evaluate(composed_for("evaluate", tmp_path / name, *args))
         found[name] = json.loads(out.read_text())["test"]
     assert found["ckpt"] == found["folder"]
 
@@ -123,10 +141,10 @@ def test_init_from_copies_every_weight_when_the_bins_agree(tiny_checkpoint, fold
     source = load_model(folder)
     run = build_run(compose_config(*TINY, f"init_from={folder}", output_dir=str(tmp_path / "run")))
     for key, value in source.state_dict().items():
-        assert torch.equal(run.module.state_dict()[key], value), key  # the first step starts from them
+        assert torch.equal(run.module.net.state_dict()[key], value), key  # the first step starts from them
     assert run.init_from["source"] == str(folder) and "reinitialised" not in run.init_from
     fresh = build_run(compose_config(*TINY, output_dir=str(tmp_path / "fresh")))
-    assert not torch.equal(fresh.module.net.head.classifier[0].weight, source.net.head.classifier[0].weight)
+    assert not torch.equal(fresh.module.net.head.classifier[0].weight, source.head.classifier[0].weight)
 
 
 def test_other_bins_start_the_head_afresh_and_the_run_says_so(tiny_checkpoint, tmp_path, caplog):
@@ -140,8 +158,8 @@ def test_other_bins_start_the_head_afresh_and_the_run_says_so(tiny_checkpoint, t
     assert run.init_from["reinitialised"] == ["net.head.classifier.0", "net.head.classifier.1", "net.head.upsample"]
     for key, value in _net_state(run.module, "net.head.classifier").items():
         assert torch.equal(value, fresh.module.state_dict()[key]), key  # the seed's fresh initialisation
-    for key, value in _net_state(source, "net.backbone").items():
-        assert torch.equal(run.module.state_dict()[key], value), key
+    for key, value in _net_state(source, "backbone").items():
+        assert torch.equal(run.module.net.state_dict()[key], value), key
 
 
 def test_a_frozen_backbone_fine_tune_trains_only_the_head_and_records_its_source(tiny_checkpoint, tmp_path):
@@ -150,13 +168,15 @@ def test_a_frozen_backbone_fine_tune_trains_only_the_head_and_records_its_source
     )
     assert results["init_from"]["source"] == str(tiny_checkpoint) and results["global_step"] == 2
     tuned, source = load_model(tmp_path / "run" / "checkpoints" / "last.ckpt"), load_model(tiny_checkpoint)
-    for key, value in _net_state(source, "net.backbone").items():
+    for key, value in _net_state(source, "backbone").items():
         assert torch.equal(tuned.state_dict()[key], value), key  # weights and BatchNorm statistics unchanged
-    assert not torch.equal(tuned.net.head.classifier[0].weight, source.net.head.classifier[0].weight)
+    assert not torch.equal(tuned.head.classifier[0].weight, source.head.classifier[0].weight)
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["init_from"]["copied"] > 0 and saved["config"]["init_from"] == str(tiny_checkpoint)
     from depth_lightning.export import export
 
     export(compose_config(f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", "format=hub",
                           f"output={tmp_path / 'shared'}", config_name="export"))  # fmt: skip
-    assert f"Fine-tuned from `{tiny_checkpoint}`." in (tmp_path / "shared" / "README.md").read_text()
+    card = (tmp_path / "shared" / "README.md").read_text()
+    assert "Fine-tuned from `<...>/last.ckpt`." in card  # named, never the exporting machine's path
+    assert str(tmp_path) not in card and str(tiny_checkpoint.parent) not in card

@@ -257,14 +257,14 @@ def test_7_a_diverging_run_stops_before_any_poisoned_state_is_written(tmp_path):
 
 def test_7_every_load_path_refuses_a_checkpoint_with_non_finite_tensors(tiny_checkpoint, tmp_path):
     from depth_lightning.inference import DepthEstimator
-    from depth_lightning.inference.checkpoint import load_module
+    from depth_lightning.inference.loading import load_model
 
     ckpt = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
     ckpt["state_dict"]["net.backbone.bn1.running_var"][0] = float("inf")
     poisoned = tmp_path / "poisoned.ckpt"
     torch.save(ckpt, poisoned)
     with pytest.raises(CheckpointError, match=r"non-finite weights or statistics \(net.backbone.bn1.running_var"):
-        load_module(poisoned)
+        load_model(poisoned)
     paths = {
         "evaluate": lambda: evaluate(composed_for("evaluate", tmp_path / "e", f"ckpt_path={poisoned}")),
         "resume": lambda: train_here(tmp_path / "r", *TINY, f"ckpt_path={poisoned}"),

@@ -97,16 +97,16 @@ def test_config_errors_fail_before_any_work(tmp_path, args, message):
 def test_bad_checkpoints_are_refused_clearly(tmp_path):
     import torch
 
-    from depth_lightning.inference.checkpoint import load_module
+    from depth_lightning.inference.loading import load_model
 
     with pytest.raises(CheckpointError, match="no such file"):
-        load_module(tmp_path / "absent.ckpt")
+        load_model(tmp_path / "absent.ckpt")
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
     with pytest.raises(CheckpointError, match="not a depth_lightning checkpoint"):
-        load_module(tmp_path / "other.ckpt")
+        load_model(tmp_path / "other.ckpt")
     (tmp_path / "junk.ckpt").write_bytes(b"junk")
     with pytest.raises(CheckpointError, match="cannot be read"):
-        load_module(tmp_path / "junk.ckpt")
+        load_model(tmp_path / "junk.ckpt")
 
 
 def test_fig7_confusion_belongs_to_the_validation_that_wrote_it(tmp_path):

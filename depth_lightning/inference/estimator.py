@@ -18,10 +18,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from depth_lightning.inference.checkpoint import load_module
-from depth_lightning.inference.pretrained import load_model, save_pretrained
-from depth_lightning.models.bins import DECODERS
-from depth_lightning.module import DepthModule
+from depth_lightning.inference.loading import load_model
+from depth_lightning.models.bins import DECODERS, LogDepthBins
+from depth_lightning.models.network import DepthNet
 from depth_lightning.run.errors import ConfigError
 
 # precision -> autocast dtype of the network (None: float32)
@@ -72,20 +71,20 @@ def resize_log_depth(log_depth: torch.Tensor, size: tuple[int, int]) -> torch.Te
 
 
 class DepthEstimator:
-    """A trained :class:`~depth_lightning.module.DepthModule` ready for inference.
+    """A trained :class:`~depth_lightning.models.DepthNet` ready for inference.
 
     Args:
-        module: the trained module (``checkpoint.load_module``).
+        model: the trained network (:func:`~depth_lightning.inference.loading.load_model`).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``...
         precision: ``32`` (default), ``bf16`` or ``16-mixed`` autocast for the network; the softmax
             and decoding always run in float32.
     """
 
-    def __init__(self, module: DepthModule, device: str | torch.device = "auto", precision: str = "32") -> None:
+    def __init__(self, model: DepthNet, device: str | torch.device = "auto", precision: str = "32") -> None:
         if str(precision) not in PRECISIONS:
             raise ConfigError(f"precision={precision!r} is not one of: {', '.join(PRECISIONS)}")
         self.device = pick_device(device)
-        self.module = module.eval().to(self.device)
+        self.model = model.eval().to(self.device)
         self.dtype = PRECISIONS[str(precision)]
 
     @classmethod
@@ -93,7 +92,7 @@ class DepthEstimator:
         cls, path: str | Path, device: str | torch.device = "auto", precision: str = "32"
     ) -> DepthEstimator:
         """Load a checkpoint of ``depth_lightning.train`` (refused, naming it, if it is not one)."""
-        return cls(load_module(path), device, precision)
+        return cls(load_model(path), device, precision)
 
     @classmethod
     def from_pretrained(
@@ -111,17 +110,18 @@ class DepthEstimator:
 
     def save_pretrained(self, folder: str | Path, card: str | None = None) -> Path:
         """Write this model as a folder :meth:`from_pretrained` loads: ``model.safetensors``,
-        ``config.json``, ``README.md`` (``card``: its text)."""
-        return save_pretrained(self.module, folder, card)
+        ``config.json``, ``README.md`` (``card``: its text; by default the card it was loaded with)."""
+        self.model.save_pretrained(folder, card=card)
+        return Path(folder)
 
     @property
     def input_size(self) -> tuple[int, int]:
         """The ``(height, width)`` the network was trained at."""
-        return tuple(self.module.hparams.input_size)
+        return self.model.input_size
 
     @property
-    def bins(self) -> Any:
-        return self.module.bins
+    def bins(self) -> LogDepthBins:
+        return self.model.bins
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:
@@ -130,7 +130,7 @@ class DepthEstimator:
 
     def _logits(self, batch: torch.Tensor) -> torch.Tensor:
         with self._autocast():
-            return self.module(batch).float()
+            return self.model(batch).float()
 
     @torch.no_grad()
     def predict(
@@ -161,7 +161,7 @@ class DepthEstimator:
             ``{"depth", ["uncertainty"], ["probabilities", "log_centres"]}``: NumPy arrays without the
             batch axis for a PIL or NumPy image, tensors ``(B, ...)`` on the CPU for a tensor input.
         """
-        decoder = decoder or self.module.hparams.decoder
+        decoder = decoder or self.model.decoder
         if decoder not in DECODERS:
             raise ConfigError(f"decoder={decoder!r} is not one of: {', '.join(DECODERS)}")
         batch, single = as_batch(image)
@@ -172,23 +172,16 @@ class DepthEstimator:
         views = [self._logits(batch)]
         if flip:
             views.append(self._logits(batch.flip(-1)).flip(-1))
-        bins = self.bins
-        probs = torch.stack([bins.probabilities(v) for v in views]).mean(0)
-        # Eq. 5 is linear in the probabilities: the mean distribution's soft depth is the mean log depth
-        mean, std = bins.moments(probs)
-        if decoder == "soft":
-            log_depth = mean
-        else:
-            log_depth = torch.stack([bins.log_centres[bins.most_likely(v)] for v in views]).mean(0)
-        out: dict[str, torch.Tensor] = {"depth": log_depth}
+        decoded = self.bins.decode(views, log=True, distribution=distribution)
+        out: dict[str, torch.Tensor] = {"depth": decoded[decoder]}
         if uncertainty:
-            out["uncertainty"] = std
+            out["uncertainty"] = decoded["uncertainty"]
         if upsample:
             out = {k: resize_log_depth(v, (height, width)) for k, v in out.items()}
         out["depth"] = torch.exp(out["depth"])
         if distribution:
-            out["probabilities"] = probs
-            out["log_centres"] = bins.log_centres
+            out["probabilities"] = decoded["probabilities"]
+            out["log_centres"] = self.bins.log_centres
         results: dict[str, Any] = {k: v.cpu() for k, v in out.items()}
         if single:
             results = {k: v.numpy() if k == "log_centres" else v[0].numpy() for k, v in results.items()}

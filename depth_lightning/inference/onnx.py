@@ -11,34 +11,33 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from depth_lightning.module import DepthModule
+from depth_lightning.models.network import DepthNet
 
 
 class ExportedDepth(nn.Module):
-    """The network plus Eq. 5 (and the uncertainty), for export."""
+    """The network plus its decoding (:meth:`LogDepthBins.decode`: Eq. 5 and the uncertainty), for export."""
 
-    def __init__(self, net: nn.Module, uncertainty: bool = False) -> None:
+    def __init__(self, net: DepthNet, uncertainty: bool = False) -> None:
         super().__init__()
         self.net, self.with_uncertainty = net, uncertainty
 
     def forward(self, image: Tensor) -> Tensor | tuple[Tensor, Tensor]:
-        mean, std = self.net.bins.log_moments(self.net(image))
-        depth = torch.exp(mean)
-        return (depth, std) if self.with_uncertainty else depth
+        decoded = self.net.bins.decode(self.net(image))
+        return (decoded["soft"], decoded["uncertainty"]) if self.with_uncertainty else decoded["soft"]
 
 
 def export_onnx(
-    module: DepthModule,
+    net: DepthNet,
     output: str | Path,
     uncertainty: bool = False,
     example_size: tuple[int, int] | None = None,
     opset: int = 18,
 ) -> Path:
-    """Export ``module`` (a :class:`DepthModule`) with dynamic batch, height and width."""
+    """Export ``net`` with dynamic batch, height and width."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    model = ExportedDepth(module.net.eval(), uncertainty).eval()
-    h, w = example_size or tuple(module.hparams.input_size)
+    model = ExportedDepth(net.eval(), uncertainty).eval()
+    h, w = example_size or net.input_size
     example = torch.rand(2, 3, h, w)  # not 1: torch.export would specialise a size-1 batch
     batch = torch.export.Dim("batch", min=1, max=1024)
     height, width = torch.export.Dim("height", min=32, max=4096), torch.export.Dim("width", min=32, max=4096)

@@ -35,10 +35,10 @@ class ResNetBackbone(nn.Module):
             ``layerN`` is the end of stage N, ``layerN.i`` the output of its block ``i``
             (negative counts from the end), ``layerN.mid`` its middle block.
         output_stride: 8 (the paper); 32 restores torchvision's strides (only with ``dilated=False``).
-        pretrained: ``none``, ``imagenet`` (torchvision's weights through its cache), or the path
-            of a torchvision ResNet ``state_dict`` file.
 
-    The parameter names are torchvision's, so its ``state_dict`` (less ``fc.*``) loads key for key.
+    The parameter names are torchvision's, so its ``state_dict`` (less ``fc.*``) loads key for key
+    (:meth:`load_torchvision_state_dict`). The constructor reads no file and downloads nothing: ImageNet
+    initialisation is training's business (:func:`torchvision_state_dict`, ``models/builder.py``).
     """
 
     def __init__(
@@ -47,7 +47,6 @@ class ResNetBackbone(nn.Module):
         dilated: bool = True,
         taps: Sequence[str] = ("layer2", "layer3.mid", "layer3", "layer4"),
         output_stride: int = 8,
-        pretrained: str = "none",
     ) -> None:
         super().__init__()
         if name not in BACKBONES:
@@ -78,8 +77,6 @@ class ResNetBackbone(nn.Module):
             "layer4": self.layer4[-1].conv1.in_channels,
         }
         self.out_channels = [self.stage_channels[f"layer{s}"] for s, _ in self._tap_index]
-        if pretrained and pretrained != "none":
-            self.load_torchvision_state_dict(_pretrained_state_dict(name, pretrained))
 
     def _parse_tap(self, tap: str) -> tuple[int, int]:
         allowed = "layer2, layer3, layer4, layerN.<block index>, layerN.mid (N in 2..4)"
@@ -137,7 +134,10 @@ class ResNetBackbone(nn.Module):
         return self.layer4(self.layer3(self.layer2(x)))
 
 
-def _pretrained_state_dict(name: str, pretrained: str) -> dict[str, Tensor]:
+def torchvision_state_dict(name: str, pretrained: str) -> dict[str, Tensor]:
+    """The torchvision ``state_dict`` of ResNet ``name`` that ``model.net.pretrained`` names: ``imagenet``
+    (torchvision's weights, through its cache) or the path of a ``state_dict`` file (read with
+    ``weights_only``)."""
     if pretrained == "imagenet":
         weights = torchvision.models.get_model_weights(name).DEFAULT
         cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)

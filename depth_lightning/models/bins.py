@@ -7,6 +7,7 @@ Depth ``d`` in ``[d_min, d_max]`` is discretised into ``K`` bins equally spaced 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -44,9 +45,10 @@ class LogDepthBins(nn.Module):
         self.ignore_index = int(ignore_index)
         self.log_d_min = math.log(self.d_min)
         self.q = (math.log(self.d_max) - self.log_d_min) / (self.num_bins - 1)
-        # Eq. 5's w_i, kept in float64 on the host and float32 on the device.
+        # Eq. 5's w_i, computed in float64, kept in float32. Saved with the weights: a model's bins travel
+        # with it, and a config that names other bins is refused against them (models/storage.py).
         centres = self.log_d_min + self.q * torch.arange(self.num_bins, dtype=torch.float64)
-        self.register_buffer("log_centres", centres.float(), persistent=False)
+        self.register_buffer("log_centres", centres.float())
 
     def extra_repr(self) -> str:
         return f"d_min={self.d_min}, d_max={self.d_max}, num_bins={self.num_bins}, q={self.q:.5f}"
@@ -90,9 +92,9 @@ class LogDepthBins(nn.Module):
         """Hard-max inference: the centre of the most likely bin, ``exp(w_argmax)``."""
         return self.centre(self.most_likely(logits))
 
-    def log_moments(self, logits: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and standard deviation of log depth under the predicted distribution (float32)."""
-        return self.moments(self.probabilities(logits))
+    def uncertainty(self, logits: Tensor) -> Tensor:
+        """Standard deviation of log depth under the predicted distribution (Sec. 5.2: near-Gaussian)."""
+        return self.decode(logits)["uncertainty"]
 
     def moments(self, probs: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and standard deviation of log depth under probabilities ``(B,K,H,W)`` over the bins."""
@@ -100,14 +102,35 @@ class LogDepthBins(nn.Module):
         second = torch.einsum("bkhw,k->bhw", probs, self.log_centres.square())
         return mean, (second - mean.square()).clamp_min(0).sqrt()
 
-    def uncertainty(self, logits: Tensor) -> Tensor:
-        """Standard deviation of log depth under the predicted distribution (Sec. 5.2: near-Gaussian)."""
-        with torch.autocast(device_type=logits.device.type, enabled=False):
-            return self.log_moments(logits)[1]
+    def decode(
+        self, logits: Tensor | Sequence[Tensor], log: bool = False, distribution: bool = False
+    ) -> dict[str, Tensor]:
+        """Every output of the bins, the one decoding that validation, test, the estimator and the ONNX
+        graph share (always float32, also under autocast).
 
-    def decode(self, logits: Tensor) -> dict[str, Tensor]:
-        """Both decoders, the uncertainty (from one softmax) and the most likely bin."""
-        with torch.autocast(device_type=logits.device.type, enabled=False):
-            mean, std = self.log_moments(logits)
-            bins = self.most_likely(logits)
-            return {"soft": torch.exp(mean), "hard": self.centre(bins), "uncertainty": std, "bin": bins}
+        Args:
+            logits: ``(B,K,H,W)`` of one view, or of several aligned views of the same images (a
+                flipped view flipped back): their distributions are averaged, and since Eq. 5 is linear
+                in the probabilities the soft depth is the mean of the views' in log depth; the hard
+                depth is the mean of the views' argmax bin centres in log depth.
+            log: ``soft`` and ``hard`` in log depth (what the bins are linear in, e.g. to resize).
+            distribution: also return ``probabilities`` ``(B,K,H,W)``.
+
+        Returns:
+            ``soft`` (Eq. 5), ``hard`` (the argmax bin's centre), ``uncertainty`` (std of log depth
+            under the distribution, Sec. 5.2) and ``bin`` (the most likely bin), each ``(B,H,W)``.
+        """
+        views = [logits] if isinstance(logits, Tensor) else list(logits)
+        with torch.autocast(device_type=views[0].device.type, enabled=False):
+            one = len(views) == 1  # the mean of one view is that view, exactly: no copy
+            probs = self.probabilities(views[0]) if one else torch.stack([self.probabilities(v) for v in views]).mean(0)
+            mean, std = self.moments(probs)
+            most_likely = [self.most_likely(v) for v in views]
+            hard = torch.stack([self.log_centres[b] for b in most_likely]).mean(0)
+            bins = most_likely[0] if one else self.most_likely(probs)
+            out = {"soft": mean, "hard": hard, "uncertainty": std, "bin": bins}
+            if not log:
+                out["soft"], out["hard"] = torch.exp(mean), torch.exp(hard)
+            if distribution:
+                out["probabilities"] = probs
+            return out

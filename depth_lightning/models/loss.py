@@ -20,3 +20,10 @@ def bin_cross_entropy(logits: Tensor, labels: Tensor, ignore_index: int = IGNORE
     n_valid = (labels != ignore_index).sum()
     # 'mean' reduction divides by zero on an all-invalid batch; 'sum' / max(n, 1) is 0 there.
     return total / n_valid.clamp_min(1)
+
+
+def targets_at(depth: Tensor, size: tuple[int, int]) -> Tensor:
+    """Ground truth at the logits' resolution: nearest neighbour, never mixing valid and invalid."""
+    if depth.shape[-2:] == size:
+        return depth
+    return F.interpolate(depth[:, None], size=size, mode="nearest")[:, 0]

@@ -1,22 +1,37 @@
-"""The paper's network: dilated ResNet trunk + hierarchical fusion head + log-depth bins."""
+"""The paper's network, the one deployable model: dilated ResNet trunk + hierarchical fusion head +
+log-depth bins, with its input size, normalisation and decoder."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
 from depth_lightning.models.backbone import ResNetBackbone
-from depth_lightning.models.bins import LogDepthBins
+from depth_lightning.models.bins import DECODERS, LogDepthBins
 from depth_lightning.models.head import FusionHead
+from depth_lightning.models.settings import NORMALIZATIONS
+from depth_lightning.models.storage import (
+    CARD,
+    CONFIG,
+    FORMAT,
+    WEIGHTS,
+    minimal_card,
+    read_model_folder,
+    resolve_folder,
+    save_weights,
+)
+from depth_lightning.run.files import save_atomic
 
 # torchvision's ImageNet classification weights expect RGB in [0, 1] normalised by these
 # (weights.transforms().mean / .std).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-NORMALIZATIONS = ("auto", "imagenet", "none")
 MIN_INPUT = 32  # below this the 1/8 feature map is < 4 pixels and BatchNorm statistics degenerate
 
 
@@ -62,30 +77,36 @@ def freeze_batchnorm_statistics(module: nn.Module) -> nn.Module:
     return module
 
 
-class DepthNet(nn.Module):
-    """RGB ``(B,3,H,W)`` in [0, 1] -> logits over K log-depth bins ``(B,K,floor(H/2),floor(W/2))``.
+class DepthNet(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="depth_lightning",
+    pipeline_tag="depth-estimation",
+    tags=["monocular-depth", "depth_lightning"],
+):
+    """The deployable model: RGB ``(B,3,H,W)`` in [0, 1] -> logits over K log-depth bins
+    ``(B,K,floor(H/2),floor(W/2))``, with everything needed to predict (normalisation, bins, input size,
+    decoder) and nothing of training. Its constructor's arguments are its ``config.json``
+    (huggingface_hub's ``PyTorchModelHubMixin``: ``save_pretrained`` / ``from_pretrained`` /
+    ``push_to_hub``, weights as safetensors); the bins travel in the weights (``bins.log_centres``).
 
     Args:
         backbone: the trunk's ResNet (:class:`ResNetBackbone`).
-        dilated: stages 3 and 4 dilated (2, 4) instead of strided (Sec. 3.1).
-        taps: where L1..L4 are taken from the trunk.
-        pretrained: ``imagenet``, ``none`` or a weights file for the trunk.
         num_bins: K, the bins' count (:class:`LogDepthBins`).
         d_min: the first bin centre's depth (metres).
         d_max: the last bin centre's depth (metres).
+        dilated: stages 3 and 4 dilated (2, 4) instead of strided (Sec. 3.1).
         fusion: concatenate L1..L4 (hierarchical fusion, :class:`FusionHead`), else L4 alone.
+        taps: where L1..L4 are taken from the trunk.
         dropout: the head's dropout rate.
         upsample: ``learned`` (the 8x8 stride-4 deconvolution) or ``bilinear`` (fixed).
-        normalize: ``imagenet`` standardises the input as ImageNet weights expect; ``auto`` does so
-            when the trunk starts from pretrained weights; ``none``.
-        freeze_bn: the backbone's BatchNorm layers normalise with their (pretrained) running
-            statistics and never update them, while their affine weights train: batch statistics
-            of a single image are noisy (the paper trains at batch 1), and Caffe ResNets were
-            fine-tuned with frozen statistics. ``auto``: when the trunk starts from pretrained
-            weights (a trunk trained from scratch has no statistics to keep).
-        freeze_backbone: the trunk does not train at all (weights and statistics), only the fusion
-            head: fine-tuning a model on a small dataset (``init_from``).
+        normalize: ``imagenet`` standardises the input as ImageNet weights expect; ``none``.
+        input_size: ``(height, width)`` the network was trained at: what inference feeds it.
+        decoder: the headline decoder, ``soft`` (Eq. 5) or ``hard`` (argmax bin).
+        channels_last: NHWC tensors (oneDNN's and cuDNN's preferred layout; the numbers do not change).
 
+    Training's builder (``models/builder.py``) initialises the trunk from ImageNet and freezes what
+    ``model.net`` says; this constructor reads no file and downloads nothing.
     ``predict`` decodes the logits into depth (soft-weighted-sum and hard-max) and uncertainty.
     """
 
@@ -100,26 +121,32 @@ class DepthNet(nn.Module):
         taps: Sequence[str] = ("layer2", "layer3.mid", "layer3", "layer4"),
         dropout: float = 0.5,
         upsample: str = "learned",
-        pretrained: str = "none",
-        normalize: str = "auto",
-        freeze_bn: bool | str = "auto",
-        freeze_backbone: bool = False,
+        normalize: str = "none",
+        input_size: Sequence[int] = (240, 320),
+        decoder: str = "soft",
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"model.net.normalize={normalize!r} is unknown; allowed: {', '.join(NORMALIZATIONS)}")
-        from_pretrained = pretrained not in (None, "none")
-        imagenet = normalize == "imagenet" or (normalize == "auto" and from_pretrained)
-        if freeze_bn not in (True, False, "auto"):
-            raise ValueError(f"model.net.freeze_bn={freeze_bn!r}: true, false or auto")
-        self.normalize = Normalize(IMAGENET_MEAN, IMAGENET_STD) if imagenet else Normalize()
+        if decoder not in DECODERS:
+            raise ValueError(f"model.decoder={decoder!r} is unknown; allowed: {', '.join(DECODERS)}")
+        if len(input_size) != 2 or min(input_size) < MIN_INPUT:
+            raise ValueError(f"input size {list(input_size)}: expected [height, width], each >= {MIN_INPUT}")
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.decoder, self.channels_last = decoder, bool(channels_last)
+        self.normalize = Normalize(IMAGENET_MEAN, IMAGENET_STD) if normalize == "imagenet" else Normalize()
         self.bins = LogDepthBins(d_min, d_max, num_bins)
-        self.backbone = ResNetBackbone(backbone, dilated=dilated, taps=taps, pretrained=pretrained)
-        if freeze_bn is True or (freeze_bn == "auto" and from_pretrained) or freeze_backbone:
-            freeze_batchnorm_statistics(self.backbone)
-        if freeze_backbone:  # fine-tuning on a small dataset: only the fusion head learns
-            self.backbone.requires_grad_(False)
+        self.backbone = ResNetBackbone(backbone, dilated=dilated, taps=taps)
         self.head = FusionHead(self.backbone.out_channels, num_bins, fusion=fusion, dropout=dropout, upsample=upsample)
+        self.card: str | None = None  # the model card it was loaded with, kept by save_pretrained
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The constructor's arguments: what ``config.json`` holds."""
+        return dict(self._hub_mixin_config)
 
     @staticmethod
     def output_size(height: int, width: int) -> tuple[int, int]:
@@ -131,12 +158,44 @@ class DepthNet(nn.Module):
         h, w = image.shape[-2:]
         if min(h, w) < MIN_INPUT:
             raise ValueError(f"input {(h, w)} is too small: height and width must be >= {MIN_INPUT}")
+        if self.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
         return self.head(self.backbone(self.normalize(image)), self.output_size(h, w))
 
     def predict(self, image: Tensor) -> dict[str, Tensor]:
-        """Logits plus ``soft``/``hard`` depth (metres) and ``uncertainty`` (std of log depth)."""
+        """Logits plus ``soft``/``hard`` depth (metres), ``uncertainty`` (std of log depth) and ``bin``."""
         logits = self(image)
         return {"logits": logits, **self.bins.decode(logits)}
+
+    # huggingface_hub's hooks: the weights as safetensors, read back strictly (models/storage.py)
+    def _save_pretrained(self, save_directory: Path) -> None:
+        save_weights(self, Path(save_directory) / WEIGHTS)
+
+    def save_pretrained(self, save_directory: str | Path, *, card: str | None = None, **kwargs: Any) -> str | None:
+        """Write ``model.safetensors``, ``config.json`` (the settings, format 2) and ``README.md``
+        (``card``, else the card it was loaded with, else a minimal one); huggingface_hub's keyword
+        arguments (``push_to_hub``, ``repo_id``...) pass through."""
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        text = card or self.card or minimal_card(self.settings)
+        save_atomic(folder / CARD, lambda p: p.write_text(text))  # before the mixin, which keeps a README
+        return super().save_pretrained(folder, config={**self.settings, **FORMAT}, **kwargs)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | Path,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        **hub_kwargs: Any,
+    ) -> DepthNet:
+        """The network of a model folder or a Hub repo id (``owner/name`` at ``revision``, through
+        huggingface_hub's cache; ``HF_HUB_OFFLINE=1`` honoured), any layout the suite has written. The
+        config is parsed as data and the weights checked against it (``models/storage.py``); the
+        mixin's own reader would ignore unknown settings and load weights non-strictly."""
+        folder = resolve_folder(pretrained_model_name_or_path, revision, cache_dir, **hub_kwargs)
+        return read_model_folder(folder / CONFIG, folder / WEIGHTS, folder / CARD, cls)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:

@@ -1,0 +1,45 @@
+"""What every entry point loads a trained model with: a training checkpoint (``.ckpt``), a model folder,
+or a Hugging Face Hub repo id -> the deployable :class:`~depth_lightning.models.DepthNet`, checked, and
+nothing else: no training module, optimiser or data module is built, and nothing the file names is
+imported or called (:mod:`depth_lightning.models.storage`). Lightning is not imported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from depth_lightning.models.network import DepthNet
+from depth_lightning.models.storage import model_from_checkpoint, read_checkpoint, resolve_folder, state_mismatch
+from depth_lightning.run.errors import CheckpointError
+
+
+def load_model(
+    source: str | Path, revision: str | None = None, cache_dir: str | None = None, key: str = "ckpt_path"
+) -> DepthNet:
+    """A trained network from a training checkpoint, a model folder, or a Hub repo id; refusals name
+    the file or folder (and ``key``, the setting that gave a checkpoint)."""
+    path = Path(source)
+    if path.is_file():
+        return model_from_checkpoint(path, DepthNet, key)
+    return DepthNet.from_pretrained(resolve_folder(source, revision, cache_dir))
+
+
+def checkpoint_record(path: str | Path) -> dict[str, Any]:
+    """What a training checkpoint says of itself as data: the ``precision`` its run computed in, the
+    ``data`` it was trained on (names and values); ``{}`` for a model folder or Hub id."""
+    if not Path(path).is_file():
+        return {}
+    ckpt = read_checkpoint(path)
+    return {"precision": ckpt.get("precision"), "data": ckpt["hyper_parameters"].get("data")}
+
+
+def check_compatible(path: str | Path, module: torch.nn.Module) -> None:
+    """Refuse, naming the keys, a checkpoint to resume that was trained with another model configuration."""
+    ours = dict(module.state_dict())
+    theirs = dict(read_checkpoint(path)["state_dict"])
+    theirs.setdefault("net.bins.log_centres", ours["net.bins.log_centres"])  # 0.1.0 saved no bins
+    mismatch = state_mismatch(ours, theirs)
+    if mismatch:
+        raise CheckpointError(f"ckpt_path={str(path)!r} was trained with a different model configuration: {mismatch}")

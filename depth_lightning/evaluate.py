@@ -122,6 +122,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                 "precision": precision,
                 "test": metrics,
                 "images": evaluator.result.images,
+                "empty_frames": evaluator.result.empty_frames,
+                "frames_below_min_pixels": evaluator.result.sparse_frames,
                 "world_size": trainer.world_size,
                 **found,
             },

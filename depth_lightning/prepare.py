@@ -88,14 +88,16 @@ def fill(jobs: list[Job], workers: int, name: str) -> tuple[dict[str, int], list
 
 def pack(argv: list[str]) -> int:
     """``pack data=<dataset> [data.<key>=<value> ...] output=<folder> [splits=train,val,test] [workers=N]
-    [compression=zstd]``: the splits as the datamodule builds them, written as LitData chunks."""
+    [compression=zstd] [overwrite=true]``: the splits as the datamodule builds them, written as LitData
+    chunks, and ``pack.json``, the pack's card (what it holds); a folder holding a pack is replaced only
+    with ``overwrite=true``."""
     from depth_lightning.config import build, compose_config
-    from depth_lightning.data.packed import pack_split
+    from depth_lightning.data.packed import pack_card, pack_split, refuse_to_replace, write_pack_card
 
     parser = argparse.ArgumentParser(prog="python -m depth_lightning.prepare pack", description=pack.__doc__)
     parser.add_argument("settings", nargs="*", help="data=<dataset>, data.<key>=<value>, output=, splits=, workers=")
     settings = parser.parse_args(argv).settings
-    keys = ("output", "splits", "workers", "compression")
+    keys = ("output", "splits", "workers", "compression", "overwrite")
     options = dict(a.split("=", 1) for a in settings if a.split("=", 1)[0] in keys)
     overrides = [a for a in settings if a.split("=", 1)[0] not in options]
     if "output" not in options:
@@ -103,10 +105,15 @@ def pack(argv: list[str]) -> int:
             "config error: prepare pack needs output=<folder or URL> (and data=<dataset> with its settings)"
         )
     check_compression(options.get("compression"))
+    overwrite = options.get("overwrite", "false").lower()
+    if overwrite not in ("true", "false"):
+        raise ConfigError(f"config error: overwrite={options['overwrite']!r}: true or false")
+    refuse_to_replace(options["output"], overwrite == "true")
     cfg = compose_config(*overrides, config_name="check")
     datamodule = build(cfg.data, "data")
     if datamodule.format == "packed":
         raise ConfigError("config error: data.format=packed: pack the dataset's own files (data.format=loose)")
+    packed = {}
     for split in options.get("splits", "train,val,test").split(","):
         dataset = datamodule.build(split)  # validation held out of the training list as training holds it out
         out = pack_split(
@@ -115,7 +122,9 @@ def pack(argv: list[str]) -> int:
             int(options.get("workers", 1)),
             options.get("compression"),
         )
+        packed[split] = dataset
         print(f"{split}: {len(dataset)} frames packed at {out}")
+    write_pack_card(options["output"], pack_card(datamodule, packed))  # last: a pack without one is unfinished
     return 0
 
 

@@ -118,6 +118,8 @@ def fit_test_and_compare(cfg: DictConfig, run: Run) -> dict[str, Any]:
         results.update(tested)
     # frames left out of the metrics: no valid ground truth
     results["empty_frames"] = {split: r.empty_frames for split, r in evaluated.items() if r is not None}
+    # frames with too few valid pixels for the protocol's minimum: left out too, named
+    results["frames_below_min_pixels"] = {s: r.sparse_frames for s, r in evaluated.items() if r is not None}
     if run.trainer.is_global_zero:
         log_final_metrics(run.trainer.loggers, results)
     return results

@@ -8,10 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from depth_lightning.evaluation.alignment import Alignment, alignment_from, weighted_l1_affine, weighted_l1_scale
+from depth_lightning.evaluation.alignment import (
+    MODES,
+    Alignment,
+    alignment_from,
+    weighted_l1_affine,
+    weighted_l1_scale,
+)
 from depth_lightning.evaluation.evaluator import Evaluator
 from depth_lightning.evaluation.protocol import EvalProtocol, card_differences
-from depth_lightning.run.errors import ConfigError, NonFiniteError
+from depth_lightning.run.errors import ConfigError, DataError, NonFiniteError
 
 PROTOCOL = EvalProtocol(region="full", min_depth=1e-3, caps=(10.0,))
 
@@ -132,7 +138,8 @@ def test_disparity_below_one_over_the_cap_is_clipped_before_inversion():
     # disparity maps: the lower half's fitted disparity would be negative, never inverted to a negative depth
     pred = torch.where(gt == 2.0, 0.5, 0.25).float()
     pred[0, 4:, :2] = -3.0
-    result = evaluate(pred, gt, torch.ones_like(gt, dtype=torch.bool), "scale_shift_disparity", prediction="disparity")
+    everywhere = torch.ones_like(gt, dtype=torch.bool)
+    result = evaluate(pred, gt, everywhere, "scale_shift_disparity", prediction="disparity", min_pixels=64)
     ids, rows = result.record.sums["p"]
     assert np.isfinite(rows).all() and 0 < result.values["d1"] < 1
 
@@ -185,3 +192,39 @@ def test_an_image_without_a_valid_pixel_gets_no_row_of_its_own_under_alignment()
     rows = result.record.rows()
     assert [r["id"] for r in rows] == [0] and result.images == 1 and rows[0]["p/scale"] == pytest.approx(0.5)
     assert np.isnan(result.record.fits["p"][1][1]).all()  # fitted on nothing: recorded as NaN, never a row
+
+
+@pytest.mark.parametrize("mode", [m for m in MODES if m != "none"])
+def test_a_frame_with_too_few_pixels_is_never_fitted_into_the_means(mode):
+    """One valid pixel fits any alignment exactly (abs rel 0): such a frame is left out, counted and named."""
+    gt, region = scene(5)
+    gt[1] = 0
+    gt[1, 10, 10] = 3.0  # the second frame: one valid ground-truth pixel
+    noise = torch.rand(gt.shape, generator=torch.Generator().manual_seed(0)) * 9 + 0.5
+    result = evaluate(noise, gt, region, mode)
+    alone = evaluate(noise[:1], gt[:1], region[:1], mode)
+    assert result.images == 1 and result.values["abs_rel"] == alone.values["abs_rel"] > 0.1
+    assert result.sparse_frames == ["sample 1"] and result.empty_frames == []
+    assert [r["id"] for r in result.record.rows()] == [0]
+    with pytest.raises(DataError, match=r"1 frame\(s\) with fewer than 100 valid ground-truth pixels .*sample 1"):
+        evaluate(noise, gt, region, mode, too_few="refuse")
+    kept = evaluate(noise, gt, region, mode, min_pixels=1)  # as before: the one-pixel frame scores as perfect
+    assert kept.images == 2 and kept.values["abs_rel"] < result.values["abs_rel"]
+
+
+def test_the_minimum_is_a_setting_of_the_protocol_too_and_the_card_counts_the_frames():
+    gt, region = scene(6)
+    gt[1] = 0
+    gt[1, 5:8, 5:8] = 2.0  # nine valid pixels
+    pred = torch.where(gt > 0, gt, 1.0) * 1.1
+    protocol = EvalProtocol(region="full", min_depth=1e-3, caps=(10.0,), min_pixels=10)
+    result = evaluate(pred, gt, region, "none", protocol=protocol)
+    assert result.images == 1 and result.sparse_frames == ["sample 1"]
+    assert evaluate(pred, gt, region, "none").images == 2  # the default minimum: one pixel
+    with pytest.raises(ValueError, match="data.protocol.min_pixels=0"):
+        EvalProtocol(min_pixels=0)
+    with pytest.raises(ConfigError, match="alignment.min_pixels=0"):
+        alignment_from({"mode": "scale", "min_pixels": 0})
+    with pytest.raises(ConfigError, match="alignment.too_few='skip'"):
+        alignment_from({"mode": "scale", "too_few": "skip"})
+    assert Alignment("scale").card()["min_pixels"] == 100

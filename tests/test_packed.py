@@ -103,7 +103,7 @@ def test_packed_settings_and_a_missing_copy_are_named(nyu, tmp_path, capsys):
     with pytest.raises(Exception, match=r"data.format='packed', data.packed=None"):
         build(compose_config(*data, "data.format=packed").data, "data")
     datamodule = build(compose_config(*data, "data.format=packed", f"data.packed={tmp_path}").data, "data")
-    with pytest.raises(DataError, match=r"no packed test split at .*index.json.*prepare pack"):
+    with pytest.raises(DataError, match=r"no pack card at .*pack.json.*prepare pack"):
         datamodule.build("test")
     assert prepare(["pack", *data]) == 2  # output= is required: refused before anything is read
     assert capsys.readouterr().err.strip() == (

@@ -159,19 +159,29 @@ class DepthDataModule(L.LightningDataModule):
         self.skip_bad_samples, self.baseline_frames, self.seed = skip_bad_samples, baseline_frames, seed
         self.datasets: dict[str, FrameDataset] = {}
         self._depth_sample: np.ndarray | None = None
+        self._pack_card: dict[str, Any] | None = None
 
     def build(self, split: str, whole_list: bool = False) -> FrameDataset:
         """The ``split`` (train | val | test) of the dataset. ``whole_list``: every frame of the split's
         list, validation not held out, missing files collected instead of raised (``check``)."""
         hold_out = split != "test" and not whole_list
         if self.format == "packed":  # validation was held out when the splits were packed
-            from depth_lightning.data.packed import PackedFrames
+            from depth_lightning.data.packed import PackedFrames, check_pack, read_pack_card
 
+            if self._pack_card is None:  # the pack must hold this run's dataset, as this run would read it
+                self._pack_card = read_pack_card(self.packed)
+                check_pack(self._pack_card, self, self.packed)
+            if split not in (self._pack_card.get("splits") or {}):
+                raise DataError(
+                    f"data.packed={self.packed!r} holds no {split} split (it holds "
+                    f"{', '.join(self._pack_card.get('splits') or {}) or 'none'}); pack it: prepare pack ... splits={split}"
+                )
             common = {"input_size": self.input_size, "seed": self.seed, "protocol": self.protocol}
             augment = None if whole_list else self.augment
             ds: FrameDataset = PackedFrames(
                 self.packed, split=split, augment=augment, skip_bad_samples=self.skip_bad_samples, **common
             )
+            ds.card = self._pack_card
         else:
             ds = self.dataset(
                 split=split,

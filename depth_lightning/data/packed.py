@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,148 @@ import numpy as np
 
 from depth_lightning.data.frames import FrameDataset
 from depth_lightning.run.errors import DataError
+from depth_lightning.run.files import write_json
 
 NO_BOX = (-1, -1, -1, -1)
+CARD = "pack.json"  # the pack's identity, beside its splits
+# dataset settings that say where files are, not what a sample is: a pack is read wherever it was copied
+LOCATION_SUFFIXES = ("root", "list", "_dir")
+HOW_TO_READ = ("cache",)  # settings of how a reader works, not of what it gives
+REBUILD = "rebuild it with python -m depth_lightning.prepare pack data=<dataset> [data.*=...] output=<folder>"
+log = logging.getLogger(__name__)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def dataset_identity(datamodule: Any) -> dict[str, Any]:
+    """What makes the samples of ``datamodule``'s dataset what they are: its config name, its reader and
+    the reader's settings but for locations (``root``, lists: their contents are hashed per split)."""
+    partial = datamodule.dataset
+    reader = getattr(partial, "func", partial)
+    settings = {k: v for k, v in sorted((getattr(partial, "keywords", None) or {}).items())}
+    return {
+        "dataset": datamodule.name,
+        "reader": f"{reader.__module__}.{reader.__qualname__}",
+        "settings": _jsonable(
+            {k: v for k, v in settings.items() if not k.endswith(LOCATION_SUFFIXES) and k not in HOW_TO_READ}
+        ),
+    }
+
+
+def pack_card(datamodule: Any, splits: dict[str, FrameDataset]) -> dict[str, Any]:
+    """``pack.json``: the dataset's identity, where it was read from, how validation was held out, and
+    each packed split's frame count and source (list hash, ground truth); the suite's version."""
+    from depth_lightning import __version__
+
+    keywords = getattr(datamodule.dataset, "keywords", None) or {}
+    return {
+        "library": "depth_lightning",
+        "version": __version__,
+        **dataset_identity(datamodule),
+        "root": None if keywords.get("root") is None else str(keywords["root"]),
+        "hold_out": {"val_fraction": datamodule.val_fraction, "val_max_frames": datamodule.val_max_frames,
+                     "seed": datamodule.seed},  # fmt: skip
+        "splits": {name: {"frames": len(ds), "source": _jsonable(ds.source())} for name, ds in splits.items()},
+    }
+
+
+def write_pack_card(output: str, card: dict[str, Any]) -> None:
+    """``pack.json`` beside the splits (a local folder; a URL's card is written by copying the folder)."""
+    folder = _local(output)
+    if folder is not None:
+        write_json(folder / CARD, card)
+
+
+def _local(packed: str) -> Path | None:
+    return None if "://" in str(packed) else Path(str(packed).removeprefix("local:"))
+
+
+def refuse_to_replace(output: str, overwrite: bool) -> None:
+    """``prepare pack`` into a folder that holds a pack (its card or a split's index) only with ``overwrite``."""
+    folder = _local(output)
+    if folder is None or overwrite or not folder.is_dir():
+        return
+    held = [p for p in (folder / CARD, *(folder / s / "index.json" for s in ("train", "val", "test"))) if p.is_file()]
+    if held:
+        what = json.loads(held[0].read_text()).get("dataset", "?") if held[0].name == CARD else "?"
+        raise DataError(
+            f"output={output!r} holds a pack already (of {what!r}: {held[0]}); add overwrite=true to replace it, "
+            "or choose another folder"
+        )
+
+
+def read_pack_card(packed: str) -> dict[str, Any]:
+    """The card of the pack at ``packed`` (a folder, ``local:``, or a URL fsspec reads)."""
+    folder = _local(packed)
+    where = str(folder / CARD) if folder is not None else f"{str(packed).rstrip('/')}/{CARD}"
+    try:
+        if folder is not None:
+            text = (folder / CARD).read_text()
+        else:
+            import fsspec
+
+            with fsspec.open(where, "r") as f:
+                text = f.read()
+    except (OSError, ImportError, ValueError) as err:
+        raise DataError(
+            f"data.packed={packed!r}: no pack card at {where} ({type(err).__name__}): not a pack of this version, "
+            f"or not a pack; {REBUILD}"
+        ) from None
+    try:
+        card = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"data.packed={packed!r}: a damaged pack: {where} is not JSON ({err}); {REBUILD}") from None
+    if not isinstance(card, dict) or card.get("library") != "depth_lightning":
+        raise DataError(f"data.packed={packed!r}: {where} is not a depth_lightning pack card; {REBUILD}")
+    return card
+
+
+def check_pack(card: dict[str, Any], datamodule: Any, packed: str) -> None:
+    """Refuse a pack of another dataset, another reader or other sample settings than the run's ``data=``,
+    naming both; a validation held out with other settings is said, and the pack's is used."""
+    ours = dataset_identity(datamodule)
+    if (card.get("dataset"), card.get("reader")) != (ours["dataset"], ours["reader"]):
+        raise DataError(
+            f"data.packed={packed!r} holds {card.get('dataset')!r} ({card.get('reader')}), but this run's data is "
+            f"{ours['dataset']!r} ({ours['reader']}): its bins, protocol and samples would be another dataset's; "
+            f"pack this dataset (python -m depth_lightning.prepare pack data={ours['dataset']} ... output=<folder>) "
+            "or choose the pack's data="
+        )
+    theirs = card.get("settings") or {}
+    differ = sorted(k for k in set(theirs) | set(ours["settings"]) if theirs.get(k) != ours["settings"].get(k))
+    if differ:
+        shown = "; ".join(f"data.dataset.{k}: pack {theirs.get(k)!r}, run {ours['settings'].get(k)!r}" for k in differ)
+        raise DataError(
+            f"data.packed={packed!r} was packed with other sample settings than this run's ({shown}); {REBUILD} "
+            "with the run's settings, or give the pack's"
+        )
+    hold = card.get("hold_out") or {}
+    wanted = {"val_fraction": datamodule.val_fraction, "val_max_frames": datamodule.val_max_frames,
+              "seed": datamodule.seed}  # fmt: skip
+    if hold and hold != wanted:
+        log.warning("data.packed=%s: its validation was held out with %s, not this run's %s; the pack's split is used",
+                    packed, hold, wanted)  # fmt: skip
+
+
+def check_chunks(index_file: Path, packed: str) -> None:
+    """Every chunk ``index.json`` lists is there, whole: a damaged pack is named, not met mid-epoch."""
+    try:
+        index = json.loads(index_file.read_text())
+        chunks = index["chunks"]
+        compressed = (index.get("config") or {}).get("compression") is not None
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise DataError(f"data.packed={packed!r}: a damaged pack: {index_file} is unreadable ({err}); {REBUILD}") from None
+    for chunk in chunks:
+        path = index_file.parent / chunk["filename"]
+        if not path.is_file():
+            raise DataError(f"data.packed={packed!r}: a damaged pack: {path} is missing; {REBUILD}")
+        if not compressed and path.stat().st_size != chunk["chunk_bytes"]:
+            raise DataError(
+                f"data.packed={packed!r}: a damaged pack: {path} holds {path.stat().st_size} bytes, its index says "
+                f"{chunk['chunk_bytes']} (truncated?); {REBUILD}"
+            )
 
 
 class _Sample:
@@ -89,6 +230,9 @@ class PackedFrames(FrameDataset):
                 "python -m depth_lightning.prepare pack data=<dataset> output=<folder>"
             )
         self.index_file = local / "index.json" if "://" not in self.url else None
+        if self.index_file is not None:
+            check_chunks(self.index_file, packed)
+        self.card: dict[str, Any] | None = None  # the pack's card, set by the datamodule that checked it
         self._frames, self._pid = StreamingDataset(self.url), os.getpid()
         self._last: tuple[int, dict[str, Any]] | None = None
         self._sample(0)  # opens LitData's chunk index
@@ -139,7 +283,9 @@ class PackedFrames(FrameDataset):
         """The packed split's source card, with where the chunks are and a hash of their index."""
         if self._first is None:
             self._first = json.loads(self._sample(0)["source"])
-        packed = {"url": self.url, "samples": len(self)}
+        packed: dict[str, Any] = {"url": self.url, "samples": len(self)}
         if self.index_file is not None:
             packed["index_sha256"] = hashlib.sha256(self.index_file.read_bytes()).hexdigest()[:16]
+        if self.card is not None:
+            packed["card"] = {k: v for k, v in self.card.items() if k != "splits"}
         return {**self._first, "packed": packed}

@@ -28,6 +28,8 @@ from depth_lightning.run.errors import ConfigError
 
 MODES = ("none", "median", "scale", "scale_shift", "scale_shift_disparity", "scale_robust", "scale_shift_robust")
 AFFINE = ("scale_shift", "scale_shift_disparity", "scale_shift_robust")  # predictions of any sign are fitted
+MIN_PIXELS = 100  # a frame's valid pixels below which no fit is trusted: 50x over-determined for 2 unknowns
+TOO_FEW = ("leave_out", "refuse")
 ROBUST_GRID = 64  # MoGe fits its weighted-L1 alignment on a 64 x 64 subsample (moge/test/metrics.py:128)
 ROBUST_MAX_RESOLUTION = 128  # a robust fit on 128 x 128 pixels takes seconds; on a full frame, hours
 _ANCHORS_PER_CHUNK = 256  # the robust affine fit's memory: chunk x pixels float64
@@ -44,11 +46,17 @@ class Alignment:
         max_resolution: fit on a nearest subsample of the image whose longer side is at most this
             (Marigold's ``--alignment_max_res``; the aligned map is still scored at full resolution);
             null: every scored pixel (the robust fits: a 64 x 64 grid, as MoGe).
+        min_pixels: a frame with fewer valid ground-truth pixels than this is not fitted and scored: a fit
+            through one pixel is exact and would score as perfect. Such frames are left out of the means,
+            counted and named (``too_few=refuse``: the evaluation stops, naming them).
+        too_few: ``leave_out`` or ``refuse``.
     """
 
     mode: str = "none"
     prediction: str = "depth"
     max_resolution: int | None = None
+    min_pixels: int = MIN_PIXELS
+    too_few: str = "leave_out"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -62,6 +70,10 @@ class Alignment:
             )
         if self.max_resolution is not None and (not isinstance(self.max_resolution, int) or self.max_resolution < 2):
             raise ConfigError(f"config error: alignment.max_resolution={self.max_resolution!r} must be an integer >= 2")
+        if isinstance(self.min_pixels, bool) or not isinstance(self.min_pixels, int) or self.min_pixels < 1:
+            raise ConfigError(f"config error: alignment.min_pixels={self.min_pixels!r} must be an integer >= 1")
+        if self.too_few not in TOO_FEW:
+            raise ConfigError(f"config error: alignment.too_few={self.too_few!r}; allowed: {', '.join(TOO_FEW)}")
         if self.mode.endswith("_robust") and (self.max_resolution or 0) > ROBUST_MAX_RESOLUTION:
             raise ConfigError(
                 f"config error: alignment.max_resolution={self.max_resolution} with {self.mode}: the weighted-L1 "
@@ -92,6 +104,8 @@ class Alignment:
             "prediction": self.prediction,
             "fitted_on": f"per image, {pixels} of the scored pixels (valid ground truth in the region and range)",
             "fit": "weighted L1, weights 1 / g (MoGe)" if robust else "least squares, float64",
+            "min_pixels": self.min_pixels,
+            "too_few": self.too_few,
             "after": "the fitted disparity clipped at 1 / cap, then inverted; " * (self.mode == "scale_shift_disparity")
             + "the aligned depth clipped to [min_depth, cap]",
         }
@@ -154,11 +168,10 @@ def alignment_from(settings: Any) -> Alignment:
     if settings is None or isinstance(settings, str):
         return Alignment(settings or "none")
     settings = dict(settings)
-    unknown = set(settings) - {"mode", "prediction", "max_resolution"}
+    known = ("mode", "prediction", "max_resolution", "min_pixels", "too_few")
+    unknown = set(settings) - set(known)
     if unknown:
-        raise ConfigError(
-            f"config error: alignment.{sorted(unknown)[0]}: not an alignment setting (mode, prediction, max_resolution)"
-        )
+        raise ConfigError(f"config error: alignment.{sorted(unknown)[0]}: not an alignment setting ({', '.join(known)})")
     return Alignment(**settings)
 
 

@@ -47,8 +47,9 @@ class EvaluationResult:
     ``cap50/hard/rmse``, ``constant/d1``; the headline prediction's metrics also bare, ``abs_rel``;
     ``pixel_acc``; ``soft/ause_rmse``). ``record``: each image's sums, bin hits and sparsification
     curves. ``images``: images scored under the headline cap. ``empty_frames``: the frames left out for
-    want of a valid ground-truth pixel, described. ``card``: the protocol card (when the evaluation
-    keeps per-image results and knows its frames)."""
+    want of a valid ground-truth pixel, described; ``sparse_frames``: those left out for holding fewer
+    than the minimum (``min_pixels``). ``card``: the protocol card (when the evaluation keeps per-image
+    results and knows its frames)."""
 
     split: str
     dataset: str
@@ -58,6 +59,7 @@ class EvaluationResult:
     images: int
     empty_frames: list[str] = field(default_factory=list)
     card: dict[str, Any] | None = None
+    sparse_frames: list[str] = field(default_factory=list)
 
     def intervals(self, method: Mapping[str, Any]) -> dict[str, list[float]]:
         """The bootstrap interval over images of every number, under ``method``: a config's
@@ -111,7 +113,10 @@ class Evaluator(nn.Module):
             raise ValueError(f"the headline {self.headline!r} is not one of the predictions {self.predictions}")
         self.baselines = {name: torch.as_tensor(m).float()[None, None] for name, m in (baselines or {}).items()}
         scored = (*self.predictions, *self.baselines)
+        # a fit needs its pixels (alignment.min_pixels); metrics alone need the protocol's minimum
+        self.min_pixels = max(protocol.min_pixels, self.alignment.min_pixels if self.alignment.active else 1)
         settings = {"mode": protocol.aggregation, "truth_in_range": protocol.truth_in_range}
+        settings["min_pixels"] = self.min_pixels
         self.metrics = nn.ModuleList(
             nn.ModuleDict({n: DepthMetrics(protocol.min_depth, cap, **settings) for n in scored})
             for cap in protocol.caps
@@ -233,36 +238,48 @@ class Evaluator(nn.Module):
         for decoder, curves in self.sparsification.items():
             record.sparsification[decoder] = curves.compute()
             values.update({f"{decoder}/{k}": v for k, v in record.ause(decoder).items()})
-        empty = self._left_out(frames)
+        empty, sparse = self._left_out(frames)
         images = len(record.sums[self.headline][0])
         card = None
         if self.per_image:
             self._name_images(record, frames)
-            card = self.card(frames, None, images, len(empty)) if frames is not None else None
+            card = self.card(frames, None, images, len(empty) + len(sparse)) if frames is not None else None
+            if card is not None and self.min_pixels > 1:
+                card["min_pixels"], card["frames_below_min_pixels"] = self.min_pixels, len(sparse)
         scored = (*self.predictions, *self.baselines)
-        self.result = EvaluationResult(self.split, self.dataset, scored, values, record, images, empty, card)
+        self.result = EvaluationResult(self.split, self.dataset, scored, values, record, images, empty, card, sparse)
         return self.result
 
     def _nothing_to_score(self, metric: DepthMetrics) -> DataError:
+        sparse = len(metric.sparse_images())
+        fewer = f", {sparse} with fewer than {self.min_pixels} valid pixels (min_pixels)" if sparse else ""
         return DataError(
-            f"{SPLIT_NAMES.get(self.split, self.split)} split of {self.dataset}: no image holds a valid ground-truth "
-            f"pixel ({len(metric.empty_images())} image(s) scored, every one empty under {metric.min_depth} < depth < "
-            f"{metric.max_depth} and its region): there is nothing to score; check its depth files, their unit, and "
-            "data.protocol"
+            f"{SPLIT_NAMES.get(self.split, self.split)} split of {self.dataset}: no image holds enough valid "
+            f"ground-truth pixels ({len(metric.empty_images())} image(s) empty under {metric.min_depth} < depth < "
+            f"{metric.max_depth} and its region{fewer}): there is nothing to score; check its depth files, their "
+            "unit, and data.protocol"
         )
 
-    def _left_out(self, frames: FrameDataset | None) -> list[str]:
-        """Name the frames left out for want of a valid ground-truth pixel (headline cap)."""
-        ids = self.metrics[0][self.headline].empty_images()
-        names = [frames.describe(i) if frames is not None else f"sample {i}" for i in ids]
-        if names:
-            log.warning(
-                "%s: %d frame(s) without a valid ground-truth pixel, left out of the metrics: %s",
-                self.split,
-                len(names),
-                "; ".join(names[:10]) + (" ..." if len(names) > 10 else ""),
-            )
-        return names
+    def _left_out(self, frames: FrameDataset | None) -> tuple[list[str], list[str]]:
+        """Name the frames left out (headline cap): without a valid ground-truth pixel, and with fewer
+        than ``min_pixels`` (refused with ``alignment.too_few=refuse``)."""
+        metric = self.metrics[0][self.headline]
+        found = []
+        for ids, why in (
+            (metric.empty_images(), "without a valid ground-truth pixel"),
+            (metric.sparse_images(), f"with fewer than {self.min_pixels} valid ground-truth pixels"),
+        ):
+            names = [frames.describe(i) if frames is not None else f"sample {i}" for i in ids]
+            shown = "; ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+            if names and why.startswith("with") and self.alignment.active and self.alignment.too_few == "refuse":
+                raise DataError(
+                    f"{self.split} split of {self.dataset}: {len(names)} frame(s) {why} (alignment.min_pixels): "
+                    f"{shown}; alignment.too_few=leave_out leaves them out of the means"
+                )
+            if names:
+                log.warning("%s: %d frame(s) %s, left out of the metrics: %s", self.split, len(names), why, shown)
+            found.append(names)
+        return found[0], found[1]
 
     @staticmethod
     def _name_images(record: PerImageRecord, frames: FrameDataset | None) -> None:

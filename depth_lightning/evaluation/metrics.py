@@ -155,6 +155,7 @@ class DepthMetrics(Metric):
         max_depth: float = 10.0,
         mode: str = "per_image",
         truth_in_range: bool = True,
+        min_pixels: int = 1,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -163,10 +164,11 @@ class DepthMetrics(Metric):
         if mode not in AGGREGATIONS:
             raise ValueError(f"metrics mode {mode!r} is unknown; allowed: {', '.join(AGGREGATIONS)}")
         self.min_depth, self.max_depth, self.mode = min_depth, max_depth, mode
-        self.truth_in_range = truth_in_range
+        self.truth_in_range, self.min_pixels = truth_in_range, max(1, int(min_pixels))
         self.add_state("rows", [], dist_reduce_fx="cat")
         self.add_state("ids", [], dist_reduce_fx="cat")
         self.add_state("empty_ids", [], dist_reduce_fx="cat")  # images without a valid pixel: left out
+        self.add_state("sparse_ids", [], dist_reduce_fx="cat")  # images with 0 < valid pixels < min_pixels: left out
         self._seen = 0
 
     def prepare(self, target: Tensor, mask: Tensor | None = None) -> ScoredTarget:
@@ -209,9 +211,10 @@ class DepthMetrics(Metric):
             ids = torch.arange(self._seen, self._seen + pred.shape[0])
         self._seen += pred.shape[0]
         sums = image_sums(scored_prediction(pred, target), target)
-        has_pixels = sums[:, 0] > 0
+        has_pixels = sums[:, 0] >= self.min_pixels
         ids = ids.to(sums.device).reshape(-1).double()
-        self.empty_ids.append(ids[~has_pixels])
+        self.empty_ids.append(ids[sums[:, 0] == 0])
+        self.sparse_ids.append(ids[(sums[:, 0] > 0) & ~has_pixels])
         self.rows.append(sums[has_pixels])
         self.ids.append(ids[has_pixels])
 
@@ -221,6 +224,13 @@ class DepthMetrics(Metric):
         with self.sync_context():
             empty = isinstance(self.empty_ids, list) and not self.empty_ids
             return [] if empty else sorted(int(i) for i in dim_zero_cat(self.empty_ids).tolist())
+
+    def sparse_images(self) -> list[int]:
+        """Ids of the images that held some valid pixels, fewer than ``min_pixels`` (left out), from every
+        process."""
+        with self.sync_context():
+            empty = isinstance(self.sparse_ids, list) and not self.sparse_ids
+            return [] if empty else sorted(int(i) for i in dim_zero_cat(self.sparse_ids).tolist())
 
     def images(self) -> tuple[np.ndarray, np.ndarray]:
         """``(ids (N,), sums (N, len(SUMS)))``: every scored image with a valid pixel, from every

@@ -104,6 +104,8 @@ class EvalProtocol:
         follows: the peer whose protocol this is, with where its code says so (for the card).
         name: the protocol's key among its dataset's ``protocols`` (set when chosen by name).
         box: ``[top, bottom, left, right]`` in pixels of region ``box`` (a folder dataset's valid area).
+        min_pixels: a frame with fewer valid ground-truth pixels is left out of the means, counted and
+            named (an alignment's own minimum applies when one is fitted).
     """
 
     region: str = "full"
@@ -115,8 +117,11 @@ class EvalProtocol:
     follows: str | None = None
     name: str | None = None
     box: tuple[int, ...] | None = None
+    min_pixels: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.min_pixels, bool) or not isinstance(self.min_pixels, int) or self.min_pixels < 1:
+            raise ValueError(f"data.protocol.min_pixels={self.min_pixels!r} must be an integer >= 1")
         object.__setattr__(self, "caps", tuple(float(c) for c in self.caps))
         region_mask(self.region, 1, 1)  # validates the name
         if self.box is not None:
@@ -174,6 +179,8 @@ class EvalProtocol:
             "metrics": DEFINITIONS,
         }
         # entries only a zero-shot protocol sets: earlier cards stay comparable with new ones
+        if self.min_pixels > 1:
+            card["min_pixels"] = self.min_pixels
         if self.name:
             card["protocol_name"] = self.name
         if self.follows:

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from depth_lightning.inference.model_card import run_record
 from depth_lightning.models.network import DepthNet
 from depth_lightning.models.storage import model_from_checkpoint, read_checkpoint, resolve_folder, state_mismatch
 from depth_lightning.run.errors import CheckpointError
@@ -32,7 +33,11 @@ def checkpoint_record(path: str | Path) -> dict[str, Any]:
     if not Path(path).is_file():
         return {}
     ckpt = read_checkpoint(path)
-    return {"precision": ckpt.get("precision"), "data": ckpt["hyper_parameters"].get("data")}
+    precision = ckpt.get("precision")
+    if precision is None:  # written before checkpoints said: the run's record beside it may
+        _, record = run_record(Path(path))
+        precision = record.get("precision") or ((record.get("config") or {}).get("trainer") or {}).get("precision")
+    return {"precision": precision, "data": ckpt["hyper_parameters"].get("data")}
 
 
 def check_compatible(path: str | Path, module: torch.nn.Module) -> None:

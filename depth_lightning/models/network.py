@@ -179,6 +179,7 @@ class DepthNet(
         folder.mkdir(parents=True, exist_ok=True)
         text = card or self.card or minimal_card(self.settings)
         save_atomic(folder / CARD, lambda p: p.write_text(text))  # before the mixin, which keeps a README
+        kwargs.pop("config", None)  # push_to_hub passes one back: the config is always the settings
         return super().save_pretrained(folder, config={**self.settings, **FORMAT}, **kwargs)
 
     @classmethod

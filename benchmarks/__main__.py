@@ -69,6 +69,7 @@ def run(quick: bool) -> dict[str, Any]:
         # ResNet-152 steps at K = 1000 alone would take most of the 10 minutes)
         section("bins_cost", lambda: training.bins_cost((50, 200, 1000), bf16=bf16, timed=bf16))
         section("render", data.render)
+        section("frame_check", lambda: data.frame_check(1000))
         step, loading = out["paper_step"], out["data_loading"]
         s_per_image = step["s_per_optimiser_step"]["median"] / 8
         out["feeding"] = {

@@ -54,6 +54,30 @@ def loading(frames: int) -> dict[str, Any]:
     return out
 
 
+def frame_check(frames: int = 1000) -> dict[str, float]:
+    """Training setup's frame check (``data/frame_check.py``: every frame's sizes from the headers, the
+    unit of 8 frames) on an NYU-sync folder of ``frames`` frames (480x640) written here, against one
+    epoch of loading the same frames (one loader core, the paper's augmentation, 240x320; timed on 64
+    and scaled): a lower bound of a training epoch, which also runs the network."""
+    from depth_lightning.data.frame_check import check_frames
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = write_nyu_sync(Path(tmp) / "nyu", {f"scene_{k:02d}": frames // 10 for k in range(10)})
+            augment = PaperAugmentation(**PAPER_AUGMENTATION)
+            nyu = NYUSync(
+                root, root / "train.txt", None, border=[45, 471, 41, 601], input_size=(240, 320), augment=augment
+            )
+            check_s = measure(lambda: check_frames(nyu, (0.4, 9.0), "nyu_sync"))["median"]
+            sample = min(64, len(nyu))
+            epoch_s = measure(lambda: [nyu[(0, i)] for i in range(sample)])["median"] * len(nyu) / sample
+    finally:
+        torch.set_num_threads(threads)
+    return {"frames": len(nyu), "check_s": check_s, "epoch_loading_s": epoch_s, "share": check_s / epoch_s}
+
+
 def on_device(name: str, packed: PackedFrames, frames: int, batch: int = 8) -> dict[str, float]:
     """Samples/s of ``packed`` with ``augment_on=device``: the loader's part alone, and with the batch
     augmented on this CPU (``frames`` repeated to whole batches)."""

@@ -97,6 +97,13 @@ def markdown(r: dict[str, Any]) -> str:
             f"| paper config through the suite / bare ResNet-152, FLOP/s | "
             f"{p['flops_per_s'] / bare['flops_per_s']:.2f} | |",
         ]
+    if "frame_check" in r:
+        c = r["frame_check"]
+        lines.append(
+            f"| training setup's frame check, {c['frames']} NYU-sync frames (sizes from headers, the unit of 8) "
+            f"vs one epoch of loading them (one core) | {c['check_s']:.2f} s vs {c['epoch_loading_s']:.0f} s: "
+            f"{100 * c['share']:.2f} % | < 5 % |"
+        )
     for name, e in r.get("evaluation", {}).items():
         lines.append(
             f"| NYU protocol through the test step, {name} model, 240x320, both decoders | {e['images_per_s']:.2f} "

@@ -11,13 +11,14 @@ per-image results and protocol card in ``<output>/<dataset>/``.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
-from depth_lightning.config import CONF_DIR, build, compose_data, data_configs, plain
+from depth_lightning.config import CONF_DIR, added_groups_as_choices, build, compose_data, data_configs, plain
 from depth_lightning.evaluation import benchmark_table as table
 from depth_lightning.evaluation.evaluator import EvaluationResult, evaluator_for
 from depth_lightning.evaluation.results import record_test
@@ -152,6 +153,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     fix_run_time()
+    sys.argv = added_groups_as_choices(sys.argv, "benchmark")
     _hydra_main()
 
 

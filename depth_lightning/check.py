@@ -10,6 +10,7 @@ gives. Every error names its file; the exit code is 1 when there is one. Setting
 from __future__ import annotations
 
 import logging
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,8 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from depth_lightning.config import CONF_DIR, build, plain
+from depth_lightning.config import CONF_DIR, added_groups_as_choices, build, plain
+from depth_lightning.data.frame_check import size_mismatch, unit_problem
 from depth_lightning.run.errors import DataError, one_line_errors
 
 log = logging.getLogger(__name__)
@@ -112,33 +114,30 @@ def check_split(datamodule: Any, split: str, cfg: DictConfig) -> SplitReport:
     report.with_truth = len(dataset)
     report.listed = getattr(dataset, "listed", len(dataset) + len(dataset.missing))
     report.focal = _focal_lengths(getattr(dataset, "list_file", None))
-    low, high = (plain(cfg.get("plausible_median")) or {}).get(name, [0.0, float("inf")])
     d_min, d_max = datamodule.depth_range
     for i in range(0, len(dataset), max(1, int(cfg.get("every", 1)))):
         if i and i % 2000 == 0:
             log.info("%s: %d of %d frames read", split, i, len(dataset))
         try:
-            depth = dataset.load(i)[1]  # the RGB image decoded too, and checked as a photograph
+            rgb, depth = dataset.load(i)  # the RGB image decoded too, and checked as a photograph
         except DataError as err:
             report.unreadable += 1
             report.errors.append(str(err))
             continue
         report.checked += 1
         report.errors += dataset.frame_problems(i)
+        size = size_mismatch(dataset, i, rgb.shape[:2], depth.shape[:2])  # as training refuses it
+        if size is not None:
+            report.errors.append(size)
         valid = depth[np.isfinite(depth) & (depth > 0)]
         if valid.size == 0:
             report.warnings.append(f"{dataset.describe(i)}: no valid depth pixel (finite, > 0)")
             continue
-        median = float(np.median(valid))
-        report.medians.append(median)
-        if not low <= median <= high:
+        report.medians.append(float(np.median(valid)))
+        unit = unit_problem(dataset, i, depth, datamodule.plausible_median, name)
+        if unit is not None:
             report.implausible += 1
-            unit = dataset.depth_unit_setting()
-            report.errors.append(
-                f"{dataset.describe(i)}: median depth {median:.4g} m, outside the {low:g}-{high:g} m a {name} frame "
-                "holds: a depth map in another unit? Replace the file, or check the unit its maps are read in"
-                + (f" ({unit})" if unit else "")
-            )
+            report.errors.append(unit)
         if split == "train":  # what suggested_settings derives the depth range and box from
             _sample(report, depth, valid)
         report.valid += valid.size
@@ -238,6 +237,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    sys.argv = added_groups_as_choices(sys.argv, "check")
     _hydra_main()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,29 @@ def compose_data(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Dict
         return compose(**args).data
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return compose(**args).data
+
+
+def default_groups(config_name: str) -> set[str]:
+    """The config groups ``conf/<config_name>.yaml``'s defaults list chooses (``data``, ``debug``...)."""
+    import yaml
+
+    defaults = yaml.safe_load((Path(CONF_DIR) / f"{config_name}.yaml").read_text()).get("defaults") or []
+    names = [next(iter(d)) for d in defaults if isinstance(d, dict)]
+    return {n.removeprefix("optional ").removeprefix("override ").split("@")[0] for n in names}
+
+
+def added_groups_as_choices(argv: list[str], config_name: str) -> list[str]:
+    """``+group=option`` for a group the config's defaults already choose (``+debug=tiny``, as
+    lightning-hydra-template's users add a debug config), read as ``group=option``, and said; Hydra
+    would refuse it with "Multiple values for debug"."""
+    groups, out = default_groups(config_name), [argv[0]]
+    for arg in argv[1:]:
+        key = arg[1:].split("=", 1)[0] if arg.startswith("+") and "=" in arg else None
+        if key in groups:
+            print(f"note: {arg}: {config_name}.yaml chooses {key} already; read as {arg[1:]}", file=sys.stderr)
+            arg = arg[1:]
+        out.append(arg)
+    return out
 
 
 def check_choice(value: Any, key: str, allowed: tuple[str, ...]) -> None:

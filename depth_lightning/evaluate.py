@@ -4,6 +4,7 @@ baselines), each with its interval, per-image results and the protocol card in t
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from depth_lightning.config import CONF_DIR, build, compose_data, data_configs, plain
+from depth_lightning.config import CONF_DIR, added_groups_as_choices, build, compose_data, data_configs, plain
 from depth_lightning.evaluation.alignment import alignment_from
 from depth_lightning.evaluation.baselines import fit_baselines
 from depth_lightning.evaluation.evaluator import evaluator_for
@@ -140,6 +141,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     fix_run_time()
+    sys.argv = added_groups_as_choices(sys.argv, "evaluate")
     _hydra_main()
 
 

@@ -19,13 +19,14 @@ checked for units.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
-from depth_lightning.config import CONF_DIR, build
+from depth_lightning.config import CONF_DIR, added_groups_as_choices, build
 from depth_lightning.evaluation.results import record_test
 from depth_lightning.evaluation.saved import PREDICTIONS, score_predictions, score_settings
 from depth_lightning.run.errors import one_line_errors
@@ -70,6 +71,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    sys.argv = added_groups_as_choices(sys.argv, "score")
     _hydra_main()
 
 

@@ -23,7 +23,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, open_dict
 
 from depth_lightning.callbacks.health import TrainingHealth
-from depth_lightning.config import CONF_DIR, build, check_choice, compose_config, plain
+from depth_lightning.config import CONF_DIR, added_groups_as_choices, build, check_choice, compose_config, plain
 from depth_lightning.evaluation.baselines import evaluate_with_baselines, fit_baselines
 from depth_lightning.evaluation.evaluator import EvaluationResult, evaluator_for
 from depth_lightning.evaluation.metrics import METRIC_NAMES
@@ -166,6 +166,8 @@ def fit(cfg: DictConfig, run: Run) -> tuple[dict[str, Any], EvaluationResult | N
     val = evaluator_for(datamodule, "val", module.bins.num_bins, module.net.decoder)
     module.evaluate_with(val=val)
     datamodule.setup("fit")
+    if cfg.get("test", False):
+        datamodule.setup("test")  # the test list and its frames checked now, not after the fit
     held_out = datamodule.describe_validation()
     if held_out and trainer.is_global_zero:
         save_atomic(Path(cfg.paths.output_dir) / "val_split.txt", lambda p: p.write_text(held_out))
@@ -369,7 +371,7 @@ def multirun_flag_last(argv: list[str]) -> list[str]:
 
 def main() -> None:
     fix_run_time()
-    sys.argv = find_run_to_resume(multirun_flag_last(sys.argv))
+    sys.argv = find_run_to_resume(multirun_flag_last(added_groups_as_choices(sys.argv, "train")))
     _hydra_main()
 
 

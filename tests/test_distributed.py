@@ -80,8 +80,10 @@ def test_two_process_evaluation_equals_single_process_on_7_images(ddp_run, tmp_p
 @pytest.mark.slow
 def test_an_exception_on_one_rank_ends_the_job_with_its_traceback(tmp_path):
     root = write_nyu_sync(tmp_path / "nyu", {"a": 4}, size=(48, 64))
-    # the test list's last frame is corrupt: only rank 1 (second half of the unpadded shard) reads it
-    (root / "a" / "rgb_00003.jpg").write_bytes(b"\xff\xd8 broken jpeg")
+    # the test list's last frame is corrupt: only rank 1 (second half of the unpadded shard) reads it. Its
+    # header is whole (setup's frame check reads headers and passes it); the image data is cut short.
+    broken = root / "a" / "rgb_00003.jpg"
+    broken.write_bytes(broken.read_bytes()[: len(broken.read_bytes()) // 2])
     (root / "val.txt").write_text((root / "train.txt").read_text())
     proc = run_module(
         "depth_lightning.train",

@@ -65,7 +65,9 @@ def test_baselines_are_scored_on_the_predictions_pixels_at_their_resolution():
 def test_an_evaluation_without_a_valid_pixel_names_the_split_and_the_dataset():
     evaluator = Evaluator(EvalProtocol("full", caps=(10.0,)), split="val", dataset="nyu_sync", predictions=["soft"])
     evaluator.process({"depth": torch.zeros(2, 4, 4)}, {"soft": torch.ones(2, 4, 4)})
-    with pytest.raises(DataError, match=r"validation split of nyu_sync: no image holds enough valid .*2 image\(s\) empty"):
+    with pytest.raises(
+        DataError, match=r"validation split of nyu_sync: no image holds enough valid .*2 image\(s\) empty"
+    ):
         evaluator.evaluate()
 
 

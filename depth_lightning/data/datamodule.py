@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning as L
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from depth_lightning.data.frame_check import check_frames
 from depth_lightning.data.frames import FrameDataset, collate_skipping_bad
 from depth_lightning.data.samplers import EpochSampler, ResumableLoader, UnpaddedDistributedSampler
 from depth_lightning.data.splits import HoldOut
@@ -18,42 +20,12 @@ from depth_lightning.data.transforms import AUGMENT_ON, PaperAugmentation
 from depth_lightning.evaluation.protocol import EvalProtocol
 from depth_lightning.run.errors import ConfigError, DataError
 
+log = logging.getLogger(__name__)
+
 
 def _worker_init(worker_id: int) -> None:
     # Workers share the machine with the training process: one thread each.
     torch.set_num_threads(1)
-
-
-def check_has_depth(dataset: FrameDataset, frames: int = 8) -> None:
-    """Fail fast when frames spread over a split hold no valid depth at all (all zero or NaN: wrong
-    files, or a unit read as another); the training epoch and every evaluation check it in full."""
-    if len(dataset) == 0:
-        left_out = dataset.without_truth
-        raise DataError(
-            f"the {dataset.split} split has no frame with ground truth ({len(left_out)} listed left out"
-            + (f", e.g. {'; '.join(left_out[:3])}" if left_out else "")
-            + "): check the dataset's depth files or its list"
-        )
-    picked = sorted({int(i) for i in np.linspace(0, len(dataset) - 1, min(frames, len(dataset)))})
-    unreadable = []
-    for i in picked:
-        try:
-            depth = dataset.load(i)[1]
-        except DataError as err:
-            unreadable.append(str(err))  # a bad file is reported when it is loaded, or skipped (skip_bad_samples)
-            continue
-        if (np.isfinite(depth) & (depth > 0)).any():
-            return
-    if len(unreadable) == len(picked):
-        raise DataError(
-            f"the {dataset.split} split: none of the {len(picked)} frames checked could be read: {unreadable[0]}"
-            + (f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else "")
-        )
-    raise DataError(
-        f"the {dataset.split} split holds no valid depth (finite, > 0) in any of the {len(picked)} frames checked "
-        f"({'; '.join(dataset.describe(i) for i in picked[:3])}{' ...' if len(picked) > 3 else ''}): check the "
-        "depth files and their unit"
-    )
 
 
 def chosen_protocol(protocol: EvalProtocol | str | None, protocols: dict[str, EvalProtocol]) -> EvalProtocol:
@@ -69,6 +41,15 @@ def chosen_protocol(protocol: EvalProtocol | str | None, protocols: dict[str, Ev
     if not isinstance(chosen, EvalProtocol):  # Hydra hands a dict of dataclasses over as structured configs
         chosen = EvalProtocol(**{k: chosen[k] for k in chosen})
     return dataclasses.replace(chosen, name=protocol)
+
+
+def plausible_range(value: Sequence[float] | None) -> tuple[float, float] | None:
+    """``data.plausible_median`` checked: ``[low, high]`` metres, or null."""
+    if value is None:
+        return None
+    if len(value) != 2 or not 0 <= value[0] < value[1]:
+        raise ConfigError(f"config error: data.plausible_median={list(value)!r}: [low, high] metres, low < high")
+    return float(value[0]), float(value[1])
 
 
 class DepthDataModule(L.LightningDataModule):
@@ -102,6 +83,8 @@ class DepthDataModule(L.LightningDataModule):
         augment_on: ``host`` (each sample in the loader's workers) or ``device`` (the loader only
             draws each sample's parameters; the batch is augmented on the accelerator, after the
             transfer, with the same parameters and arithmetic).
+        plausible_median: ``[low, high]`` metres a frame's median valid depth lies in; outside, the map is
+            in another unit (millimetres read as metres). Checked by ``check`` and at setup; null: not checked.
     """
 
     def __init__(
@@ -126,8 +109,10 @@ class DepthDataModule(L.LightningDataModule):
         format: str = "loose",
         packed: str | None = None,
         augment_on: str = "host",
+        plausible_median: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
+        self.plausible_median = plausible_range(plausible_median)
         if augment_on not in AUGMENT_ON:
             raise ConfigError(
                 f"config error: data.augment_on={augment_on!r}; allowed: host (the loader's workers) or device "
@@ -174,7 +159,8 @@ class DepthDataModule(L.LightningDataModule):
             if split not in (self._pack_card.get("splits") or {}):
                 raise DataError(
                     f"data.packed={self.packed!r} holds no {split} split (it holds "
-                    f"{', '.join(self._pack_card.get('splits') or {}) or 'none'}); pack it: prepare pack ... splits={split}"
+                    f"{', '.join(self._pack_card.get('splits') or {}) or 'none'}); pack it: prepare pack ... "
+                    f"splits={split}"
                 )
             common = {"input_size": self.input_size, "seed": self.seed, "protocol": self.protocol}
             augment = None if whole_list else self.augment
@@ -200,7 +186,22 @@ class DepthDataModule(L.LightningDataModule):
         for split in wanted or ("train", "val", "test"):
             if split not in self.datasets:
                 self.datasets[split] = self.build(split)
-                check_has_depth(self.datasets[split])
+                self.check_split(self.datasets[split])
+
+    def check_split(self, dataset: FrameDataset) -> None:
+        """The frame check ``check`` runs too (``data/frame_check.py``), before any step: its problems
+        refuse the run, or (``skip_bad_samples``) are warned of and their frames skipped when loaded."""
+        problems = check_frames(dataset, self.plausible_median, self.name)
+        if not problems:
+            return
+        shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+        message = (
+            f"the {dataset.split} split of {self.name}: {len(problems)} problem(s) found before training: {shown}; "
+            f"python -m depth_lightning.check data={self.name} ... lists them all"
+        )
+        if not self.skip_bad_samples:
+            raise DataError(message)
+        log.warning("%s (data.skip_bad_samples: skipped when loaded)", message)
 
     def _loader(self, split: str) -> DataLoader:
         if split not in self.datasets:

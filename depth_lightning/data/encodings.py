@@ -66,6 +66,13 @@ def _load_array(path: Path, key: str | None) -> np.ndarray:
     try:
         loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if not head.startswith((b"\x93NUMPY", b"PK")):  # neither .npy nor .npz: another format
+            raise DataError(
+                f"{path}: not a NumPy .npy/.npz file, which data.dataset.depth.encoding=npy reads; set the encoding "
+                "its depth files are in (data.dataset.depth.encoding: png, pfm_disparity, ...)"
+            ) from None
         raise DataError(f"{path}: unreadable array ({err})") from None
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         return loaded.astype(np.float32)
@@ -228,6 +235,29 @@ ENCODINGS: dict[str, tuple[Callable[..., np.ndarray], tuple[str, ...], str]] = {
     "hypersim_hdf5": (hypersim_hdf5, (), "Hypersim: distance from the camera centre to planar depth"),
     "sintel_dpt": (sintel_dpt, (), "Sintel .dpt float32 depth"),
 }
+
+
+# encodings whose depth map's size its file's header tells (PIL for PNG, NumPy's header for .npy)
+HEADER_SIZED = ("png", "png_bitshift", "npy", "ibims_png")
+
+
+def header_size(path: Path) -> tuple[int, int]:
+    """``(height, width)`` of an image or ``.npy`` file from its header, without decoding it."""
+    path = Path(path)
+    try:
+        if path.suffix == ".npy":
+            with open(path, "rb") as f:
+                major, _ = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                shape = read(f)[0]  # the header only
+            return int(shape[0]), int(shape[1])
+        from PIL import Image
+
+        with Image.open(path) as image:
+            width, height = image.size
+        return height, width
+    except (OSError, ValueError, IndexError, SyntaxError) as err:
+        raise DataError(f"{path}: unreadable header ({err})") from None
 
 
 def check_encoding(settings: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from depth_lightning.data.encodings import ENCODINGS, check_encoding, read_depth, read_image, substitute
+from depth_lightning.data.encodings import (
+    ENCODINGS,
+    HEADER_SIZED,
+    check_encoding,
+    read_depth,
+    read_image,
+    substitute,
+)
 from depth_lightning.data.frames import FrameDataset, list_identity, refuse_test_as_validation
 from depth_lightning.data.nyu import parse_list
 from depth_lightning.run.errors import ConfigError, DataError
@@ -212,6 +219,10 @@ class FileFrames(FrameDataset):
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         frame = self.frames[index]
         return read_image(frame.image), read_depth(frame.depth, self.encoding, self.options, frame.companions)
+
+    def frame_files(self, index: int) -> tuple[Path, Path] | None:
+        frame = self.frames[index]
+        return (frame.image, frame.depth) if self.encoding in HEADER_SIZED else None
 
     def describe(self, index: int) -> str:
         frame = self.frames[index]

@@ -84,6 +84,11 @@ class FrameDataset(Dataset, ABC):
         """What is wrong in sample ``index``'s files that loading repairs quietly (for the dataset check)."""
         return []
 
+    def frame_files(self, index: int) -> tuple[Path, Path] | None:
+        """The RGB and depth files of sample ``index`` whose headers give their sizes (None: the
+        dataset has no such pair, e.g. rendered frames or maps inside one container file)."""
+        return None
+
     def depth_unit_setting(self) -> str | None:
         """The setting that says which unit the depth files are read in, for the dataset check's messages."""
         return None
@@ -140,10 +145,9 @@ class FrameDataset(Dataset, ABC):
         epoch, index = key if isinstance(key, tuple) else (0, key)
         try:
             rgb, depth = self.load(index)
-            if rgb.shape[:2] != depth.shape[:2]:
-                raise DataError(
-                    f"{self.describe(index)}: RGB {rgb.shape[:2]} and depth {depth.shape[:2]} differ in size"
-                )
+            if rgb.shape[:2] != depth.shape[:2]:  # the words of data/frame_check.size_mismatch
+                rgb_hw, depth_hw = tuple(rgb.shape[:2]), tuple(depth.shape[:2])
+                raise DataError(f"{self.describe(index)}: RGB {rgb_hw} and depth {depth_hw} differ in size")
         except DataError as err:
             if self.skip_bad_samples:
                 log.warning("skipping bad sample: %s", err)

@@ -248,6 +248,10 @@ class NYUSync(NYUBase):
     def subset(self, keep: list[int]) -> None:
         self.samples = [self.samples[i] for i in keep]
 
+    def frame_files(self, index: int) -> tuple[Path, Path] | None:
+        rgb_path, depth_path, _ = self.samples[index]
+        return rgb_path, filled_path(depth_path) if self.train and self.fill == "colorization" else depth_path
+
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         rgb_path, depth_path, _ = self.samples[index]  # every file was found when the list was read
         if self.train and self.fill == "colorization":

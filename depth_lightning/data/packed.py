@@ -66,8 +66,11 @@ def pack_card(datamodule: Any, splits: dict[str, FrameDataset]) -> dict[str, Any
         "version": __version__,
         **dataset_identity(datamodule),
         "root": None if keywords.get("root") is None else str(keywords["root"]),
-        "hold_out": {"val_fraction": datamodule.val_fraction, "val_max_frames": datamodule.val_max_frames,
-                     "seed": datamodule.seed},  # fmt: skip
+        "hold_out": {
+            "val_fraction": datamodule.val_fraction,
+            "val_max_frames": datamodule.val_max_frames,
+            "seed": datamodule.seed,
+        },  # fmt: skip
         "splits": {name: {"frames": len(ds), "source": _jsonable(ds.source())} for name, ds in splits.items()},
     }
 
@@ -157,7 +160,9 @@ def check_chunks(index_file: Path, packed: str) -> None:
         chunks = index["chunks"]
         compressed = (index.get("config") or {}).get("compression") is not None
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
-        raise DataError(f"data.packed={packed!r}: a damaged pack: {index_file} is unreadable ({err}); {REBUILD}") from None
+        raise DataError(
+            f"data.packed={packed!r}: a damaged pack: {index_file} is unreadable ({err}); {REBUILD}"
+        ) from None
     for chunk in chunks:
         path = index_file.parent / chunk["filename"]
         if not path.is_file():

@@ -171,7 +171,9 @@ def alignment_from(settings: Any) -> Alignment:
     known = ("mode", "prediction", "max_resolution", "min_pixels", "too_few")
     unknown = set(settings) - set(known)
     if unknown:
-        raise ConfigError(f"config error: alignment.{sorted(unknown)[0]}: not an alignment setting ({', '.join(known)})")
+        raise ConfigError(
+            f"config error: alignment.{sorted(unknown)[0]}: not an alignment setting ({', '.join(known)})"
+        )
     return Alignment(**settings)
 
 

@@ -122,7 +122,12 @@ class EvalProtocol:
     def __post_init__(self) -> None:
         if isinstance(self.min_pixels, bool) or not isinstance(self.min_pixels, int) or self.min_pixels < 1:
             raise ValueError(f"data.protocol.min_pixels={self.min_pixels!r} must be an integer >= 1")
-        object.__setattr__(self, "caps", tuple(float(c) for c in self.caps))
+        try:
+            object.__setattr__(self, "caps", tuple(float(c) for c in self.caps))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"data.protocol.caps={self.caps!r}: a list of maximum depths in metres, e.g. [10.0]"
+            ) from None
         region_mask(self.region, 1, 1)  # validates the name
         if self.box is not None:
             object.__setattr__(self, "box", tuple(int(v) for v in self.box))

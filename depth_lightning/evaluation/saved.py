@@ -156,6 +156,11 @@ def score_predictions(datamodule: Any, folder: Path, settings: ScoreSettings) ->
     )
     checks = PredictionChecks(positive=alignment.positive_only)
     missing = score_frames(evaluator, dataset, folder, settings.scale, checks)
+    if len(missing) == len(dataset):  # nothing to score: the folder, not the ground truth, is at fault
+        raise DataError(
+            f"predictions={folder}: holds no prediction of any of the {len(dataset)} test frames of {datamodule.name} "
+            f"(each is <predictions>/<frame name>.npy|.png, e.g. {folder / missing[0]}.png); is it the right folder?"
+        )
     if missing and not settings.allow_missing:
         raise DataError(
             f"predictions={folder}: no prediction for {len(missing)} of {len(dataset)} test frames, e.g. "

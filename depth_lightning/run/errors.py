@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from omegaconf.errors import MissingMandatoryValue
 
 
 class ConfigError(ValueError):
@@ -68,13 +69,18 @@ def one_line_errors(fn: F) -> F:
             if _in_multirun():
                 raise
             exit_with_one_line(err)
+        except MissingMandatoryValue as err:  # a ??? setting the command line did not give
+            if _in_multirun():
+                raise
+            key = err.full_key or "a setting"
+            exit_with_one_line(ConfigError(f"config error: {key}: required; give {key}=<value> on the command line"))
 
     return wrapper  # type: ignore[return-value]
 
 
 def exit_with_one_line(err: Exception) -> None:
     """End the process as every entry point ends on a user error: ``error: <message>``, exit code 2."""
-    print(f"error: {err}", file=sys.stderr)
+    print(f"error: {' '.join(str(err).split())}", file=sys.stderr)  # one line, whatever the message held
     sys.exit(USAGE_EXIT)
 
 

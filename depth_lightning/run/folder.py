@@ -13,7 +13,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from depth_lightning.run.errors import USER_ERRORS, RunFolderBusy, RunFolderUsed, exit_with_one_line
+from depth_lightning.run.errors import USER_ERRORS, ConfigError, RunFolderBusy, RunFolderUsed, exit_with_one_line
 
 LOCK_NAME = ".run.lock"
 RESULTS_FILE = "metrics.json"  # the run's record (depth_lightning.run.record)
@@ -36,8 +36,15 @@ class RunLock:
     def acquire(self, check: Callable[[], None] | None = None) -> None:
         """Take the lock, then run ``check`` (which may refuse the folder) before writing anything: a
         refused run leaves the folder byte-identical."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a+")  # noqa: SIM115 - held open for the life of the run
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "a+")  # noqa: SIM115 - held open for the life of the run
+        except OSError as err:
+            raise ConfigError(
+                f"config error: the run folder {self.path.parent} cannot be written ({err.strerror}): it is chosen by "
+                "hydra.run.dir (or hydra.sweep.dir), under paths.log_dir, which the environment variable "
+                "DEPTH_LIGHTNING_LOGS sets; point them at a folder you can write"
+            ) from None
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -130,8 +130,13 @@ def markdown(r: dict[str, Any]) -> str:
                 f"{d['nyu_sync_device']:.0f} / {d['kitti_velodyne_device']:.0f} samples/s, "
                 f"{d['nyu_sync_device_host']:.0f} / {d['kitti_velodyne_device_host']:.0f} | NYU >= 200 per core |"
             )
-    for k, v in r.get("precision", {}).items():
+    modes = r.get("precision", {})
+    for k, v in modes.items():
         lines.append(f"| small config step, {k} | {v * 1e3:.0f} ms | |" if isinstance(v, float) else f"| {k} | {v} | |")
+    if isinstance(modes.get("fp32"), float):  # what trainer.precision=auto measures and picks (run/precision.py)
+        bf16 = modes.get("bf16")
+        choice = "bf16-mixed" if isinstance(bf16, float) and bf16 < modes["fp32"] else "32-true"
+        lines.append(f"| trainer.precision=auto picks here (the faster of fp32 and bf16, channels_last) | {choice} | |")
     if "conv_kinds" in r:
         lines += ["", "Convolutions of ResNet-152 at 240x320 (batch 1, 30x40 maps, NHWC, fwd+bwd), GFLOP/s:", ""]
         lines += ["| convolution | GFLOP/s |", "| --- | ---: |"]

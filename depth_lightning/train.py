@@ -30,6 +30,7 @@ from depth_lightning.evaluation.metrics import METRIC_NAMES
 from depth_lightning.evaluation.results import curves, record_test
 from depth_lightning.evaluation.tables import format_table
 from depth_lightning.inference.loading import check_compatible
+from depth_lightning.models.storage import read_checkpoint
 from depth_lightning.module import DepthModule
 from depth_lightning.run.budget import TimeBudget
 from depth_lightning.run.ddp import run_ddp_ranks_as_this_job
@@ -47,6 +48,7 @@ from depth_lightning.run.folder import (
 )
 from depth_lightning.run.log import apply_extras, route_library_logs, where_outputs_are
 from depth_lightning.run.loggers import log_final_metrics, log_test_summary, logged_metrics
+from depth_lightning.run.precision import float32_matmul, resolve_precision
 from depth_lightning.run.record import RunRecord
 from depth_lightning.run.speed import keep_freed_memory
 from depth_lightning.run.transfer import initialise_from
@@ -63,6 +65,7 @@ class Run:
     trainer: L.Trainer
     ckpt_path: str | None
     init_from: dict[str, Any] | None = None  # where the weights came from (init_from)
+    speed: dict[str, Any] | None = None  # the precision chosen, TF32, the cuDNN autotuner
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -99,7 +102,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def fit_test_and_compare(cfg: DictConfig, run: Run) -> dict[str, Any]:
     """Fit, the baselines table, test: the results of each, and the loggers' final table."""
-    results: dict[str, Any] = {"world_size": run.trainer.world_size}
+    results: dict[str, Any] = {"world_size": run.trainer.world_size, "speed": run.speed}
     if run.init_from is not None:
         results["init_from"] = run.init_from
     evaluated: dict[str, EvaluationResult | None] = {}
@@ -142,10 +145,24 @@ def build_run(cfg: DictConfig) -> Run:
             init = {"source": str(cfg.init_from), "resumed_from": ckpt_path}
     elif cfg.get("init_from"):
         init = initialise_from(module, cfg.init_from)
+    speed = training_speed(cfg, module, ckpt_path)
     trainer = build_trainer(cfg)
     for logger in trainer.loggers:  # the whole run config, once (the module logs none of its own)
         logger.log_hyperparams(plain(cfg))
-    return Run(datamodule, module, trainer, ckpt_path, init)
+    return Run(datamodule, module, trainer, ckpt_path, init, speed)
+
+
+def training_speed(cfg: DictConfig, module: DepthModule, ckpt_path: str | None) -> dict[str, Any]:
+    """The precision (``trainer.precision=auto``: measured, ``run/precision.py``), TF32 and the cuDNN
+    autotuner (off when ``trainer.deterministic``) this run trains with, set in ``cfg.trainer``; for
+    ``metrics.json``."""
+    resumed = read_checkpoint(ckpt_path).get("precision") if ckpt_path else None
+    chosen = resolve_precision(cfg.trainer.precision, module, cfg.data, cfg.get("precision_cache"), resumed)
+    with open_dict(cfg):
+        cfg.trainer.precision = chosen["precision"]
+        if cfg.trainer.get("deterministic"):
+            cfg.trainer.benchmark = False  # the autotuner picks kernels by timing: not reproducible
+    return {"precision": chosen, "cudnn_benchmark": bool(cfg.trainer.get("benchmark")), **float32_matmul(cfg.tf32)}
 
 
 def check_settings(cfg: DictConfig) -> None:

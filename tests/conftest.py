@@ -3,6 +3,7 @@ pytest-xdist runs the suite on several workers), and one thread per worker."""
 
 import json
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +13,10 @@ from filelock import FileLock
 
 from tests.helpers import run_module
 
+# trainer.precision=auto's measurements go to a cache of the test session, never the user's home
+os.environ.setdefault(
+    "DEPTH_LIGHTNING_CACHE", str(Path(tempfile.gettempdir()) / f"depth_lightning-tests-{os.getppid()}")
+)
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if WORKERS > 1:
     # each worker gets its share of the cores; subprocesses the tests start inherit it

@@ -22,6 +22,24 @@ from tests.datasets import write_kitti, write_nyu_sync
 PAPER_AUGMENTATION = {"color": [0.9, 1.1], "scale": [1.3, 1.5], "flip": True, "rotate": 5.0}
 
 
+class HandWritten:
+    """The paper's augmentation applied as before the albumentations pipeline: its OpenCV warps called
+    directly (the samples are the same, bit for bit)."""
+
+    def __init__(self, augment: PaperAugmentation) -> None:
+        self.augment = augment
+
+    def set_seed(self, seed: int) -> None:
+        self.augment.set_seed(seed)
+
+    def draw(self) -> dict[str, Any]:
+        return self.augment.draw()
+
+    def host(self, rgb: Any, depth: Any, p: dict[str, Any]) -> dict[str, Any]:
+        image, depth = self.augment.apply(rgb, depth, p)
+        return {"image": image, "depth": depth}
+
+
 def loading(frames: int) -> dict[str, Any]:
     """NYU sync (480x640 JPEG + 16-bit PNG) -> 240x320 with the paper's augmentation, and KITTI raw
     (375x1242 PNG + a Velodyne scan projected) -> 188x620, one thread, samples/s: from the loose files,
@@ -40,6 +58,9 @@ def loading(frames: int) -> dict[str, Any]:
                 root, root / "train.txt", None, border=[45, 471, 41, 601], input_size=(240, 320), augment=augment
             )
             out["nyu_sync"] = frames / measure(lambda: [nyu[(0, i)] for i in range(frames)])["median"]
+            nyu.augment = HandWritten(augment)  # side by side: the paper's part called directly, no albumentations
+            out["nyu_sync_handwritten"] = frames / measure(lambda: [nyu[(0, i)] for i in range(frames)])["median"]
+            nyu.augment = augment
             nyu_packed = packed_copy(nyu, Path(tmp) / "nyu_packed", (240, 320), augment)
             out["nyu_sync_packed"] = frames / measure(lambda: [nyu_packed[(0, i)] for i in range(frames)])["median"]
             out.update(on_device("nyu_sync", nyu_packed, frames))

@@ -115,6 +115,12 @@ def markdown(r: dict[str, Any]) -> str:
             f"| one DataLoader worker: NYU sync (JPEG + PNG, augmentation, 240x320) / KITTI (PNG, Velodyne, 188x620) "
             f"| {d['nyu_sync']:.0f} / {d['kitti_velodyne']:.0f} samples/s | NYU >= 100 |"
         )
+        if "nyu_sync_handwritten" in d:
+            lines.append(
+                "| NYU sync, the augmentation through albumentations (PaperTransform) / its warps called directly "
+                f"| {d['nyu_sync']:.0f} / {d['nyu_sync_handwritten']:.0f} samples/s "
+                f"({d['nyu_sync'] / d['nyu_sync_handwritten']:.3f}x) | >= 1.00x |"
+            )
         if "nyu_sync_packed" in d:
             lines.append(
                 f"| the same from packed chunks (prepare pack), CPU augmentation: NYU / KITTI | "

@@ -194,6 +194,8 @@ def fit(cfg: DictConfig, run: Run) -> tuple[dict[str, Any], EvaluationResult | N
         # resumed after its fit had ended (e.g. killed while testing): the final weights validated again
         trainer.validate(module, datamodule=datamodule, verbose=False)
     found: dict[str, Any] = {"fit_s": time.monotonic() - started, "global_step": trainer.global_step}
+    if datamodule.augment is not None:  # the paper's augmentation and any albumentations extras, as trained
+        found["augmentation"] = datamodule.augment.describe()
     found["val"] = {**logged_metrics(trainer, "val"), **(val.result.values if val.result else {})}
     budget = next((c for c in trainer.callbacks if isinstance(c, TimeBudget)), None)
     found["budget"] = budget.state() if budget else {"mode": "steps", "max_steps": trainer.max_steps}
@@ -268,6 +270,11 @@ def build_trainer(cfg: DictConfig, **extra: Any) -> L.Trainer:
     callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items() if c is not None]
     if not loggers:  # Lightning refuses a learning-rate monitor with nothing to log to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    if str(cfg.trainer.get("precision")) == "auto":
+        raise ConfigError(
+            "config error: trainer.precision=auto is chosen by measuring the run's model: build the run with "
+            "train.build_run (or train.training_speed first), or give trainer.precision=32-true|bf16-mixed"
+        )
     budget = cfg.get("budget") or {"mode": "steps"}
     check_choice(budget.get("mode"), "budget.mode", ("steps", "time"))
     if budget["mode"] == "time":

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from depth_lightning.config import build, compose_config
-from depth_lightning.train import build_module, build_trainer, train
+from depth_lightning.train import build_module, build_trainer, train, training_speed
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -61,7 +61,9 @@ def composed(*overrides: str):
 def built(*overrides: str):
     """The datamodule, module and trainer the main job would build from these overrides."""
     cfg = composed("logger=none", *overrides)
-    return cfg, build(cfg.data, "data"), build_module(cfg), build_trainer(cfg)
+    datamodule, module = build(cfg.data, "data"), build_module(cfg)
+    training_speed(cfg, module, None)  # trainer.precision=auto resolved (measured) as the main job does
+    return cfg, datamodule, module, build_trainer(cfg)
 
 
 def job_folder(sweep: Path, run_name: str) -> Path:

@@ -40,7 +40,10 @@ def test_each_logger_option_builds_its_loggers_and_what_they_log_reads_back(logg
     from depth_lightning.train import _finish_wandb, build_trainer
 
     monkeypatch.setenv("WANDB_MODE", "offline")
-    trainer = build_trainer(compose_config(f"logger={logger}", "trainer.accelerator=cpu", output_dir=str(tmp_path)))
+    cfg = compose_config(
+        f"logger={logger}", "trainer.accelerator=cpu", "trainer.precision=32-true", output_dir=str(tmp_path)
+    )
+    trainer = build_trainer(cfg)
     assert [type(lg).__name__ for lg in trainer.loggers] == built
     for lg in trainer.loggers:
         lg.log_metrics({"val/abs_rel": 0.125}, step=3)

@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import default_collate
 
 from depth_lightning.data.transforms import PaperAugmentation
+from depth_lightning.run.errors import ConfigError
 
 PAPER = {"color": [0.9, 1.1], "scale": [1.3, 1.5], "flip": True, "rotate": 5.0, "divide_depth_by_scale": True}
 
@@ -46,7 +47,7 @@ def test_depth_values_after_geometry_are_input_values_divided_by_s(seed):
     rgb, depth = sample(seed)
     p = aug.draw()
     assert 1.3 <= p["scale"] <= 1.5 and -5 <= p["angle"] <= 5
-    _, d = aug.apply(rgb, depth, p)
+    d = aug.host(rgb, depth, p)["depth"]  # the albumentations pipeline the loader runs
     _, (dd,) = on_device(aug, [rgb], [depth], [p])
     allowed = np.append(depth.ravel() / p["scale"], 0)
     for out in (d, dd):
@@ -65,7 +66,7 @@ def test_host_and_device_give_the_same_samples(device):
         rgb, depth = sample(i, 240, 320)
         aug.set_seed(i)
         rgbs.append(rgb), depths.append(depth), params.append(aug.draw())
-    host = [aug.apply(r, d, p) for r, d, p in zip(rgbs, depths, params)]
+    host = [(o["image"], o["depth"]) for o in (aug.host(r, d, p) for r, d, p in zip(rgbs, depths, params))]
     image, depth = on_device(aug, rgbs, depths, params, device)
     assert {bool(p["flip"]) for p in params} == {True, False}
     for i, (hi, hd) in enumerate(host):
@@ -176,3 +177,89 @@ def test_a_run_with_device_augmentation_trains_on_the_hosts_samples(tmp_path, mo
         assert torch.equal(h["index"], d["index"])
         assert (h["image"] - d["image"]).abs().max() < 1e-5 < (h["image"] - n["image"]).abs().max()
         assert (h["depth"] != d["depth"]).float().mean() < 1e-4
+
+
+def test_the_albumentations_pipeline_gives_the_paper_part_bit_for_bit():
+    aug = PaperAugmentation(**PAPER)
+    for i in range(8):
+        rgb, depth = sample(i, 48, 64)
+        aug.set_seed(i)
+        p = aug.draw()
+        out, (image, d) = aug.host(rgb, depth, p), aug.apply(rgb, depth, p)
+        assert np.array_equal(out["image"], image) and np.array_equal(out["depth"], d)
+        assert out["image"].dtype == np.float32 and out["depth"].dtype == np.float32
+
+
+def test_extras_apply_as_described_and_an_unsuitable_one_is_refused():
+    import albumentations as A
+
+    noise = A.GaussNoise(std_range=(0.1, 0.1), p=1.0)
+    shift = A.Affine(translate_px={"x": 5, "y": 0}, p=1.0)
+    aug = PaperAugmentation(**PAPER, extra=[noise, shift])
+    plain = PaperAugmentation(**PAPER)
+    rgb, depth = sample(1, 48, 64)
+    valid = (depth > 0).astype(np.uint8)
+    aug.set_seed(3), plain.set_seed(3)
+    p = aug.draw()
+    assert all(np.array_equal(p[k], v) for k, v in plain.draw().items())  # extras leave the paper's draw alone
+    out, paper = aug.host(rgb, depth, p, valid=valid), plain.host(rgb, depth, p, valid=valid)
+    # the geometric extra moves depth and mask with the RGB, 5 pixels right, values unchanged (nearest, 0 outside)
+    assert np.array_equal(out["depth"][:, 5:], paper["depth"][:, :-5]) and not out["depth"][:, :5].any()
+    assert np.array_equal(out["mask"][:, 5:], paper["mask"][:, :-5])
+    assert np.array_equal(out["mask"] > 0, out["depth"] > 0)  # the validity mask follows the depth
+    # the photometric extra touched the RGB only: it differs from the shifted paper RGB, the depth does not
+    assert np.abs(out["image"][:, 5:] - paper["image"][:, :-5]).mean() > 0.02
+    assert out["image"].min() >= 0 and out["image"].max() <= 1
+    aug.set_seed(3)
+    again = aug.host(rgb, depth, aug.draw(), valid=valid)  # seeded per sample: the same sample again
+    assert np.array_equal(again["image"], out["image"])
+    assert [t["__class_fullname__"] for t in aug.describe()["extra"]] == ["GaussNoise", "Affine"]
+    refused = {
+        "not an albumentations transform": object(),
+        "changes the frame's size": A.RandomCrop(16, 16),
+        "mask_interpolation=1": A.Affine(scale=1.1, mask_interpolation=1),
+    }
+    for message, t in refused.items():
+        with pytest.raises(ConfigError, match=rf"data.augment.extra\[0\] \({type(t).__name__}\): .*{message}"):
+            PaperAugmentation(**PAPER, extra=[t])
+
+
+def test_extras_from_the_command_line_reach_the_training_samples_and_the_record(tmp_path):
+    from depth_lightning.config import build, compose_config
+    from tests.helpers import train_here
+
+    extras = (
+        "+data.augment.extra=[{_target_:albumentations.GaussNoise,std_range:[0.1,0.1],p:1.0},"
+        "{_target_:albumentations.HorizontalFlip,p:1.0}]"
+    )
+    datamodule = build(compose_config("debug=tiny", extras).data, "data")
+    assert [type(t).__name__ for t in datamodule.augment.extra] == ["GaussNoise", "HorizontalFlip"]
+    with pytest.raises(ConfigError, match="data.augment.extra with data.augment_on=device"):
+        build(compose_config("debug=tiny", extras, "data.augment_on=device").data, "data")
+    with pytest.raises(ConfigError, match=r"data.augment.extra\[0\] \(CenterCrop\): changes the frame's size"):
+        build(
+            compose_config(
+                "debug=tiny", "+data.augment.extra=[{_target_:albumentations.CenterCrop,height:8,width:8}]"
+            ).data,
+            "data",
+        )
+    results = train_here(tmp_path / "run", "debug=tiny", "logger=csv", "trainer.max_steps=1", extras)
+    assert [t["__class_fullname__"] for t in results["augmentation"]["extra"]] == ["GaussNoise", "HorizontalFlip"]
+
+
+def test_the_augmentation_ablation_is_reported_as_paired_differences(tmp_path):
+    from experiments.report.build import build_report
+    from tests.helpers import train_here
+
+    tiny = ["debug=tiny", "logger=csv", "trainer.max_steps=4", "test=true", "data.dataset.test_length=8"]
+    for variant in ("none", "gauss_noise"):
+        done = train_here(tmp_path / "runs" / variant, *tiny, f"+augment_extra={variant}")
+        assert done["status"] == "completed"
+    result = build_report([tmp_path / "runs"], tmp_path / "report")
+    (row,) = result["augmentation"]
+    assert row["row"] == "paper + GaussNoise - paper (full, K = 80)" and row["images"] == 8 and row["seeds"] == 1
+    low, high = row["ci"]["abs_rel"]
+    assert low <= row["ours"]["abs_rel"] <= high
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "## Extra augmentations against the paper's" in text and "paper + GaussNoise - paper" in text
+    assert len([r for r in result["runs"] if r.augmentation == "paper"]) == 1  # the paper's tables: that one

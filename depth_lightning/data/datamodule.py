@@ -43,6 +43,15 @@ def chosen_protocol(protocol: EvalProtocol | str | None, protocols: dict[str, Ev
     return dataclasses.replace(chosen, name=protocol)
 
 
+def refuse_device_extras(augment: PaperAugmentation | None, augment_on: str) -> None:
+    """``data.augment.extra`` are albumentations transforms, which run on the host after the paper's part."""
+    if augment_on == "device" and augment is not None and augment.extra:
+        raise ConfigError(
+            "config error: data.augment.extra with data.augment_on=device: the extras are albumentations "
+            "transforms, which run on the host after the paper's part; use data.augment_on=host with them"
+        )
+
+
 def plausible_range(value: Sequence[float] | None) -> tuple[float, float] | None:
     """``data.plausible_median`` checked: ``[low, high]`` metres, or null."""
     if value is None:
@@ -119,6 +128,7 @@ class DepthDataModule(L.LightningDataModule):
                 "(the batch, on the accelerator)"
             )
         self.augment_on = augment_on
+        refuse_device_extras(augment, augment_on)
         if format not in ("loose", "packed") or (format == "packed") != (packed is not None):
             raise ConfigError(
                 f"config error: data.format={format!r}, data.packed={packed!r}: format loose reads the dataset's files "

@@ -170,8 +170,9 @@ class FrameDataset(Dataset, ABC):
                 params = self.augment.draw()
                 if self.augment_on == "device":  # applied to the batch by DepthDataModule.on_after_batch_transfer
                     item["augment"] = params  # and RGB stays uint8: a quarter of the bytes to collate and transfer
-                else:
-                    image, depth = self.augment.apply(image, depth, params)
+                else:  # the albumentations pipeline: the paper's part, then data.augment.extra
+                    out = self.augment.host(image, depth, params)
+                    image, depth = out["image"], out["depth"]
         else:
             item["eval_mask"] = torch.from_numpy(np.array(self.protocol.mask(original, box)))  # a writable copy
         if "augment" not in item:

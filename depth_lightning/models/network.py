@@ -132,7 +132,9 @@ class DepthNet(
         if decoder not in DECODERS:
             raise ValueError(f"model.decoder={decoder!r} is unknown; allowed: {', '.join(DECODERS)}")
         if len(input_size) != 2 or min(input_size) < MIN_INPUT:
-            raise ValueError(f"input size {list(input_size)}: expected [height, width], each >= {MIN_INPUT}")
+            raise ValueError(
+                f"input size {list(input_size)} (data.height, data.width): [height, width], each >= {MIN_INPUT}"
+            )
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.decoder, self.channels_last = decoder, bool(channels_last)
         self.normalize = Normalize(IMAGENET_MEAN, IMAGENET_STD) if normalize == "imagenet" else Normalize()

@@ -21,7 +21,7 @@ from experiments.report.runs import (
     missing_runs,
     reference_bins,
 )
-from experiments.report.statistics import paired_table
+from experiments.report.statistics import augmentation_table, paired_table
 from experiments.report.tables import (
     AUSE_COLS,
     DEPTH_COLS,
@@ -160,6 +160,24 @@ def write_figures(full: Run | None, out: Path) -> dict[str, Path]:
     return figures
 
 
+def augmentation_section(augmented: list[dict[str, Any]], out: Path, files: dict[str, Path]) -> list[str]:
+    """The report's lines on extra augmentations against the paper's (``augmentation_paired.md`` / ``.csv``)."""
+    if not augmented:
+        return []
+    (out / "augmentation_paired.md").write_text(paired_markdown(augmented, paper_gap=False) + "\n")
+    (out / "augmentation_paired.csv").write_text(paired_csv(augmented))
+    files["augmentation_paired.md"] = out / "augmentation_paired.md"
+    return [
+        "## Extra augmentations against the paper's, paired on the same test images",
+        "",
+        "Seed-mean difference (with the extra - the paper's alone, soft decoder) and its paired 95 % bootstrap "
+        "interval over test images; * marks an interval that excludes 0.",
+        "",
+        paired_markdown(augmented, paper_gap=False),
+        "",
+    ]
+
+
 def build_report(
     folders: list[Path],
     out: Path,
@@ -172,7 +190,9 @@ def build_report(
 
     Raises :class:`~experiments.report.tables.MixedProtocols` when one table would hold runs of
     different evaluation protocols (unless ``mix_protocols``); nothing is written then."""
-    runs, problems = collect_runs(folders, split)
+    every, problems = collect_runs(folders, split)
+    runs = [r for r in every if r.augmentation == "paper"]  # the paper's tables: the paper's augmentation
+    augmented = augmentation_table(ablation_runs(every), problems, resamples)
     ablation = ablation_runs(runs)
     k = reference_bins(ablation, bins)
     cards, notes = shared_cards(runs, ablation, mix_protocols)
@@ -183,7 +203,7 @@ def build_report(
     on = ablation[0].dataset if ablation else "no run"
     method = next((r.extra.get("intervals") for r in runs if r.extra.get("intervals")), None)
     files: dict[str, Path] = {}
-    lines = [f"# Report ({len(runs)} finished runs, {split} split)", ""]
+    lines = [f"# Report ({len(every)} finished runs, {split} split)", ""]
     if not runs:
         lines += ["**No finished run was found** in " + ", ".join(str(f) for f in folders) + ".", ""]
     lines += [CELLS, ""]
@@ -197,13 +217,15 @@ def build_report(
             (out / "table3_paired.csv").write_text(paired_csv(paired))
             files["table3_paired.md"] = out / "table3_paired.md"
             lines += paired_section(paired, on, k, resamples)
+    lines += augmentation_section(augmented, out, files)
     if ablation and on not in NYU:
         lines += [f"The ablation runs are on `{on}`, the paper's on NYU v2: no difference is computed.", ""]
     figures = write_figures(find_run(ablation, "full", k) if k is not None else None, out)
     lines += closing_lines(figures, missing := missing_runs(ablation), problems)
     (out / "report.md").write_text("\n".join(lines))
     result = {t.name: t.rows for t in tables}
-    result.update(runs=runs, problems=problems, missing=missing, paired=paired, cards=cards, figures=figures)
+    result.update(runs=every, problems=problems, missing=missing, paired=paired, cards=cards, figures=figures)
+    result["augmentation"] = augmented
     result.update(files=files, bins=k, report=out / "report.md")
     return result
 

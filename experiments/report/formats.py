@@ -10,7 +10,7 @@ from typing import Any
 from experiments.report.tables import DIFF, TABLE3_COLS
 
 
-def paired_markdown(rows: list[dict[str, Any]]) -> str:
+def paired_markdown(rows: list[dict[str, Any]], paper_gap: bool = True) -> str:
     head = ["comparison", "seeds", "images", *(c[1] for c in TABLE3_COLS)]
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(["---"] * 3 + ["---:"] * len(TABLE3_COLS)) + " |"]
     for row in rows:
@@ -20,8 +20,9 @@ def paired_markdown(rows: list[dict[str, Any]]) -> str:
             mark = "*" if row["beyond_noise"][col] else ""
             cells.append(f"{row['ours'][col]:+.3f} [{low:+.3f}, {high:+.3f}]{mark}")
         lines.append("| " + " | ".join([row["row"], str(row["seeds"]), str(row["images"]), *cells]) + " |")
-        paper = [_fmt(row["paper"][c], DIFF) for c, _ in TABLE3_COLS]
-        lines.append("| " + " | ".join(["  paper's gap", "", "", *paper]) + " |")
+        if paper_gap:
+            paper = [_fmt(row["paper"][c], DIFF) for c, _ in TABLE3_COLS]
+            lines.append("| " + " | ".join(["  paper's gap", "", "", *paper]) + " |")
     return "\n".join(lines)
 
 

@@ -28,6 +28,14 @@ class Run:
     seed: Any = None
     protocol: dict[str, Any] | None = None  # the card of the test that produced ``metrics``
     intervals: dict[str, list[float]] = field(default_factory=dict)  # bootstrap intervals of ``metrics``
+    augmentation: str = "paper"  # "paper", or "paper + <extra transforms>" (data.augment.extra)
+
+
+def augmentation_label(data: dict[str, Any]) -> str:
+    """``paper`` for the paper's augmentation (or none), else ``paper + <the extras' class names>``."""
+    extra = (data.get("augment") or {}).get("extra") or []
+    names = [str(t.get("_target_", "?")).rsplit(".", 1)[-1] for t in extra if isinstance(t, dict)]
+    return "paper" if not names else "paper + " + " + ".join(names)
 
 
 def _variant(net: dict[str, Any]) -> str:
@@ -99,6 +107,7 @@ def read_run(run_dir: Path, data: dict[str, Any], split: str) -> Run | str:
         protocol=data.get("protocol") if chosen == "test" else None,
         intervals=data.get("test_intervals", {}) if chosen == "test" else {},
         extra={"seed": cfg.get("seed"), "intervals": data.get("intervals")},
+        augmentation=augmentation_label(cfg.get("data") or {}),
     )
 
 
@@ -107,7 +116,8 @@ def duplicate_runs(runs: list[Run]) -> list[str]:
     re-run into its folder under an older folder scheme: the tables use the newest, the others are stale."""
     kinds: dict[tuple[Any, ...], list[Run]] = {}
     for run in runs:  # oldest first
-        kinds.setdefault((run.task, run.dataset, run.variant, run.bins, run.extra.get("seed")), []).append(run)
+        kind = (run.task, run.dataset, run.variant, run.bins, run.extra.get("seed"), run.augmentation)
+        kinds.setdefault(kind, []).append(run)
     return [
         f"{len(same)} finished runs of {kind[2]} K={kind[3]} on {kind[1]} (seed {kind[4]}): the tables use the "
         f"newest, {same[-1].path}; stale: {', '.join(str(r.path) for r in same[:-1])}"
@@ -138,11 +148,12 @@ def reference_bins(runs: list[Run], wanted: int | None = None, paper_bins: int =
     return min(counts, key=lambda k: (abs(k - paper_bins), k))
 
 
-def group_of(runs: list[Run], variant: str, bins: int | None) -> list[Run]:
-    """The runs of one cell: of each seed the newest run of ``variant`` at ``bins``, in seed order."""
+def group_of(runs: list[Run], variant: str, bins: int | None, augmentation: str = "paper") -> list[Run]:
+    """The runs of one cell: of each seed the newest run of ``variant`` at ``bins`` trained with
+    ``augmentation``, in seed order."""
     by_seed: dict[Any, Run] = {}
     for run in runs:  # oldest first: a newer run of a seed replaces an older one
-        if run.variant == variant and run.bins == bins:
+        if run.variant == variant and run.bins == bins and run.augmentation == augmentation:
             by_seed[run.seed] = run
     return [by_seed[s] for s in sorted(by_seed, key=str)]
 

@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 
 .PHONY: install test test-fast docs lint format train bench mutation sweep-demo clean
 
-install:  ## create .venv and install the package with its test and export extras
+install:  ## create .venv and install the package with its test, export and demo extras
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[dev,export]'
+	$(PY) -m pip install -e '.[dev,export,demo]'
 
 # pytest-xdist: one worker per core, a test module's tests on one worker (its module fixtures made once)
 XDIST := -n auto --dist loadscope

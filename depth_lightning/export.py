@@ -1,5 +1,6 @@
 """``python -m depth_lightning.export ckpt_path=... output=model.onnx [uncertainty=true]``: the model as
 an ONNX graph with its decoding inside (:mod:`depth_lightning.inference.onnx`);
+``format=space output=<folder>``: a Hugging Face Space of the demo page (``app.py``) around that folder;
 ``format=hub output=<folder>``: the model as a folder to share (``DepthNet.save_pretrained``:
 safetensors weights, ``config.json`` of the network's settings, a model card with the run's test
 numbers), loadable with ``DepthEstimator.from_pretrained`` and uploadable to the Hugging Face Hub as it is.
@@ -12,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from depth_lightning.config import CONF_DIR, check_choice
 from depth_lightning.inference.loading import load_model
@@ -20,10 +21,24 @@ from depth_lightning.inference.model_card import model_card
 from depth_lightning.inference.onnx import export_onnx
 from depth_lightning.models.storage import CARD, CONFIG, WEIGHTS, read_config
 from depth_lightning.run.errors import CheckpointError, ConfigError, one_line_errors
-from depth_lightning.run.files import check_writable
+from depth_lightning.run.files import check_writable, save_atomic
 
-FORMATS = ("onnx", "hub")
+FORMATS = ("onnx", "hub", "space")
 OWN_FILES = (WEIGHTS, CONFIG, CARD)
+SPACE_FILES = ("app.py", "requirements.txt", "README.md", "model")
+APP = '''"""A Hugging Face Space: the depth_lightning demo page of the model in ./model (python app.py starts it)."""
+
+import os
+from pathlib import Path
+
+from depth_lightning.demo import launch
+
+here = Path(__file__).resolve().parent
+examples = sorted(str(p) for p in (here / "examples").glob("*") if p.is_file()) or None
+# Spaces serve on 0.0.0.0:7860; GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose elsewhere
+launch(here / "model", host=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+       port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), examples=examples)
+'''
 
 
 def check_folder(folder: Path, overwrite: bool) -> None:
@@ -72,12 +87,40 @@ def export_hub(cfg: DictConfig) -> Path:
     return folder
 
 
+def export_space(cfg: DictConfig) -> Path:
+    """A folder that runs as a Hugging Face Space as it is: ``app.py`` (the demo page), ``requirements.txt``,
+    ``README.md`` with the Space's front matter, and the model folder in ``model/``."""
+    folder = Path(cfg.output)
+    if folder.is_dir() and any(folder.iterdir()):
+        present = sorted(p.name for p in folder.iterdir())
+        if not cfg.get("overwrite", False) or set(present) - set(SPACE_FILES):
+            raise ConfigError(
+                f"config error: output={str(folder)!r} is not empty ({', '.join(present[:5])}); give a new folder "
+                "(overwrite=true replaces a Space folder of the suite's own files)"
+            )
+    check_writable(folder, "output", folder=True)
+    model = export_hub(OmegaConf.merge(cfg, {"output": str(folder / "model"), "overwrite": True}))
+    title = f"depth_lightning {Path(str(cfg.ckpt_path)).stem}"
+    readme = (
+        f"---\ntitle: {title}\nemoji: 📏\ncolorFrom: indigo\ncolorTo: gray\nsdk: gradio\napp_file: app.py\n"
+        "pinned: false\n---\n\n"
+        "Monocular depth as classification over log-depth bins with soft-weighted-sum inference (Li, Dai, He), "
+        "served by depth_lightning's demo page. The model and its card are in `model/`.\n"
+    )
+    for name, text in (("app.py", APP), ("README.md", readme), ("requirements.txt", "depth_lightning[demo]\n")):
+        save_atomic(folder / name, lambda p, t=text: p.write_text(t))
+    print(f"wrote {folder} (app.py, requirements.txt, README.md, {model.name}/); python app.py in it starts the page")
+    return folder
+
+
 def export(cfg: DictConfig) -> Path:
     """The model ``cfg.ckpt_path`` as ``cfg.format`` at ``cfg.output`` (checked writable first)."""
     fmt = cfg.get("format", "onnx")
     check_choice(fmt, "format", FORMATS)
     if fmt == "hub":
         return export_hub(cfg)
+    if fmt == "space":
+        return export_space(cfg)
     check_writable(cfg.output, "output")
     path = export_onnx(load_model(cfg.ckpt_path), cfg.output, uncertainty=cfg.uncertainty)
     print(

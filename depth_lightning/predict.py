@@ -13,18 +13,16 @@ import sys
 from pathlib import Path
 
 import hydra
-import numpy as np
 from omegaconf import DictConfig
-from PIL import Image
 from tqdm import tqdm
 
 from depth_lightning.config import CONF_DIR
-from depth_lightning.data.io import read_rgb, write_depth_png
-from depth_lightning.evaluation.figures import colorize
+from depth_lightning.data.io import read_rgb
 from depth_lightning.inference import DepthEstimator
+from depth_lightning.inference.outputs import write_prediction
 from depth_lightning.inference.pointcloud import intrinsics_for, write_ply
 from depth_lightning.run.errors import DataError, one_line_errors
-from depth_lightning.run.files import check_writable, save_atomic
+from depth_lightning.run.files import check_writable
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp"}
 log = logging.getLogger(__name__)
@@ -41,16 +39,6 @@ def list_images(path: Path) -> tuple[list[Path], list[Path]]:
             raise FileNotFoundError(f"input={str(path)!r}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in it")
         return images, [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
     raise FileNotFoundError(f"input={str(path)!r}: no such file or folder")
-
-
-def write_prediction(out_dir: Path, name: str, pred: dict[str, np.ndarray], d_min: float, d_max: float) -> None:
-    write_depth_png(out_dir / f"{name}_depth.png", pred["depth"], scale=1000.0)  # 16-bit millimetres
-    color = colorize(pred["depth"], d_min, d_max)
-    save_atomic(out_dir / f"{name}_depth_color.png", lambda p: Image.fromarray(color).save(p, format="PNG"))
-    unc = pred["uncertainty"]
-    ucol = colorize(unc, 0.0, max(float(unc.max()), 1e-6), cmap="viridis", log=False)
-    save_atomic(out_dir / f"{name}_uncertainty.png", lambda p: Image.fromarray(ucol).save(p, format="PNG"))
-    save_atomic(out_dir / f"{name}_uncertainty.npy", lambda p: np.save(p, unc.astype(np.float32)))
 
 
 def predict(cfg: DictConfig) -> tuple[int, list[str]]:

@@ -10,7 +10,7 @@ import torch
 from tests.helpers import ROOT
 
 PACKAGE = ROOT / "depth_lightning"
-ENTRY_POINTS = {"train", "evaluate", "predict", "score", "benchmark", "check", "export", "prepare"}
+ENTRY_POINTS = {"train", "evaluate", "predict", "score", "benchmark", "check", "export", "prepare", "demo"}
 TOP_LEVEL = ENTRY_POINTS | {"module", "config", "__init__"}
 
 

@@ -29,7 +29,7 @@ TOOLS = r"(?:python -m [^\s`]+|make [^\s`]+|depth-\w+|papermill|wandb)"
 GROUP_EXAMPLES = {"data": "nyu_sync", "model": "paper", "trainer": "cpu", "logger": "csv"}
 MARKED = re.compile(r"(needs the dataset|needs a GPU|long run)")
 HYDRA_ENTRY_POINTS = {
-    f"depth_lightning.{n}": n for n in ("train", "evaluate", "predict", "score", "check", "export", "benchmark")
+    f"depth_lightning.{n}": n for n in ("train", "evaluate", "predict", "score", "check", "export", "benchmark", "demo")
 }
 TINY_TRAIN = ["debug=tiny", "logger=csv", "trainer.max_steps=2", "budget.mode=steps"]
 

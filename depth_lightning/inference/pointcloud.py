@@ -1,8 +1,11 @@
-"""Coloured point clouds from predicted depth: pinhole back-projection, written as binary PLY (plyfile)."""
+"""Coloured point clouds from predicted depth: pinhole back-projection, written as binary PLY (plyfile), or
+as a glTF binary of points (``.glb``: what a browser's 3D viewer shows, the demo page's)."""
 
 from __future__ import annotations
 
+import json
 import math
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -58,3 +61,39 @@ def write_ply(path: str | Path, depth: np.ndarray, rgb: np.ndarray, intrinsics: 
     data = PlyData([PlyElement.describe(vertices, "vertex")], text=False)
     save_atomic(path, lambda p: data.write(str(p)))
     return len(vertices)
+
+
+def write_glb(path: str | Path, depth: np.ndarray, rgb: np.ndarray, intrinsics: Sequence[float]) -> int:
+    """The points of :func:`write_ply` (one per pixel with a finite positive depth, coloured) as a glTF 2.0
+    binary of one POINTS primitive, in glTF's axes (y up, the camera looking down -z); atomically.
+    Returns the number of points."""
+    valid = np.isfinite(depth) & (depth > 0)
+    xyz = back_project(depth, intrinsics)[valid].astype(np.float32) * np.float32([1, -1, -1])
+    colour = np.concatenate([rgb[valid].astype(np.uint8), np.full((len(xyz), 1), 255, np.uint8)], axis=1)
+    positions, colours = xyz.tobytes(), colour.tobytes()  # 12 and 4 bytes a point: 4-byte aligned
+    gltf = {
+        "asset": {"version": "2.0", "generator": "depth_lightning"},
+        "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0}],
+        "meshes": [{"primitives": [{"attributes": {"POSITION": 0, "COLOR_0": 1}, "mode": 0}]}],
+        "buffers": [{"byteLength": len(positions) + len(colours)}],
+        "bufferViews": [
+            {"buffer": 0, "byteOffset": 0, "byteLength": len(positions)},
+            {"buffer": 0, "byteOffset": len(positions), "byteLength": len(colours)},
+        ],
+        "accessors": [
+            {"bufferView": 0, "componentType": 5126, "count": len(xyz), "type": "VEC3",
+             "min": (xyz.min(0) if len(xyz) else np.zeros(3)).tolist(),
+             "max": (xyz.max(0) if len(xyz) else np.zeros(3)).tolist()},
+            {"bufferView": 1, "componentType": 5121, "normalized": True, "count": len(xyz), "type": "VEC4"},
+        ],
+    }  # fmt: skip
+    head = json.dumps(gltf, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 4)
+    body = positions + colours
+    total = 12 + 8 + len(head) + 8 + len(body)
+    data = b"".join([
+        struct.pack("<4sII", b"glTF", 2, total), struct.pack("<I4s", len(head), b"JSON"), head,
+        struct.pack("<I4s", len(body), b"BIN\x00"), body,
+    ])  # fmt: skip
+    save_atomic(path, lambda p: p.write_bytes(data))
+    return len(xyz)

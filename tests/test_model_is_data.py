@@ -241,6 +241,23 @@ def test_evaluate_reproduces_the_runs_test_table_in_its_precision(tiny_run, tiny
     assert shared and {k: found["test"][k] for k in shared} == {k: record["test"][k] for k in shared}
 
 
+def test_evaluate_tests_in_the_precision_the_checkpoint_records_unless_told(tiny_checkpoint, tmp_path):
+    from depth_lightning.evaluate import evaluate
+
+    ckpt = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
+    ckpt["precision"] = "bf16-mixed"  # as a run trained in bf16 (on an AMX machine) records it
+    torch.save(ckpt, tmp_path / "bf16.ckpt")
+    found = {}
+    for name, extra in (("recorded", []), ("told", ["trainer.precision=32-true"])):
+        out = tmp_path / f"{name}.json"
+        args = [f"ckpt_path={tmp_path / 'bf16.ckpt'}", f"output={out}", "baselines=false"]
+        args.append("+trainer.limit_test_batches=1")
+        evaluate(composed_for("evaluate", tmp_path / name, *args, *extra))
+        found[name] = json.loads(out.read_text())
+    assert found["recorded"]["precision"] == "bf16-mixed" and found["told"]["precision"] == "32-true"
+    assert found["recorded"]["test"]["soft/abs_rel"] != found["told"]["test"]["soft/abs_rel"]  # bf16 differs
+
+
 def test_export_never_replaces_a_users_files_and_overwrites_only_its_own(tiny_checkpoint, tmp_path):
     from depth_lightning.export import export
 

@@ -36,7 +36,9 @@ def checkpoint_record(path: str | Path) -> dict[str, Any]:
     precision = ckpt.get("precision")
     if precision is None:  # written before checkpoints said: the run's record beside it may
         _, record = run_record(Path(path))
-        precision = record.get("precision") or ((record.get("config") or {}).get("trainer") or {}).get("precision")
+        chosen = ((record.get("speed") or {}).get("precision") or {}).get("precision")
+        configured = ((record.get("config") or {}).get("trainer") or {}).get("precision")
+        precision = chosen or record.get("precision") or (configured if configured != "auto" else None)
     return {"precision": precision, "data": ckpt["hyper_parameters"].get("data")}
 
 

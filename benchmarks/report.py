@@ -68,7 +68,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"# Benchmarks: {m['cpu']} ({m['capability']}, native bf16: {'yes' if m['native_bf16'] else 'no'}), "
         f"{m['cores']} cores, {r['date']}",
         "",
-        f"torch {m['torch']}, {m['threads']} threads, precision {m['precision']} (the suite's choice on this machine)"
+        f"torch {m['torch']}, {m['threads']} threads, precision {m['precision']} "
+        "(native; what trainer.precision=auto trains in: the precision rows)"
         f"{', --quick' if r['quick'] else ''}. Times are medians of repeats; ratios come from one run.",
         "",
         "| measure | value | target |",

@@ -24,7 +24,9 @@ def cpu_model() -> str:
 
 
 def describe_machine() -> dict[str, Any]:
-    """CPU model, cores, vector capability, native bf16, the precision the suite picks, versions, GPU."""
+    """CPU model, cores, vector capability, native bf16, ``precision``: bf16 autocast where the hardware
+    computes bf16 natively, else float32 (what ``trainer.precision=auto`` trains in is measured, and
+    recorded apart: ``metrics.json``'s ``speed``), versions, GPU."""
     precision = auto_precision()
     return {
         "host": socket.gethostname(),

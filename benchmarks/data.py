@@ -57,10 +57,15 @@ def loading(frames: int) -> dict[str, Any]:
             nyu = NYUSync(
                 root, root / "train.txt", None, border=[45, 471, 41, 601], input_size=(240, 320), augment=augment
             )
-            out["nyu_sync"] = frames / measure(lambda: [nyu[(0, i)] for i in range(frames)])["median"]
-            nyu.augment = HandWritten(augment)  # side by side: the paper's part called directly, no albumentations
-            out["nyu_sync_handwritten"] = frames / measure(lambda: [nyu[(0, i)] for i in range(frames)])["median"]
+            # side by side, interleaved (the first pass over the files warms caches): the albumentations
+            # pipeline and the paper's warps called directly; the better of two passes each
+            rates: dict[str, list[float]] = {"nyu_sync": [], "nyu_sync_handwritten": []}
+            for _ in range(2):
+                for key, pipeline in (("nyu_sync", augment), ("nyu_sync_handwritten", HandWritten(augment))):
+                    nyu.augment = pipeline
+                    rates[key].append(frames / measure(lambda: [nyu[(0, i)] for i in range(frames)])["median"])
             nyu.augment = augment
+            out.update({key: max(values) for key, values in rates.items()})
             nyu_packed = packed_copy(nyu, Path(tmp) / "nyu_packed", (240, 320), augment)
             out["nyu_sync_packed"] = frames / measure(lambda: [nyu_packed[(0, i)] for i in range(frames)])["median"]
             out.update(on_device("nyu_sync", nyu_packed, frames))

@@ -68,7 +68,7 @@ def evaluation_data(cfg: DictConfig, model: DepthNet, saved: dict[str, Any] | No
     return data
 
 
-def test_precision(cfg: DictConfig, record: dict[str, Any]) -> str:
+def precision_of(cfg: DictConfig, record: dict[str, Any]) -> str:
     """``trainer.precision``, or (null) the precision the checkpoint's run tested in, else 32-true."""
     return str(cfg.trainer.get("precision") or record.get("precision") or "32-true")
 
@@ -95,7 +95,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     record = checkpoint_record(cfg.ckpt_path)
     data = evaluation_data(cfg, model, record.get("data"))
     datamodule = build(data, "data")
-    precision = test_precision(cfg, record)
+    precision = precision_of(cfg, record)
     trainer = build(cfg.trainer, "trainer", precision=precision)
     if trainer.is_global_zero:
         h, w = model.input_size

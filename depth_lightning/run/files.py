@@ -11,6 +11,15 @@ from typing import Any
 from depth_lightning.run.errors import ConfigError
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it: done once, at import
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+
+
 def save_atomic(path: str | Path, write: Callable[[Path], object]) -> None:
     """``write`` a temporary file beside ``path``, flush it to disk, then rename it over ``path``.
 
@@ -23,16 +32,10 @@ def save_atomic(path: str | Path, write: Callable[[Path], object]) -> None:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # as open() would: some writers (safetensors) create files 0600
+        os.chmod(tmp, 0o666 & ~UMASK)  # as open() would: some writers (safetensors) create files 0600
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:

@@ -46,12 +46,39 @@ def _statistic(entry: tuple[np.ndarray, np.ndarray, str], ids: np.ndarray):
     return bootstrap.depth_statistic(entry[1][keep], entry[2])
 
 
+def paired_row(label: str, first: dict, second: dict, problems: list[str], resamples: int) -> dict[str, Any] | None:
+    """``first`` - ``second`` (per seed, a run's per-image sums) on the test images both sides scored: the
+    seed-mean difference of every metric, its paired bootstrap interval (the same image draws on both
+    sides) and whether it excludes 0; None when no seed or fewer than 2 images are shared (said)."""
+    seeds = [s for s in first if s in second]
+    if not seeds:
+        problems.append(f"{label}: no seed was run both ways: no paired difference")
+        return None
+    common = set(first[seeds[0]][0].tolist())
+    for s in seeds:
+        common &= set(first[s][0].tolist()) & set(second[s][0].tolist())
+    ids = np.array(sorted(common))
+    if len(ids) < 2:
+        problems.append(f"{label}: fewer than 2 test images scored by both sides: no paired interval")
+        return None
+    diff, low_high = bootstrap.paired_interval(
+        [_statistic(first[s], ids) for s in seeds], [_statistic(second[s], ids) for s in seeds], len(ids), resamples
+    )
+    row: dict[str, Any] = {"row": label, "seeds": len(seeds), "images": len(ids), "ours": {}, "ci": {}}
+    row["paper"], row["beyond_noise"], row["reproduced"] = {}, {}, {}
+    for col, _ in TABLE3_COLS:
+        j = METRIC_NAMES.index(col)
+        row["ours"][col], row["ci"][col] = float(diff[j]), [float(low_high[0, j]), float(low_high[1, j])]
+        row["beyond_noise"][col] = bool(low_high[0, j] > 0 or low_high[1, j] < 0)
+        row["paper"][col], row["reproduced"][col] = None, False
+    return row
+
+
 def paired_table(
     runs: list[Run], bins: int | None, problems: list[str], resamples: int = bootstrap.RESAMPLES
 ) -> list[dict[str, Any]]:
-    """Each comparison of :data:`PAIRS` at K = ``bins``: the difference of the seed-means on the test
-    images both sides scored, its paired bootstrap interval (the same image draws on both sides),
-    whether it excludes 0, and the paper's own gap."""
+    """Each comparison of :data:`PAIRS` at K = ``bins`` (:func:`paired_row`), with the paper's own gap and
+    whether ours reproduces it (beyond noise, same sign)."""
     if bins is None:
         return []
     paper = paper_numbers().get("table3", {})
@@ -59,28 +86,15 @@ def paired_table(
     for label, (va, da), (vb, db), (pa, pb) in PAIRS:
         first = _aligned_sums(group_of(runs, va, bins), da, problems)
         second = _aligned_sums(group_of(runs, vb, bins), db, problems)
-        seeds = [s for s in first if s in second]
-        if not seeds:
+        if not [s for s in first if s in second]:
+            continue  # a comparison the runs do not hold: not a problem
+        row = paired_row(label, first, second, problems, resamples)
+        if row is None:
             continue
-        common = set(first[seeds[0]][0].tolist())
-        for s in seeds:
-            common &= set(first[s][0].tolist()) & set(second[s][0].tolist())
-        ids = np.array(sorted(common))
-        if len(ids) < 2:
-            problems.append(f"{label}: fewer than 2 test images scored by both sides: no paired interval")
-            continue
-        diff, low_high = bootstrap.paired_interval(
-            [_statistic(first[s], ids) for s in seeds], [_statistic(second[s], ids) for s in seeds], len(ids), resamples
-        )
-        row: dict[str, Any] = {"row": label, "seeds": len(seeds), "images": len(ids), "ours": {}, "ci": {}}
-        row["paper"], row["beyond_noise"], row["reproduced"] = {}, {}, {}
         for col, _ in TABLE3_COLS:
-            j = METRIC_NAMES.index(col)
-            row["ours"][col], row["ci"][col] = float(diff[j]), [float(low_high[0, j]), float(low_high[1, j])]
-            row["beyond_noise"][col] = bool(low_high[0, j] > 0 or low_high[1, j] < 0)
             a, b = (paper.get(pa) or {}).get(col), (paper.get(pb) or {}).get(col)
             row["paper"][col] = a - b if a is not None and b is not None else None
-            same_sign = row["paper"][col] is not None and np.sign(row["paper"][col]) == np.sign(diff[j])
+            same_sign = row["paper"][col] is not None and np.sign(row["paper"][col]) == np.sign(row["ours"][col])
             row["reproduced"][col] = bool(row["beyond_noise"][col] and same_sign)
         rows.append(row)
     return rows
@@ -89,35 +103,14 @@ def paired_table(
 def augmentation_table(
     runs: list[Run], problems: list[str], resamples: int = bootstrap.RESAMPLES
 ) -> list[dict[str, Any]]:
-    """Each augmentation other than the paper's against the paper's, for each variant and K run both ways:
-    the seed-mean difference (extra - paper, soft decoder) on the test images both scored, its paired
-    bootstrap interval and whether it excludes 0 (the rows :func:`paired_table` makes, without a paper gap)."""
+    """Each augmentation other than the paper's against the paper's, for each variant and K run both ways
+    (extra - paper, soft decoder; :func:`paired_row`, without a paper gap)."""
     rows = []
     for variant, bins in sorted({(r.variant, r.bins) for r in runs}):
         for label in sorted({r.augmentation for r in runs if (r.variant, r.bins) == (variant, bins)} - {"paper"}):
             first = _aligned_sums(group_of(runs, variant, bins, label), "soft", problems)
             second = _aligned_sums(group_of(runs, variant, bins, "paper"), "soft", problems)
-            seeds = [s for s in first if s in second]
-            if not seeds:
-                problems.append(f"{label} ({variant}, K={bins}): no seed was run with the paper's augmentation too")
-                continue
-            common = set(first[seeds[0]][0].tolist())
-            for s in seeds:
-                common &= set(first[s][0].tolist()) & set(second[s][0].tolist())
-            ids = np.array(sorted(common))
-            if len(ids) < 2:
-                problems.append(f"{label}: fewer than 2 test images scored by both sides: no paired interval")
-                continue
-            diff, low_high = bootstrap.paired_interval(
-                [_statistic(first[s], ids) for s in seeds], [_statistic(second[s], ids) for s in seeds], len(ids),
-                resamples,
-            )  # fmt: skip
-            row: dict[str, Any] = {"row": f"{label} - paper ({variant}, K = {bins})", "seeds": len(seeds)}
-            row.update(images=len(ids), ours={}, ci={}, beyond_noise={}, paper={}, reproduced={})
-            for col, _ in TABLE3_COLS:
-                j = METRIC_NAMES.index(col)
-                row["ours"][col], row["ci"][col] = float(diff[j]), [float(low_high[0, j]), float(low_high[1, j])]
-                row["beyond_noise"][col] = bool(low_high[0, j] > 0 or low_high[1, j] < 0)
-                row["paper"][col], row["reproduced"][col] = None, False
-            rows.append(row)
+            row = paired_row(f"{label} - paper ({variant}, K = {bins})", first, second, problems, resamples)
+            if row is not None:
+                rows.append(row)
     return rows

@@ -17,7 +17,7 @@ from depth_lightning.evaluation.alignment import alignment_from
 from depth_lightning.evaluation.baselines import fit_baselines
 from depth_lightning.evaluation.evaluator import evaluator_for
 from depth_lightning.evaluation.results import record_test
-from depth_lightning.inference.loading import checkpoint_record, load_model
+from depth_lightning.inference.loading import load_with_record
 from depth_lightning.models.network import DepthNet
 from depth_lightning.module import EvaluationModule
 from depth_lightning.run.ddp import run_ddp_ranks_as_this_job
@@ -91,8 +91,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "eval_metrics.json"
     check_writable(out, "output")
     alignment = alignment_from(cfg.get("alignment"))  # refused by name before the model is loaded
-    model = load_model(cfg.ckpt_path)
-    record = checkpoint_record(cfg.ckpt_path)
+    model, record = load_with_record(cfg.ckpt_path)
     data = evaluation_data(cfg, model, record.get("data"))
     datamodule = build(data, "data")
     precision = precision_of(cfg, record)

@@ -30,7 +30,6 @@ from depth_lightning.evaluation.metrics import METRIC_NAMES
 from depth_lightning.evaluation.results import curves, record_test
 from depth_lightning.evaluation.tables import format_table
 from depth_lightning.inference.loading import check_compatible
-from depth_lightning.models.storage import read_checkpoint
 from depth_lightning.module import DepthModule
 from depth_lightning.run.budget import TimeBudget
 from depth_lightning.run.ddp import run_ddp_ranks_as_this_job
@@ -137,26 +136,26 @@ def build_run(cfg: DictConfig) -> Run:
     L.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg.data, "data"), build_module(cfg)
     ckpt_path = resolve_ckpt_path(cfg)
-    init = None
+    init, resumed_precision = None, None
     if ckpt_path is not None:
-        check_compatible(ckpt_path, module)  # also refuses a checkpoint of a diverged run
+        # also refuses a checkpoint of a diverged run; a resumed run keeps the precision it started in
+        resumed_precision = check_compatible(ckpt_path, module).get("precision")
         continue_wandb_run(cfg, Path(cfg.paths.output_dir))
         if cfg.get("init_from"):  # a fine-tuning run resumed: its weights come from its own checkpoint
             init = {"source": str(cfg.init_from), "resumed_from": ckpt_path}
     elif cfg.get("init_from"):
         init = initialise_from(module, cfg.init_from)
-    speed = training_speed(cfg, module, ckpt_path)
+    speed = training_speed(cfg, module, resumed_precision)
     trainer = build_trainer(cfg)
     for logger in trainer.loggers:  # the whole run config, once (the module logs none of its own)
         logger.log_hyperparams(plain(cfg))
     return Run(datamodule, module, trainer, ckpt_path, init, speed)
 
 
-def training_speed(cfg: DictConfig, module: DepthModule, ckpt_path: str | None) -> dict[str, Any]:
-    """The precision (``trainer.precision=auto``: measured, ``run/precision.py``), TF32 and the cuDNN
-    autotuner (off when ``trainer.deterministic``) this run trains with, set in ``cfg.trainer``; for
-    ``metrics.json``."""
-    resumed = read_checkpoint(ckpt_path).get("precision") if ckpt_path else None
+def training_speed(cfg: DictConfig, module: DepthModule, resumed: str | None) -> dict[str, Any]:
+    """The precision (``trainer.precision=auto``: measured, ``run/precision.py``; ``resumed``: the one a
+    resumed run's checkpoint records), TF32 and the cuDNN autotuner (off when ``trainer.deterministic``)
+    this run trains with, set in ``cfg.trainer``; for ``metrics.json``."""
     chosen = resolve_precision(cfg.trainer.precision, module, cfg.data, cfg.get("precision_cache"), resumed)
     with open_dict(cfg):
         cfg.trainer.precision = chosen["precision"]

@@ -27,26 +27,41 @@ def load_model(
     return DepthNet.from_pretrained(resolve_folder(source, revision, cache_dir))
 
 
+def load_with_record(source: str | Path, key: str = "ckpt_path") -> tuple[DepthNet, dict[str, Any]]:
+    """:func:`load_model` and, for a training checkpoint, what it says of itself as data
+    (:func:`record_of`), the file read once; ``{}`` for a model folder or Hub id."""
+    path = Path(source)
+    if not path.is_file():
+        return load_model(source, key=key), {}
+    ckpt = read_checkpoint(path, key)
+    return model_from_checkpoint(path, DepthNet, key, ckpt), record_of(path, ckpt)
+
+
 def checkpoint_record(path: str | Path) -> dict[str, Any]:
+    """:func:`record_of` a training checkpoint file (``{}`` for a model folder or Hub id)."""
+    return record_of(Path(path), read_checkpoint(path)) if Path(path).is_file() else {}
+
+
+def record_of(path: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
     """What a training checkpoint says of itself as data: the ``precision`` its run computed in, the
-    ``data`` it was trained on (names and values); ``{}`` for a model folder or Hub id."""
-    if not Path(path).is_file():
-        return {}
-    ckpt = read_checkpoint(path)
+    ``data`` it was trained on (names and values)."""
     precision = ckpt.get("precision")
     if precision is None:  # written before checkpoints said: the run's record beside it may
-        _, record = run_record(Path(path))
+        _, record = run_record(path)
         chosen = ((record.get("speed") or {}).get("precision") or {}).get("precision")
         configured = ((record.get("config") or {}).get("trainer") or {}).get("precision")
         precision = chosen or record.get("precision") or (configured if configured != "auto" else None)
     return {"precision": precision, "data": ckpt["hyper_parameters"].get("data")}
 
 
-def check_compatible(path: str | Path, module: torch.nn.Module) -> None:
-    """Refuse, naming the keys, a checkpoint to resume that was trained with another model configuration."""
+def check_compatible(path: str | Path, module: torch.nn.Module) -> dict[str, Any]:
+    """Refuse, naming the keys, a checkpoint to resume that was trained with another model configuration;
+    the checkpoint (read once: its recorded precision is the resumed run's)."""
     ours = dict(module.state_dict())
-    theirs = dict(read_checkpoint(path)["state_dict"])
+    ckpt = read_checkpoint(path)
+    theirs = dict(ckpt["state_dict"])
     theirs.setdefault("net.bins.log_centres", ours["net.bins.log_centres"])  # 0.1.0 saved no bins
     mismatch = state_mismatch(ours, theirs)
     if mismatch:
         raise CheckpointError(f"ckpt_path={str(path)!r} was trained with a different model configuration: {mismatch}")
+    return ckpt

@@ -254,9 +254,12 @@ def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
     return ckpt
 
 
-def model_from_checkpoint(path: str | Path, cls: type[Model], key: str = "ckpt_path") -> Model:
-    """The network of a training checkpoint, built from its saved settings (as data) and checked."""
-    ckpt = read_checkpoint(path, key)
+def model_from_checkpoint(
+    path: str | Path, cls: type[Model], key: str = "ckpt_path", ckpt: dict[str, Any] | None = None
+) -> Model:
+    """The network of a training checkpoint, built from its saved settings (as data) and checked;
+    ``ckpt``: the checkpoint already read (:func:`read_checkpoint`), so it is read once."""
+    ckpt = ckpt if ckpt is not None else read_checkpoint(path, key)
     where = f"{key}={str(path)!r}: hyper_parameters"
     state = network_state(ckpt["state_dict"])
     model = build(cls, legacy_settings(ckpt["hyper_parameters"], state, where), where)

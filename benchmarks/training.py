@@ -12,7 +12,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.timing import measure, summary
-from depth_lightning.config import build, compose_config
+from depth_lightning.core.config import build, compose_config
 from depth_lightning.data import SyntheticScenes
 from depth_lightning.train import build_module
 

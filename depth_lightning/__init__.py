@@ -6,7 +6,8 @@ package's other modules do not pay for it).
 
 from typing import Any
 
-__version__ = "0.1.0"
+from depth_lightning.core import __version__
+
 __all__ = ["DepthEstimator", "__version__"]
 
 

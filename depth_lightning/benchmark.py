@@ -18,15 +18,15 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from depth_lightning.config import CONF_DIR, added_groups_as_choices, build, compose_data, data_configs, plain
+from depth_lightning.core.config import CONF_DIR, added_groups_as_choices, build, compose_data, data_configs, plain
+from depth_lightning.core.errors import ConfigError, DataError, one_line_errors
+from depth_lightning.core.files import check_writable, save_atomic, write_json
 from depth_lightning.evaluation import benchmark_table as table
 from depth_lightning.evaluation.evaluator import EvaluationResult, evaluator_for
 from depth_lightning.evaluation.results import record_test
 from depth_lightning.evaluation.saved import PREDICTIONS, ScoreSettings, score_predictions, score_settings
 from depth_lightning.inference.loading import load_model
 from depth_lightning.module import EvaluationModule
-from depth_lightning.run.errors import ConfigError, DataError, one_line_errors
-from depth_lightning.run.files import check_writable, save_atomic, write_json
 from depth_lightning.run.folder import fix_run_time
 
 log = logging.getLogger(__name__)

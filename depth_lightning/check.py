@@ -20,9 +20,9 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from depth_lightning.config import CONF_DIR, added_groups_as_choices, build, plain
+from depth_lightning.core.config import CONF_DIR, added_groups_as_choices, build, plain
+from depth_lightning.core.errors import DataError, one_line_errors
 from depth_lightning.data.frame_check import size_mismatch, unit_problem
-from depth_lightning.run.errors import DataError, one_line_errors
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from depth_lightning.config import CONF_DIR
+from depth_lightning.core.config import CONF_DIR
+from depth_lightning.core.errors import USER_ERRORS, ConfigError, one_line_errors
 from depth_lightning.data.io import read_rgb
 from depth_lightning.inference import DepthEstimator
 from depth_lightning.inference.outputs import write_prediction
 from depth_lightning.inference.pointcloud import intrinsics_for, write_glb, write_ply
-from depth_lightning.run.errors import USER_ERRORS, ConfigError, one_line_errors
 
 MAX_SIDE = 4096  # pixels: a larger upload is refused in the page (memory), not resized silently
 

@@ -12,7 +12,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from depth_lightning.config import CONF_DIR, added_groups_as_choices, build, compose_data, data_configs, plain
+from depth_lightning.core.config import CONF_DIR, added_groups_as_choices, build, compose_data, data_configs, plain
+from depth_lightning.core.errors import ConfigError, one_line_errors
+from depth_lightning.core.files import check_writable, write_json
 from depth_lightning.evaluation.alignment import alignment_from
 from depth_lightning.evaluation.baselines import fit_baselines
 from depth_lightning.evaluation.evaluator import evaluator_for
@@ -21,8 +23,6 @@ from depth_lightning.inference.loading import load_with_record
 from depth_lightning.models.network import DepthNet
 from depth_lightning.module import EvaluationModule
 from depth_lightning.run.ddp import run_ddp_ranks_as_this_job
-from depth_lightning.run.errors import ConfigError, one_line_errors
-from depth_lightning.run.files import check_writable, write_json
 from depth_lightning.run.folder import fix_run_time
 from depth_lightning.run.loggers import logged_metrics
 from depth_lightning.run.speed import keep_freed_memory

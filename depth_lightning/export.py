@@ -15,13 +15,13 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from depth_lightning.config import CONF_DIR, check_choice
+from depth_lightning.core.config import CONF_DIR, check_choice
+from depth_lightning.core.errors import CheckpointError, ConfigError, one_line_errors
+from depth_lightning.core.files import check_writable, save_atomic
 from depth_lightning.inference.loading import load_model
 from depth_lightning.inference.model_card import model_card
 from depth_lightning.inference.onnx import export_onnx
 from depth_lightning.models.storage import CARD, CONFIG, WEIGHTS, read_config
-from depth_lightning.run.errors import CheckpointError, ConfigError, one_line_errors
-from depth_lightning.run.files import check_writable, save_atomic
 
 FORMATS = ("onnx", "hub", "space")
 OWN_FILES = (WEIGHTS, CONFIG, CARD)

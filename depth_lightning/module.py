@@ -12,13 +12,12 @@ import torch
 from hydra.utils import instantiate
 from torch import Tensor
 
-from depth_lightning.config import check_optimizer_settings, plain
+from depth_lightning.core.config import check_optimizer_settings, plain
+from depth_lightning.core.errors import DataError
 from depth_lightning.evaluation.evaluator import Evaluator, evaluator_for
 from depth_lightning.models import DepthNet, LogDepthBins, bin_cross_entropy
 from depth_lightning.models.builder import build_network
 from depth_lightning.models.loss import targets_at
-from depth_lightning.run.errors import DataError
-from depth_lightning.run.speed import prepare_network
 
 
 class EvaluationModule(L.LightningModule):
@@ -135,7 +134,9 @@ class DepthModule(EvaluationModule):
         net, optimizer, scheduler, data = plain(net), plain(optimizer), plain(scheduler), plain(data)
         check_optimizer_settings(optimizer, scheduler)
         network = build_network(net, input_size, decoder, channels_last)
-        super().__init__(prepare_network(network, compile=compile))
+        super().__init__(network)
+        if compile:
+            self.net.compile()  # in place: the parameter names, and so the checkpoints, unchanged
         input_size = list(input_size)
         self.save_hyperparameters(logger=False)
         self._valid_train_pixels = 0

@@ -16,13 +16,13 @@ import hydra
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from depth_lightning.config import CONF_DIR
+from depth_lightning.core.config import CONF_DIR
+from depth_lightning.core.errors import DataError, one_line_errors
+from depth_lightning.core.files import check_writable
 from depth_lightning.data.io import read_rgb
 from depth_lightning.inference import DepthEstimator
 from depth_lightning.inference.outputs import write_prediction
 from depth_lightning.inference.pointcloud import intrinsics_for, write_ply
-from depth_lightning.run.errors import DataError, one_line_errors
-from depth_lightning.run.files import check_writable
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp"}
 log = logging.getLogger(__name__)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from depth_lightning.core.errors import USER_ERRORS, ConfigError, DataError
 from depth_lightning.data.fill import fill_depth_colorization
 from depth_lightning.data.io import read_depth_png, read_rgb, write_depth_png
 from depth_lightning.data.kitti import PIXEL_RULES, KITTIEigen, filled_velodyne_path, velodyne_depth
 from depth_lightning.data.nyu import filled_path, parse_list
-from depth_lightning.run.errors import USER_ERRORS, ConfigError, DataError
 
 Job = tuple[str, Path, Path, Path, str]  # (dataset, rgb, raw depth, output, Velodyne pixel rule)
 
@@ -91,7 +91,7 @@ def pack(argv: list[str]) -> int:
     [compression=zstd] [overwrite=true]``: the splits as the datamodule builds them, written as LitData
     chunks, and ``pack.json``, the pack's card (what it holds); a folder holding a pack is replaced only
     with ``overwrite=true``."""
-    from depth_lightning.config import build, compose_config
+    from depth_lightning.core.config import build, compose_config
     from depth_lightning.data.packed import pack_card, pack_split, refuse_to_replace, write_pack_card
 
     parser = argparse.ArgumentParser(prog="python -m depth_lightning.prepare pack", description=pack.__doc__)

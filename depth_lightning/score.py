@@ -26,11 +26,11 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from depth_lightning.config import CONF_DIR, added_groups_as_choices, build
+from depth_lightning.core.config import CONF_DIR, added_groups_as_choices, build
+from depth_lightning.core.errors import one_line_errors
+from depth_lightning.core.files import check_writable, write_json
 from depth_lightning.evaluation.results import record_test
 from depth_lightning.evaluation.saved import PREDICTIONS, score_predictions, score_settings
-from depth_lightning.run.errors import one_line_errors
-from depth_lightning.run.files import check_writable, write_json
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The main job: ``python -m depth_lightning.train [overrides]`` (Hydra; configs in ``conf/``).
 
 One flow, each step a function that returns what it made: build (datamodule, module with its
-network, callbacks, loggers, Trainer: :func:`depth_lightning.config.build`), fit, compare with the
+network, callbacks, loggers, Trainer: :func:`depth_lightning.core.config.build`), fit, compare with the
 baselines, test, record. ``metrics.json`` in the run folder records the config, the status and every
 final number (:mod:`depth_lightning.run.record`).
 """
@@ -23,19 +23,21 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, open_dict
 
 from depth_lightning.callbacks.health import TrainingHealth
-from depth_lightning.config import CONF_DIR, added_groups_as_choices, build, check_choice, compose_config, plain
+from depth_lightning.core.config import CONF_DIR, added_groups_as_choices, build, check_choice, compose_config, plain
+from depth_lightning.core.errors import ConfigError, one_line_errors
+from depth_lightning.core.files import save_atomic
 from depth_lightning.evaluation.baselines import evaluate_with_baselines, fit_baselines
 from depth_lightning.evaluation.evaluator import EvaluationResult, evaluator_for
 from depth_lightning.evaluation.metrics import METRIC_NAMES
+from depth_lightning.evaluation.protocol import protocol_of
 from depth_lightning.evaluation.results import curves, record_test
 from depth_lightning.evaluation.tables import format_table
 from depth_lightning.inference.loading import check_compatible
+from depth_lightning.inference.transfer import initialise_from
 from depth_lightning.module import DepthModule
 from depth_lightning.run.budget import TimeBudget
 from depth_lightning.run.ddp import run_ddp_ranks_as_this_job
-from depth_lightning.run.errors import ConfigError, one_line_errors
 from depth_lightning.run.faults import AtomicCheckpointIO, CheckpointOnSignal, NonFiniteGuard
-from depth_lightning.run.files import save_atomic
 from depth_lightning.run.folder import (
     fix_run_time,
     is_first_process,
@@ -50,7 +52,6 @@ from depth_lightning.run.loggers import log_final_metrics, log_test_summary, log
 from depth_lightning.run.precision import float32_matmul, resolve_precision
 from depth_lightning.run.record import RunRecord
 from depth_lightning.run.speed import keep_freed_memory
-from depth_lightning.run.transfer import initialise_from
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def build_run(cfg: DictConfig) -> Run:
         if cfg.get("init_from"):  # a fine-tuning run resumed: its weights come from its own checkpoint
             init = {"source": str(cfg.init_from), "resumed_from": ckpt_path}
     elif cfg.get("init_from"):
-        init = initialise_from(module, cfg.init_from)
+        init = initialise_from(module.net, cfg.init_from)
     speed = training_speed(cfg, module, resumed_precision)
     trainer = build_trainer(cfg)
     for logger in trainer.loggers:  # the whole run config, once (the module logs none of its own)
@@ -227,7 +228,7 @@ def compare_with_baselines(cfg: DictConfig, run: Run) -> tuple[dict[str, Any] | 
         if not trainer.is_global_zero:
             return None, maps
         table = evaluate_with_baselines(
-            run.module, datamodule.val_dataloader(), maps, datamodule.protocol, datamodule.name
+            run.module, datamodule.val_dataloader(), maps, protocol_of(datamodule), datamodule.name
         )
     except Exception as err:  # a finished run is not failed by its comparison table
         log.warning("the baselines could not be computed (%r); the run's own results stand", err)

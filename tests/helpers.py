@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from depth_lightning.config import build, compose_config
+from depth_lightning.core.config import build, compose_config
 from depth_lightning.train import build_module, build_trainer, train, training_speed
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from depth_lightning.core.errors import ConfigError, DataError, NonFiniteError
 from depth_lightning.evaluation.alignment import (
     MODES,
     Alignment,
@@ -17,7 +18,6 @@ from depth_lightning.evaluation.alignment import (
 )
 from depth_lightning.evaluation.evaluator import Evaluator
 from depth_lightning.evaluation.protocol import EvalProtocol, card_differences
-from depth_lightning.run.errors import ConfigError, DataError, NonFiniteError
 
 PROTOCOL = EvalProtocol(region="full", min_depth=1e-3, caps=(10.0,))
 

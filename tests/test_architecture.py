@@ -80,7 +80,7 @@ def test_only_entry_points_the_module_and_the_config_sit_at_the_top_and_no_entry
 
 
 def test_the_error_types_are_a_leaf_module():
-    assert graph()["depth_lightning.run.errors"] == set()
+    assert graph()["depth_lightning.core.errors"] == set()
 
 
 def test_the_lightning_module_is_of_template_size():
@@ -153,7 +153,7 @@ def old_layout_checkpoint(tiny_checkpoint, tmp_path):
 def test_a_checkpoint_of_the_old_layout_loads_and_rebuilds_its_data(old_layout_checkpoint, tiny_checkpoint):
     from omegaconf import OmegaConf
 
-    from depth_lightning.config import build
+    from depth_lightning.core.config import build
     from depth_lightning.evaluate import evaluation_data
     from depth_lightning.evaluation.protocol import EvalProtocol
     from depth_lightning.inference.loading import checkpoint_record, load_model

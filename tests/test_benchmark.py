@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from depth_lightning.benchmark import benchmark
-from depth_lightning.config import build, compose_data, data_configs, plain
+from depth_lightning.core.config import build, compose_data, data_configs, plain
+from depth_lightning.core.errors import ConfigError
 from depth_lightning.evaluation.per_image import read_per_image_csv
-from depth_lightning.run.errors import ConfigError
 from tests.helpers import SHARED, composed_for
 
 REAL = SHARED / "realdata"

@@ -1,6 +1,6 @@
 import pytest
 
-from depth_lightning.run.errors import ConfigError
+from depth_lightning.core.errors import ConfigError
 from depth_lightning.train import build_module
 from tests.helpers import built, composed
 
@@ -36,7 +36,7 @@ def test_every_group_option_builds(data, model, trainer):
     ],
 )
 def test_each_logger_option_builds_its_loggers_and_what_they_log_reads_back(logger, built, tmp_path, monkeypatch):
-    from depth_lightning.config import compose_config
+    from depth_lightning.core.config import compose_config
     from depth_lightning.train import _finish_wandb, build_trainer
 
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -127,7 +127,7 @@ def test_fused_optimizer_takes_the_same_step_as_the_loop(model):
     ("data", "variable"), [("nyu", "NYU_ROOT"), ("nyu_sync", "NYU_SYNC_ROOT"), ("kitti", "KITTI_ROOT")]
 )
 def test_the_dataset_roots_come_from_their_environment_variables(data, variable, monkeypatch, tmp_path):
-    from depth_lightning.config import compose_config
+    from depth_lightning.core.config import compose_config
 
     monkeypatch.delenv(variable, raising=False)
     default = compose_config(f"data={data}").data.dataset.root

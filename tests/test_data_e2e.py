@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from depth_lightning.core.errors import DataError
 from depth_lightning.evaluate import evaluate
 from depth_lightning.prepare import main as prepare
-from depth_lightning.run.errors import DataError
 from tests.datasets import write_kitti, write_nyu_labelled, write_nyu_sync
 from tests.helpers import assert_consistent_results, composed_for, train_here
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from depth_lightning.core.errors import DataError
 from depth_lightning.data.io import read_depth_png
 from depth_lightning.data.kitti import KITTIEigen, read_calib, velodyne_depth
 from depth_lightning.evaluation.protocol import EvalProtocol
-from depth_lightning.run.errors import DataError
 from tests.datasets import write_kitti
 from tests.helpers import SHARED
 

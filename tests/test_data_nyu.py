@@ -3,10 +3,10 @@ import pytest
 import torch
 from PIL import Image
 
+from depth_lightning.core.errors import DataError
 from depth_lightning.data.io import read_depth_png
 from depth_lightning.data.nyu import NYULabelled, NYUSync, read_splits
 from depth_lightning.evaluation.metrics import DepthMetrics
-from depth_lightning.run.errors import DataError
 from tests.datasets import write_nyu_labelled, write_nyu_sync
 from tests.helpers import SHARED
 

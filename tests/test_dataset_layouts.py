@@ -10,9 +10,9 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from depth_lightning.config import build, compose_data, plain
+from depth_lightning.core.config import build, compose_data, plain
+from depth_lightning.core.errors import ConfigError, DataError
 from depth_lightning.evaluation.saved import ScoreSettings, score_predictions
-from depth_lightning.run.errors import ConfigError, DataError
 
 H, W = 480, 640
 RNG = np.random.default_rng(0)

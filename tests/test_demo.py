@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from depth_lightning.config import compose_config
+from depth_lightning.core.config import compose_config
 from tests.helpers import SHARED
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

@@ -114,7 +114,7 @@ def _read_an_epoch_on_one_rank(rank: int, world: int, port: int, overrides: list
     """One DDP rank (gloo): the datamodule's training loader, two epochs, the keys it reads."""
     import torch.distributed as dist
 
-    from depth_lightning.config import build, compose_config
+    from depth_lightning.core.config import build, compose_config
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:

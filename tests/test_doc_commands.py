@@ -19,7 +19,7 @@ import tomllib
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from depth_lightning.config import compose_config
+from depth_lightning.core.config import compose_config
 from depth_lightning.train import multirun_flag_last
 from tests.helpers import ROOT, SHARED, composed_for, train_here
 

@@ -11,8 +11,8 @@ import pytest
 import scipy.io
 from PIL import Image
 
+from depth_lightning.core.errors import ConfigError, DataError
 from depth_lightning.data.encodings import check_encoding, read_depth, read_image
-from depth_lightning.run.errors import ConfigError, DataError
 from tests.helpers import SHARED
 
 OTHER = SHARED / "realdata" / "other"

@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from depth_lightning.config import build
+from depth_lightning.core.config import build
+from depth_lightning.core.errors import DataError, NonFiniteError
 from depth_lightning.evaluation.evaluator import Evaluator, evaluator_for
 from depth_lightning.evaluation.metrics import METRIC_NAMES, DepthMetrics
 from depth_lightning.evaluation.per_image import read_sums
 from depth_lightning.evaluation.protocol import EvalProtocol
-from depth_lightning.run.errors import DataError, NonFiniteError
 from tests.helpers import composed_for
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from depth_lightning.run.errors import CheckpointError, NonFiniteError
+from depth_lightning.core.errors import CheckpointError, NonFiniteError
 from tests.helpers import ROOT, train_here, user_env
 
 # 16 frames at batch 4: 4 steps per epoch, last.ckpt at every epoch end; deterministic float32
@@ -161,7 +161,7 @@ def test_atomic_writes_leave_the_previous_file_whole_when_a_writer_fails_or_is_k
     import sys
     import time
 
-    from depth_lightning.run.files import save_atomic, write_json
+    from depth_lightning.core.files import save_atomic, write_json
     from depth_lightning.run.folder import remove_debris
 
     target = tmp_path / "metrics.json"
@@ -177,7 +177,7 @@ def test_atomic_writes_leave_the_previous_file_whole_when_a_writer_fails_or_is_k
     assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
     # killed mid-write (SIGKILL: no cleanup runs): the file is the old one, the debris is removed later
     script = (
-        "import sys, time; from depth_lightning.run.files import save_atomic\n"
+        "import sys, time; from depth_lightning.core.files import save_atomic\n"
         "def slow(p):\n"
         "    p.write_text('{\"half\": '); sys.stdout.write('writing\\n'); sys.stdout.flush(); time.sleep(60)\n"
         f"save_atomic({str(target)!r}, slow)\n"

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from depth_lightning.check import main_check
-from depth_lightning.config import build
+from depth_lightning.core.config import build
 from depth_lightning.evaluation.per_image import read_per_image_csv
 from tests.helpers import ROOT, SHARED, composed_for, train_here
 
@@ -120,7 +120,7 @@ def _readme_commands(title: str) -> list[list[str]]:
 
 
 def test_the_readmes_own_data_and_fine_tune_recipes_run_as_written(tiny_checkpoint, tmp_path, capsys):
-    from depth_lightning.config import compose_config
+    from depth_lightning.core.config import compose_config
     from depth_lightning.export import export
 
     root = my_frames(tmp_path / "my_frames")

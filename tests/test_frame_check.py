@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from depth_lightning.check import main_check
-from depth_lightning.run.errors import DataError
+from depth_lightning.core.errors import DataError
 from tests.helpers import composed_for, train_here
 
 TINY = ["debug=tiny", "logger=csv", "trainer.max_steps=2", "budget.mode=steps", "data.num_workers=0"]

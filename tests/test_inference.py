@@ -147,7 +147,7 @@ def test_a_wheel_carries_its_configs_and_its_entry_points_compose_them(tmp_path)
         "depth_lightning.train", "--cfg", "job", "model=paper", cwd=elsewhere, env={"PYTHONPATH": str(site)}
     )
     assert "backbone: resnet152" in proc.stdout
-    probe = "import depth_lightning.config as c; print(c.CONF_DIR)"
+    probe = "import depth_lightning.core.config as c; print(c.CONF_DIR)"
     where = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=elsewhere,

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from depth_lightning.config import added_groups_as_choices, compose_config
+from depth_lightning.core.config import added_groups_as_choices, compose_config
+from depth_lightning.core.errors import CheckpointError, DataError
 from depth_lightning.data.encodings import read_depth
-from depth_lightning.run.errors import CheckpointError, DataError
 from tests.helpers import composed_for, run_module
 
 

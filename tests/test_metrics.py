@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from depth_lightning.core.errors import NoValidPixels
 from depth_lightning.evaluation.metrics import METRIC_NAMES, DepthMetrics
 from depth_lightning.evaluation.protocol import EvalProtocol
-from depth_lightning.run.errors import NoValidPixels
 
 MIN, MAX = 1e-3, 10.0
 

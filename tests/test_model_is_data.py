@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from depth_lightning.config import compose_config
+from depth_lightning.core.config import compose_config
+from depth_lightning.core.errors import USER_ERRORS, CheckpointError
 from depth_lightning.inference.loading import load_model
 from depth_lightning.models.settings import SETTINGS
-from depth_lightning.run.errors import USER_ERRORS, CheckpointError
 from tests.helpers import composed_for, run_module
 from tests.planted import TARGET
 

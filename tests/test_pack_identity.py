@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from depth_lightning.config import build, compose_config
+from depth_lightning.core.config import build, compose_config
+from depth_lightning.core.errors import DataError
 from depth_lightning.prepare import main as prepare
-from depth_lightning.run.errors import DataError
 from tests.helpers import train_here
 
 SMALL = ["data.dataset.train_length=8", "data.dataset.val_length=4", "data.dataset.test_length=4"]

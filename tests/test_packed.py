@@ -8,9 +8,9 @@ import shutil
 import pytest
 import torch
 
-from depth_lightning.config import build, compose_config
+from depth_lightning.core.config import build, compose_config
+from depth_lightning.core.errors import DataError
 from depth_lightning.prepare import main as prepare
-from depth_lightning.run.errors import DataError
 from tests.helpers import SHARED, train_here
 
 REAL = SHARED / "realdata"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from depth_lightning.config import compose_config
+from depth_lightning.core.config import compose_config
+from depth_lightning.core.errors import CheckpointError
 from depth_lightning.inference.loading import load_model
-from depth_lightning.run.errors import CheckpointError
 from tests.helpers import composed_for, run_module, train_here
 
 TINY = ["debug=tiny", "logger=csv", "budget.mode=steps"]

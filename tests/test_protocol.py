@@ -160,8 +160,8 @@ def test_real_scan_matches_the_official_depth_map_with_plain_rounding():
 
 
 def test_kitti_trains_on_filled_maps_and_says_how_to_make_them(kitti, tmp_path):
+    from depth_lightning.core.errors import DataError
     from depth_lightning.data.kitti import filled_velodyne_path
-    from depth_lightning.run.errors import DataError
 
     ds = KITTIEigen(kitti["raw"], kitti["monodepth2"], None, input_size=(94, 310), fill="colorization")
     with pytest.raises(DataError, match="python -m depth_lightning.prepare kitti"):
@@ -192,7 +192,7 @@ def test_kitti_frames_without_a_scan_are_counted_and_left_out(kitti, tmp_path, c
 
 
 def test_frames_of_different_sizes_in_one_evaluation_batch_are_a_clear_error():
-    from depth_lightning.run.errors import DataError
+    from depth_lightning.core.errors import DataError
 
     items = [
         {"image": torch.zeros(3, 8, 8), "depth": torch.zeros(375, 1242), "index": 0},
@@ -259,7 +259,7 @@ def test_protocol_settings_are_normalised_and_checked_by_name():
     assert p.caps == (80.0, 50.0) and all(type(c) is float for c in p.caps)
     with pytest.raises(ValueError, match=r"^data.protocol.caps must hold at least one maximum depth$"):
         EvalProtocol(caps=())
-    with pytest.raises(ValueError, match=r"need 0 <= min_depth < every cap, got 10.0 and \(10.0,\)"):
+    with pytest.raises(ValueError, match=r"^data.protocol: need 0 <= min_depth < every cap, got min_depth=10.0 and caps=\(10.0,\)"):
         EvalProtocol(min_depth=10.0, caps=(10.0,))
     with pytest.raises(ValueError, match=r"^data.protocol.aggregation='mean' is unknown"):
         EvalProtocol(aggregation="mean")

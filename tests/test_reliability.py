@@ -14,11 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from depth_lightning.config import build
+from depth_lightning.core.config import build
+from depth_lightning.core.errors import CheckpointError, ConfigError, DataError, RunFolderBusy
 from depth_lightning.data.kitti import velodyne_depth
 from depth_lightning.data.nyu import NYUSync
 from depth_lightning.evaluate import evaluate
-from depth_lightning.run.errors import CheckpointError, ConfigError, DataError, RunFolderBusy
 from tests.datasets import write_kitti, write_nyu_sync
 from tests.helpers import SHARED, composed_for, run_module, train_here, user_env
 
@@ -146,8 +146,8 @@ def test_2_a_validation_frame_without_valid_depth_is_named_and_left_out(tmp_path
 
 
 def test_2_no_valid_ground_truth_in_a_whole_split_is_an_error_not_nan():
+    from depth_lightning.core.errors import NoValidPixels
     from depth_lightning.evaluation.metrics import DepthMetrics
-    from depth_lightning.run.errors import NoValidPixels
 
     metric = DepthMetrics(1e-3, 10.0)
     metric.update(torch.ones(2, 4, 4), torch.full((2, 4, 4), float("nan")))
@@ -280,7 +280,7 @@ def test_7_skipped_steps_are_summed_up_and_recorded(tmp_path, monkeypatch, caplo
     """The main job in this process, its frames poisoned (a NaN pixel) in two of its eight batches."""
     import logging
 
-    from depth_lightning.config import compose_config
+    from depth_lightning.core.config import compose_config
     from depth_lightning.data.frames import FrameDataset
     from depth_lightning.train import train
 
@@ -406,7 +406,7 @@ def _files(folder):
 
 
 def test_28_a_finished_runs_folder_is_refused_before_hydra_writes_and_stays_byte_identical(tiny_run, tmp_path):
-    from depth_lightning.run.errors import RunFolderUsed
+    from depth_lightning.core.errors import RunFolderUsed
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)

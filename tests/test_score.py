@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
+from depth_lightning.core.errors import ConfigError, DataError
 from depth_lightning.data.io import read_depth_png, write_depth_png
 from depth_lightning.evaluation.per_image import read_per_image_csv
-from depth_lightning.run.errors import ConfigError, DataError
 from depth_lightning.score import score_and_record
 from tests.datasets import write_nyu_sync
 from tests.helpers import SHARED, composed_for, run_module

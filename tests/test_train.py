@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from depth_lightning.run.errors import CheckpointError
+from depth_lightning.core.errors import CheckpointError
 from tests.helpers import assert_consistent_results, composed_for, train_here
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
+from depth_lightning.core.errors import ConfigError
 from depth_lightning.data.transforms import PaperAugmentation
-from depth_lightning.run.errors import ConfigError
 
 PAPER = {"color": [0.9, 1.1], "scale": [1.3, 1.5], "flip": True, "rotate": 5.0, "divide_depth_by_scale": True}
 
@@ -225,7 +225,7 @@ def test_extras_apply_as_described_and_an_unsuitable_one_is_refused():
 
 
 def test_extras_from_the_command_line_reach_the_training_samples_and_the_record(tmp_path):
-    from depth_lightning.config import build, compose_config
+    from depth_lightning.core.config import build, compose_config
     from tests.helpers import train_here
 
     extras = (

@@ -116,7 +116,7 @@ def test_evaluate_writes_per_image_results_with_their_card_and_intervals(tiny_ch
 # -- protocol cards ----------------------------------------------------------------------------------------
 @needs_real
 def test_kitti_garg_and_paper_regions_give_different_cards(tmp_path):
-    from depth_lightning.config import build, compose_config
+    from depth_lightning.core.config import build, compose_config
     from depth_lightning.evaluation.evaluator import evaluator_for
     from depth_lightning.evaluation.protocol import card_differences, protocol_key
 
@@ -296,7 +296,7 @@ def _nyu_check(root, tmp_path):
 def _check_here(capsys, *overrides):
     """The check in this process (what the command runs, without its start-up): (exit code, output)."""
     from depth_lightning.check import main_check
-    from depth_lightning.config import compose_config
+    from depth_lightning.core.config import compose_config
 
     code = main_check(compose_config("data.dataset.fill=none", *overrides, config_name="check"))
     return code, capsys.readouterr().out

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from depth_lightning.check import main_check
+from depth_lightning.core.errors import USER_ERRORS
 from depth_lightning.evaluate import evaluate
 from depth_lightning.export import export
 from depth_lightning.predict import predict
-from depth_lightning.run.errors import USER_ERRORS
 from depth_lightning.score import score_and_record
 from depth_lightning.train import train
 from tests.datasets import write_kitti, write_nyu_sync

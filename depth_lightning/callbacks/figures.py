@@ -12,8 +12,8 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from PIL import Image
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from depth_lightning.core.files import save_atomic
 from depth_lightning.evaluation.figures import confusion_figure, depth_panel, distribution_figure
-from depth_lightning.run.files import save_atomic
 
 
 class DepthPanels(L.Callback):

@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
 from depth_lightning.evaluation.metrics import DepthMetrics
-from depth_lightning.evaluation.protocol import EvalProtocol
+from depth_lightning.evaluation.protocol import protocol_of
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class TrainingHealth(L.Callback):
         self._spatial = torch.zeros(2, dtype=torch.float64, device=pl_module.device)  # sum of stds, images
         self._pixel_sums: torch.Tensor | None = None  # per output pixel: sums of log depth and of its square
         self._images = 0
-        p = getattr(getattr(trainer, "datamodule", None), "protocol", None) or EvalProtocol()  # the validation's
+        p = protocol_of(getattr(trainer, "datamodule", None))  # the validation's
         self._constant_metric = DepthMetrics(p.min_depth, p.caps[0], mode=p.aggregation).to(pl_module.device)
 
     def on_validation_batch_end(

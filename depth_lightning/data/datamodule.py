@@ -10,15 +10,15 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from depth_lightning.core.errors import ConfigError, DataError
 from depth_lightning.data.frame_check import check_frames
 from depth_lightning.data.frames import FrameDataset, collate_skipping_bad
 from depth_lightning.data.samplers import EpochSampler, ResumableLoader, UnpaddedDistributedSampler
 from depth_lightning.data.splits import HoldOut
 from depth_lightning.data.transforms import AUGMENT_ON, PaperAugmentation
-from depth_lightning.evaluation.protocol import EvalProtocol
-from depth_lightning.run.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +28,19 @@ def _worker_init(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-def chosen_protocol(protocol: EvalProtocol | str | None, protocols: dict[str, EvalProtocol]) -> EvalProtocol:
-    """``protocol`` itself, or the one of ``protocols`` it names."""
+def chosen_protocol(protocol: Any, protocols: dict[str, Any]) -> Any:
+    """``protocol`` itself (an :class:`~depth_lightning.evaluation.protocol.EvalProtocol` Hydra built,
+    or None: evaluation's default), or the one of ``protocols`` it names."""
     if not isinstance(protocol, str):
-        return protocol or EvalProtocol()
+        return protocol
     if protocol not in protocols:
         raise ConfigError(
             f"config error: data.protocol={protocol!r} is not one of this dataset's protocols "
             f"({', '.join(protocols) or 'none: set data.protocol to a protocol'})"
         )
     chosen = protocols[protocol]
-    if not isinstance(chosen, EvalProtocol):  # Hydra hands a dict of dataclasses over as structured configs
-        chosen = EvalProtocol(**{k: chosen[k] for k in chosen})
+    if isinstance(chosen, DictConfig):  # Hydra hands a dict of dataclasses over as structured configs
+        chosen = OmegaConf.to_object(chosen)
     return dataclasses.replace(chosen, name=protocol)
 
 
@@ -105,8 +106,8 @@ class DepthDataModule(L.LightningDataModule):
         depth_min: float,
         depth_max: float,
         augment: PaperAugmentation | None = None,
-        protocol: EvalProtocol | str | None = None,
-        protocols: dict[str, EvalProtocol] | None = None,
+        protocol: Any = None,
+        protocols: dict[str, Any] | None = None,
         val_fraction: float = 0.05,
         val_max_frames: int | None = None,
         batch_size: int = 8,
@@ -156,10 +157,12 @@ class DepthDataModule(L.LightningDataModule):
         self._depth_sample: np.ndarray | None = None
         self._pack_card: dict[str, Any] | None = None
 
-    def build(self, split: str, whole_list: bool = False) -> FrameDataset:
+    def build(self, split: str, whole_list: bool = False, augmented: bool = True) -> FrameDataset:
         """The ``split`` (train | val | test) of the dataset. ``whole_list``: every frame of the split's
-        list, validation not held out, missing files collected instead of raised (``check``)."""
+        list, validation not held out, missing files collected instead of raised (``check``);
+        ``augmented``: false for the training frames as they are (the baselines' sample)."""
         hold_out = split != "test" and not whole_list
+        augment = self.augment if augmented and not whole_list else None
         if self.format == "packed":  # validation was held out when the splits were packed
             from depth_lightning.data.packed import PackedFrames, check_pack, read_pack_card
 
@@ -173,22 +176,21 @@ class DepthDataModule(L.LightningDataModule):
                     f"splits={split}"
                 )
             common = {"input_size": self.input_size, "seed": self.seed, "protocol": self.protocol}
-            augment = None if whole_list else self.augment
             ds: FrameDataset = PackedFrames(
-                self.packed, split=split, augment=augment, skip_bad_samples=self.skip_bad_samples, **common
-            )
-            ds.card = self._pack_card
+                self.packed, self._pack_card, split=split, augment=augment, skip_bad_samples=self.skip_bad_samples,
+                augment_on=self.augment_on, **common,
+            )  # fmt: skip
         else:
             ds = self.dataset(
                 split=split,
                 input_size=self.input_size,
-                augment=None if whole_list else self.augment,
+                augment=augment,
                 skip_bad_samples=self.skip_bad_samples or whole_list,
                 seed=self.seed,
                 protocol=self.protocol,
                 hold_out=HoldOut(split, self.val_fraction, self.seed, self.val_max_frames) if hold_out else None,
+                augment_on=self.augment_on,
             )
-        ds.augment_on = self.augment_on
         return ds
 
     def setup(self, stage: str | None = None) -> None:
@@ -259,8 +261,7 @@ class DepthDataModule(L.LightningDataModule):
         """Depth maps of the first ``baseline_frames`` training frames, unaugmented, for the baselines
         (read once: the training-health check and the baselines share them)."""
         if self._depth_sample is None:
-            ds = self.build("train")
-            ds.augment = None
+            ds = self.build("train", augmented=False)
             n = min(self.baseline_frames, len(ds))
             self._depth_sample = np.stack([ds[i]["depth"].numpy() for i in range(n)])
             self._depth_sample.flags.writeable = False

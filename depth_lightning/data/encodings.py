@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from depth_lightning.core.errors import ConfigError, DataError
 from depth_lightning.data.io import read_depth_png, read_mask, read_rgb
-from depth_lightning.run.errors import ConfigError, DataError
 
 
 def _no_measurement(depth: np.ndarray) -> np.ndarray:

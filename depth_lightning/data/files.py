@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from depth_lightning.core.errors import ConfigError, DataError
 from depth_lightning.data.encodings import (
     ENCODINGS,
     HEADER_SIZED,
@@ -25,9 +26,8 @@ from depth_lightning.data.encodings import (
     read_image,
     substitute,
 )
-from depth_lightning.data.frames import FrameDataset, list_identity, refuse_test_as_validation
+from depth_lightning.data.frames import FrameDataset, dataset_root, list_identity, refuse_test_as_validation
 from depth_lightning.data.nyu import parse_list
-from depth_lightning.run.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,7 @@ class FileFrames(FrameDataset):
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise DataError(f"data.dataset.root={str(self.root)!r} does not exist; it should hold the dataset's files")
+        self.root = dataset_root(root, "the dataset's files")
         self.encoding, self.options = check_encoding(depth)
         self.columns = list(columns or ["image", "depth"])
         if "image" not in self.columns or "depth" not in self.columns:
@@ -135,16 +133,14 @@ class FileFrames(FrameDataset):
         if not self.frames:
             found_by = self.list_file or f"the glob {value!r} under {self.root}"
             raise DataError(f"{found_by}: no frame found; check data.dataset.root and the dataset's layout")
-        self.hold_out_validation()
+        self.hold_out_validation(self.own_validation)
 
     def _source(self, lists: dict[str, Any], globs: dict[str, Any]) -> tuple[str, str]:
         """``("list", file)`` or ``("glob", pattern)`` of this split; validation without a source of its
         own is held out of the training frames by folder (:meth:`hold_out_validation`)."""
         refuse_test_as_validation(lists["val"], lists["test"])
-        own_val = lists["val"] is not None or globs.get("val") is not None
+        own_val = self.own_validation = lists["val"] is not None or globs.get("val") is not None
         split = self.split if self.split == "test" or own_val else "train"
-        if own_val:
-            self._hold_out = None  # validation has frames of its own: training keeps all of its own
         if lists.get(split) is not None:
             return "list", lists[split]
         if globs.get(split) is not None:

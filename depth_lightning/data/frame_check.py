@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from depth_lightning.core.errors import DataError
 from depth_lightning.data.encodings import header_size
 from depth_lightning.data.frames import FrameDataset
-from depth_lightning.run.errors import DataError
 
 SAMPLED = 8  # frames spread over a split whose contents setup decodes (check reads them all)
 

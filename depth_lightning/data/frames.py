@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from depth_lightning.core.errors import ConfigError, DataError
 from depth_lightning.data.splits import HoldOut
 from depth_lightning.data.transforms import PaperAugmentation, unit_rgb
-from depth_lightning.evaluation.protocol import EvalProtocol
-from depth_lightning.run.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
+FILLS = ("colorization", "none")  # data.dataset.fill: the toolbox's colorization of missing depth, or none
 log = logging.getLogger(__name__)
 
 
@@ -35,8 +35,11 @@ class FrameDataset(Dataset, ABC):
         augment: the training augmentation (training split only).
         skip_bad_samples: a sample whose files are unreadable is logged and skipped, not an error.
         seed: augmentation and the validation hold-out are pure functions of it.
-        protocol: the evaluation region of each frame (validation and test).
+        protocol: the evaluation protocol (an :class:`~depth_lightning.evaluation.protocol.EvalProtocol`,
+            handed in by the datamodule; its ``mask`` is each evaluated frame's region). None: the whole frame.
         hold_out: which scenes of the training list validation takes.
+        augment_on: ``host`` (augmented here) or ``device`` (only the parameters drawn here; the
+            datamodule applies them to the batch on the accelerator).
 
     Items: ``image`` (3,h,w) in [0,1] at the input size; ``depth``: at the input size for training,
     at the frame's native (cropped) resolution for evaluation, with ``eval_mask``, the protocol's
@@ -45,8 +48,6 @@ class FrameDataset(Dataset, ABC):
     image is then uint8).
     """
 
-    augment_on = "host"  # or "device": set by the datamodule for its training split
-
     def __init__(
         self,
         split: str = "train",
@@ -54,8 +55,9 @@ class FrameDataset(Dataset, ABC):
         augment: PaperAugmentation | None = None,
         skip_bad_samples: bool = False,
         seed: int = 0,
-        protocol: EvalProtocol | None = None,
+        protocol: Any = None,
         hold_out: HoldOut | None = None,
+        augment_on: str = "host",
     ) -> None:
         if split not in SPLITS:
             raise ConfigError(f"split {split!r} is unknown; allowed: {', '.join(SPLITS)}")
@@ -64,7 +66,7 @@ class FrameDataset(Dataset, ABC):
         self.seed = seed
         self.augment = augment if self.train else None
         self.skip_bad_samples = skip_bad_samples
-        self.protocol = protocol or EvalProtocol()
+        self.protocol, self.augment_on = protocol, augment_on
         self._hold_out = hold_out
         self.held_out_scenes: list[str] = []
         self.missing: list[str] = []  # listed files not found, skipped (skip_bad_samples): what check reports
@@ -116,6 +118,19 @@ class FrameDataset(Dataset, ABC):
         """:meth:`crop_box` of sample ``index`` (a packed dataset stores each frame's)."""
         return self.crop_box(shape)
 
+    def cropped(self, index: int, original: tuple[int, int], *maps: np.ndarray) -> tuple[list[np.ndarray], Any]:
+        """``maps`` of sample ``index`` (frames of ``original`` size: RGB, depth, another method's
+        prediction) cut to the part of the frame the dataset keeps, and the protocol's region of that
+        part: the evaluation mask, a writable boolean tensor. The one place a frame is cropped and masked,
+        for the suite's own loader and for saved predictions (``score``)."""
+        box = self.crop_box_of(index, original)
+        if box is not None:
+            t, b, left, r = box
+            maps = tuple(m[t:b, left:r] for m in maps)
+        kept = maps[0].shape[:2]
+        region = np.ones(kept, dtype=bool) if self.protocol is None else np.array(self.protocol.mask(original, box))
+        return list(maps), torch.from_numpy(region)
+
     # -- splits
     def list_for_split(self, train_list: str | Path, test_list: str | Path, val_list: str | Path | None) -> Path:
         """The list this split reads: the test list only for ``test``; validation reads its own list
@@ -125,13 +140,18 @@ class FrameDataset(Dataset, ABC):
         if self.split == "test":
             return Path(test_list)
         if val_list is not None:
-            self._hold_out = None  # validation has a list of its own: training keeps all of its list
             return Path(val_list if self.split == "val" else train_list)
         return Path(train_list)
 
-    def hold_out_validation(self) -> None:
-        """Keep the part of the training list this split takes (validation: the held-out scenes)."""
-        if self._hold_out is None or self.split == "test":
+    def holds_out(self, own_validation: bool = False) -> bool:
+        """Whether this split is part of a training list that validation is held out of (by scene):
+        not the test split, and not when validation has frames of its own (``own_validation``)."""
+        return self._hold_out is not None and self.split != "test" and not own_validation
+
+    def hold_out_validation(self, own_validation: bool = False) -> None:
+        """Keep the part of the training list this split takes (validation: the held-out scenes);
+        everything when validation has frames of its own (``own_validation``)."""
+        if not self.holds_out(own_validation):
             return
         scenes = self.scenes()
         if not scenes:
@@ -153,11 +173,7 @@ class FrameDataset(Dataset, ABC):
                 log.warning("skipping bad sample: %s", err)
                 return None
             raise
-        original = depth.shape[:2]
-        box = self.crop_box_of(index, original)
-        if box is not None:
-            t, b, left, r = box
-            rgb, depth = rgb[t:b, left:r], depth[t:b, left:r]
+        (rgb, depth), region = self.cropped(index, depth.shape[:2], rgb, depth)
         h, w = self.input_size
         image = rgb if rgb.shape[:2] == (h, w) else cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
         item: dict[str, Any] = {"index": index}
@@ -174,12 +190,27 @@ class FrameDataset(Dataset, ABC):
                     out = self.augment.host(image, depth, params)
                     image, depth = out["image"], out["depth"]
         else:
-            item["eval_mask"] = torch.from_numpy(np.array(self.protocol.mask(original, box)))  # a writable copy
+            item["eval_mask"] = region
         if "augment" not in item:
             image = unit_rgb(image)
         item["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         item["depth"] = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))
         return item
+
+
+def dataset_root(root: str | Path, holds: str) -> Path:
+    """``data.dataset.root`` as a folder; a :class:`DataError` saying what it should hold when it is none."""
+    path = Path(root)
+    if not path.is_dir():
+        raise DataError(f"data.dataset.root={str(path)!r} does not exist; it should hold {holds}")
+    return path
+
+
+def checked_fill(fill: str, train: bool = True) -> str:
+    """``data.dataset.fill`` checked; what a split reads (evaluation always the raw depth)."""
+    if fill not in FILLS:
+        raise ConfigError(f"config error: data.dataset.fill={fill!r} is unknown; allowed: {', '.join(FILLS)}")
+    return fill if train else "none"
 
 
 def refuse_test_as_validation(val_list: str | Path | None, test_list: str | Path | None) -> None:

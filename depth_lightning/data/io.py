@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from depth_lightning.run.errors import DataError
-from depth_lightning.run.files import save_atomic
+from depth_lightning.core.errors import DataError
+from depth_lightning.core.files import save_atomic
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from depth_lightning.data.frames import FrameDataset, list_identity
+from depth_lightning.core.errors import ConfigError, DataError
+from depth_lightning.data.frames import FrameDataset, checked_fill, dataset_root, list_identity
 from depth_lightning.data.io import read_depth_png, read_rgb
 from depth_lightning.data.nyu import parse_list
-from depth_lightning.run.errors import ConfigError, DataError
 
 KITTI_URL = "https://www.cvlibs.net/datasets/kitti/raw_data.php"
 # Where a projected LiDAR point lands: ``round`` matches the official KITTI depth maps
@@ -164,22 +164,18 @@ class KITTIEigen(FrameDataset):
         super().__init__(**kw)
         if gt not in ("velodyne", "annotated"):
             raise ConfigError(f"data.dataset.gt={gt!r} is unknown; allowed: velodyne, annotated")
-        if fill not in ("colorization", "none"):
-            raise ConfigError(f"data.dataset.fill={fill!r} is unknown; allowed: colorization, none")
         if velodyne_pixel not in PIXEL_RULES:
             raise ConfigError(
                 f"data.dataset.velodyne_pixel={velodyne_pixel!r} is unknown; allowed: {', '.join(PIXEL_RULES)}"
             )
+        self.fill = checked_fill(fill, self.train)  # evaluation always scores the raw Velodyne points
         self.list_file = self.list_for_split(train_list, test_list, val_list)
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise DataError(
-                f"data.dataset.root={str(self.root)!r} does not exist; it should hold KITTI raw "
-                f"(<date>/<date>_drive_XXXX_sync/image_02/data/*.png, velodyne_points/, calib_*.txt; {KITTI_URL})"
-            )
+        self.own_validation = val_list is not None
+        holds = "KITTI raw (<date>/<date>_drive_XXXX_sync/image_02/data/*.png, velodyne_points/, calib_*.txt; "
+        holds += f"{KITTI_URL})"
+        self.root = dataset_root(root, holds)
         self.velodyne_pixel = velodyne_pixel
         self.gt, self.image_ext = gt, image_ext
-        self.fill = fill if self.train else "none"
         self.annotated_root = Path(annotated_root) if annotated_root else None
         self.frame_size = frame_size
         listed = [self._parse(parts, n) for n, parts in enumerate(parse_list(self.list_file), start=1)]
@@ -188,7 +184,7 @@ class KITTIEigen(FrameDataset):
             velodyne_projection(str(calib_dir), camera)  # every calibration entry read now, errors named
         log.info("%s: %d frames listed, %d with ground truth (%s)", self.list_file, len(listed), len(self.samples), gt)
         self.listed = len(listed)
-        self.hold_out_validation()
+        self.hold_out_validation(self.own_validation)
 
     def _parse(self, parts: list[str], n: int) -> dict[str, Any]:
         where = f"{self.list_file}:{n}"

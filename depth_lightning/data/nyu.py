@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from depth_lightning.data.frames import FrameDataset, list_identity
+from depth_lightning.core.errors import DataError
+from depth_lightning.data.frames import FrameDataset, checked_fill, dataset_root, list_identity
 from depth_lightning.data.io import read_depth_png, read_rgb
-from depth_lightning.run.errors import DataError
 
 NYU_URL = "https://cs.nyu.edu/~fergus/datasets/nyu_depth_v2.html"
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class NYULabelled(NYUBase):
                 if key not in f:
                     raise DataError(f"{self.mat_path}: no dataset '{key}' in the file (not the labelled NYU .mat?)")
             n = f["images"].shape[0]
-            self._scene_names = _scene_names(f) if self._hold_out is not None else None
+            self._scene_names = _scene_names(f) if self.holds_out() else None
         if self.indices.max(initial=-1) >= n:
             raise DataError(f"{splits_mat}: index {self.indices.max() + 1} is beyond the {n} frames of {self.mat_path}")
         self.hold_out_validation()
@@ -189,16 +189,12 @@ class NYUSync(NYUBase):
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
-        if fill not in ("colorization", "none"):
-            raise ValueError(f"data.dataset.fill={fill!r} is unknown; allowed: colorization, none")
+        self.fill = checked_fill(fill)  # used by the training split only (evaluation reads raw depth)
         self.list_file = self.list_for_split(train_list, test_list, val_list)
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise DataError(
-                f"data.dataset.root={str(self.root)!r} does not exist; it should hold the NYU sync scenes "
-                f"(scene/rgb_XXXXX.jpg, scene/sync_depth_XXXXX.png) named by {self.list_file} ({NYU_URL})"
-            )
-        self.fill = fill
+        self.own_validation = val_list is not None
+        holds = "the NYU sync scenes (scene/rgb_XXXXX.jpg, scene/sync_depth_XXXXX.png) named by "
+        holds += f"{self.list_file} ({NYU_URL})"
+        self.root = dataset_root(root, holds)
         self.samples: list[tuple[Path, Path, int]] = []
         for n, parts in enumerate(parse_list(self.list_file), start=1):
             if len(parts) < 2:
@@ -222,7 +218,7 @@ class NYUSync(NYUBase):
                 raise DataError(
                     f"{self.list_file}:{n} names {missing}, which does not exist (data.skip_bad_samples=true skips it)"
                 )
-        self.hold_out_validation()
+        self.hold_out_validation(self.own_validation)
 
     def __len__(self) -> int:
         return len(self.samples)

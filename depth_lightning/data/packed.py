@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from depth_lightning.core import __version__
+from depth_lightning.core.errors import DataError
+from depth_lightning.core.files import write_json
 from depth_lightning.data.frames import FrameDataset
-from depth_lightning.run.errors import DataError
-from depth_lightning.run.files import write_json
 
 NO_BOX = (-1, -1, -1, -1)
 CARD = "pack.json"  # the pack's identity, beside its splits
@@ -58,7 +59,6 @@ def dataset_identity(datamodule: Any) -> dict[str, Any]:
 def pack_card(datamodule: Any, splits: dict[str, FrameDataset]) -> dict[str, Any]:
     """``pack.json``: the dataset's identity, where it was read from, how validation was held out, and
     each packed split's frame count and source (list hash, ground truth); the suite's version."""
-    from depth_lightning import __version__
 
     keywords = getattr(datamodule.dataset, "keywords", None) or {}
     return {
@@ -223,7 +223,7 @@ class PackedFrames(FrameDataset):
         packed: what ``prepare pack`` wrote (its ``output``).
     """
 
-    def __init__(self, packed: str, **kw: Any) -> None:
+    def __init__(self, packed: str, card: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         from litdata import StreamingDataset
 
@@ -237,7 +237,7 @@ class PackedFrames(FrameDataset):
         self.index_file = local / "index.json" if "://" not in self.url else None
         if self.index_file is not None:
             check_chunks(self.index_file, packed)
-        self.card: dict[str, Any] | None = None  # the pack's card, set by the datamodule that checked it
+        self.card = card  # the pack's card (pack.json), as the datamodule read and checked it
         self._frames, self._pid = StreamingDataset(self.url), os.getpid()
         self._last: tuple[int, dict[str, Any]] | None = None
         self._sample(0)  # opens LitData's chunk index

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from depth_lightning.run.errors import ConfigError
+from depth_lightning.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

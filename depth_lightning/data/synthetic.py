@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from depth_lightning.core.errors import ConfigError
 from depth_lightning.data.frames import FrameDataset
 from depth_lightning.data.render import RENDERERS
-from depth_lightning.run.errors import ConfigError
 
 # Each split renders from its own seeds: no validation or test scene is ever a training scene.
 SPLIT_SEED_OFFSETS = {"train": 0, "val": 1_000_003, "test": 2_000_003}

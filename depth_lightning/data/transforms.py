@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from depth_lightning.run.errors import ConfigError
+from depth_lightning.core.errors import ConfigError
 
 AUGMENT_ON = ("host", "device")
 PROBE = (24, 32)  # the frame extras are tried on when the run starts: a size change is refused

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from depth_lightning.run.errors import ConfigError
+from depth_lightning.core.errors import ConfigError
 
 MODES = ("none", "median", "scale", "scale_shift", "scale_shift_disparity", "scale_robust", "scale_shift_robust")
 AFFINE = ("scale_shift", "scale_shift_disparity", "scale_shift_robust")  # predictions of any sign are fitted

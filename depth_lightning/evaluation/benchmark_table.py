@@ -12,8 +12,8 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from depth_lightning.core.files import save_atomic
 from depth_lightning.evaluation.metrics import METRIC_NAMES
-from depth_lightning.run.files import save_atomic
 
 LABELS = {"d1": "δ1", "d2": "δ2", "d3": "δ3", "abs_rel": "abs rel", "sq_rel": "sq rel", "rmse": "rmse"}
 LABELS |= {"rmse_log": "rmse log", "log10": "log10", "silog": "silog"}

@@ -24,13 +24,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from depth_lightning.core.errors import DataError, NonFiniteError
 from depth_lightning.evaluation.alignment import Alignment
 from depth_lightning.evaluation.metrics import METRIC_NAMES, DepthMetrics, ImageRows, aggregate
 from depth_lightning.evaluation.per_image import PerImageRecord
-from depth_lightning.evaluation.protocol import EvalProtocol
+from depth_lightning.evaluation.protocol import EvalProtocol, protocol_of
 from depth_lightning.evaluation.sparsification import Sparsification
 from depth_lightning.models.bins import DECODERS, IGNORE_INDEX
-from depth_lightning.run.errors import DataError, NonFiniteError
 
 if TYPE_CHECKING:
     from depth_lightning.data.frames import FrameDataset
@@ -318,7 +318,7 @@ def evaluator_for(
     """The evaluator of ``split`` of a :class:`~depth_lightning.data.DepthDataModule` (or of the default
     protocol when there is none): both decoders; per-image results on the test split."""
     return Evaluator(
-        getattr(datamodule, "protocol", None) or EvalProtocol(),
+        protocol_of(datamodule),
         split=split,
         dataset=getattr(datamodule, "name", "the data"),
         headline=headline,

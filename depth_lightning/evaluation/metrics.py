@@ -23,7 +23,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from depth_lightning.run.errors import NoValidPixels
+from depth_lightning.core.errors import NoValidPixels
 
 # How per-image results combine: the mean of the images' metrics, or the metrics of all pixels at once.
 AGGREGATIONS = ("per_image", "pooled")

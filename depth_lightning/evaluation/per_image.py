@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from depth_lightning.core.files import save_atomic
 from depth_lightning.evaluation import bootstrap
 from depth_lightning.evaluation.metrics import METRIC_NAMES, SUMS, metrics_from_sums
 from depth_lightning.evaluation.sparsification import per_image_ause
-from depth_lightning.run.files import save_atomic
 
 SUMS_FILE = "per_image_sums.npz"
 CSV_FILE = "per_image.csv"

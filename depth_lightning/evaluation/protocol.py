@@ -143,7 +143,9 @@ class EvalProtocol:
         if not self.caps:
             raise ValueError("data.protocol.caps must hold at least one maximum depth")
         if any(not self.min_depth < c for c in self.caps) or self.min_depth < 0:
-            raise ValueError(f"data.eval: need 0 <= min_depth < every cap, got {self.min_depth} and {self.caps}")
+            raise ValueError(
+                f"data.protocol: need 0 <= min_depth < every cap, got min_depth={self.min_depth} and caps={self.caps}"
+            )
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"data.protocol.aggregation={self.aggregation!r} is unknown; allowed: {AGGREGATIONS}")
 
@@ -202,6 +204,11 @@ class EvalProtocol:
         """The region of a frame of ``original`` size, cut to ``box`` = (top, bottom, left, right) when
         the dataset keeps only that part of the frame."""
         return _cut(_cached_mask(self.region, *original, self.box), box)
+
+
+def protocol_of(datamodule: Any) -> EvalProtocol:
+    """The protocol a datamodule evaluates under; the default one when it has none (or is None)."""
+    return getattr(datamodule, "protocol", None) or EvalProtocol()
 
 
 @functools.lru_cache(maxsize=32)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from depth_lightning.core.files import write_json
 from depth_lightning.evaluation import bootstrap
 from depth_lightning.evaluation.evaluator import EvaluationResult
 from depth_lightning.evaluation.metrics import METRIC_NAMES
@@ -15,7 +16,6 @@ from depth_lightning.evaluation.per_image import CSV_FILE, CURVES_FILE, write_pe
 from depth_lightning.evaluation.sparsification import summarise
 from depth_lightning.evaluation.tables import format_table
 from depth_lightning.models.bins import DECODERS
-from depth_lightning.run.files import write_json
 
 
 def curves(result: EvaluationResult) -> dict[str, Any]:

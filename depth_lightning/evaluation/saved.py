@@ -20,11 +20,12 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from depth_lightning.config import check_choice
+from depth_lightning.core.config import check_choice
+from depth_lightning.core.errors import ConfigError, DataError
 from depth_lightning.data.io import read_depth_png
 from depth_lightning.evaluation.alignment import Alignment, alignment_from
 from depth_lightning.evaluation.evaluator import EvaluationResult, Evaluator
-from depth_lightning.run.errors import ConfigError, DataError
+from depth_lightning.evaluation.protocol import protocol_of
 
 log = logging.getLogger(__name__)
 PREDICTIONS = "predictions"  # the scored method's key in per_image.csv and the intervals
@@ -152,7 +153,7 @@ def score_predictions(datamodule: Any, folder: Path, settings: ScoreSettings) ->
     dataset = datamodule.datasets["test"]
     alignment = settings.alignment
     evaluator = Evaluator(
-        datamodule.protocol, split="test", dataset=datamodule.name, predictions=[PREDICTIONS], alignment=alignment
+        protocol_of(datamodule), split="test", dataset=datamodule.name, predictions=[PREDICTIONS], alignment=alignment
     )
     checks = PredictionChecks(positive=alignment.positive_only)
     missing = score_frames(evaluator, dataset, folder, settings.scale, checks)
@@ -198,12 +199,8 @@ def score_frames(evaluator: Evaluator, dataset: Any, folder: Path, scale: float,
         checks.check(pred, depth, str(path))
         # counted above; what is scored (invalid_predictions=clip) is clipped to the range by the evaluator
         pred = _scorable(pred, original, evaluator.alignment)
-        box = dataset.crop_box_of(index, original)
-        if box is not None:  # the part of the frame the dataset keeps, as for the suite's own model
-            t, b, left, r = box
-            pred, depth = pred[t:b, left:r], depth[t:b, left:r]
-        mask = torch.from_numpy(np.array(evaluator.protocol.mask(original, box)))[None]
-        batch = {"depth": torch.from_numpy(depth)[None], "eval_mask": mask, "index": torch.tensor([index])}
+        (pred, depth), region = dataset.cropped(index, original, pred, depth)  # as for the suite's own model
+        batch = {"depth": torch.from_numpy(depth)[None], "eval_mask": region[None], "index": torch.tensor([index])}
         evaluator.process(batch, {PREDICTIONS: torch.from_numpy(pred)[None]})
     if checks.resized:
         named = ", ".join(f"{p} ({s})" for p, s in list(checks.resized.items())[:3])

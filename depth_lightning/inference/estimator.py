@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from depth_lightning.core.errors import ConfigError
 from depth_lightning.inference.loading import load_model
 from depth_lightning.models.bins import DECODERS, LogDepthBins
 from depth_lightning.models.network import DepthNet
-from depth_lightning.run.errors import ConfigError
 
 # precision -> autocast dtype of the network (None: float32)
 PRECISIONS = {

@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 
+from depth_lightning.core.errors import CheckpointError
 from depth_lightning.inference.model_card import run_record
 from depth_lightning.models.network import DepthNet
 from depth_lightning.models.storage import model_from_checkpoint, read_checkpoint, resolve_folder, state_mismatch
-from depth_lightning.run.errors import CheckpointError
 
 
 def load_model(

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from depth_lightning.core.files import save_atomic
 from depth_lightning.data.io import write_depth_png
 from depth_lightning.evaluation.figures import colorize
-from depth_lightning.run.files import save_atomic
 
 
 def write_prediction(out_dir: Path, name: str, pred: dict[str, np.ndarray], d_min: float, d_max: float) -> None:

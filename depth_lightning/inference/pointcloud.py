@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from depth_lightning.run.errors import ConfigError
-from depth_lightning.run.files import save_atomic
+from depth_lightning.core.errors import ConfigError
+from depth_lightning.core.files import save_atomic
 
 
 def intrinsics_for(

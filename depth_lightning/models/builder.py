@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from depth_lightning.core.errors import ConfigError
 from depth_lightning.models.backbone import torchvision_state_dict
 from depth_lightning.models.bins import DECODERS
 from depth_lightning.models.network import DepthNet, freeze_batchnorm_statistics
 from depth_lightning.models.settings import TRAINING_SETTINGS, SettingsError, network_settings
-from depth_lightning.run.errors import ConfigError
 
 
 def build_network(

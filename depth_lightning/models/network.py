@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
+from depth_lightning.core.files import save_atomic
 from depth_lightning.models.backbone import ResNetBackbone
 from depth_lightning.models.bins import DECODERS, LogDepthBins
 from depth_lightning.models.head import FusionHead
@@ -26,7 +27,6 @@ from depth_lightning.models.storage import (
     resolve_folder,
     save_weights,
 )
-from depth_lightning.run.files import save_atomic
 
 # torchvision's ImageNet classification weights expect RGB in [0, 1] normalised by these
 # (weights.transforms().mean / .std).

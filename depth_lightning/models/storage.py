@@ -27,10 +27,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from depth_lightning.core.errors import CheckpointError
+from depth_lightning.core.files import save_atomic
+from depth_lightning.core.resources import CONF_DIR
 from depth_lightning.models.settings import NETWORK_TARGETS, TRAINING_SETTINGS, SettingsError, network_settings
-from depth_lightning.run.errors import CheckpointError
-from depth_lightning.run.files import save_atomic
-from depth_lightning.run.resources import CONF_DIR
 
 # ``Model``: the network class (models/network.py imports this module, so it is passed in, not imported)
 Model = Any

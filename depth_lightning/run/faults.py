@@ -13,14 +13,14 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from depth_lightning.run.errors import NonFiniteError
-from depth_lightning.run.files import save_atomic
+from depth_lightning.core.errors import NonFiniteError
+from depth_lightning.core.files import save_atomic
 
 log = logging.getLogger(__name__)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoints written with :func:`~depth_lightning.run.files.save_atomic`: a process killed during a
+    """Checkpoints written with :func:`~depth_lightning.core.files.save_atomic`: a process killed during a
     save leaves the previous checkpoint intact and loadable."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:

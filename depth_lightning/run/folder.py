@@ -13,7 +13,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from depth_lightning.run.errors import USER_ERRORS, ConfigError, RunFolderBusy, RunFolderUsed, exit_with_one_line
+from depth_lightning.core.errors import USER_ERRORS, ConfigError, RunFolderBusy, RunFolderUsed, exit_with_one_line
 
 LOCK_NAME = ".run.lock"
 RESULTS_FILE = "metrics.json"  # the run's record (depth_lightning.run.record)
@@ -128,7 +128,7 @@ def _exit_on_user_error(step: Callable[[], None]) -> None:
 
 def remove_debris(folder: str | Path) -> list[Path]:
     """Temporary files of writes a killed run left behind (``.<name>.tmp<suffix>``, see
-    :func:`depth_lightning.run.files.save_atomic`); call it only while holding the folder's lock."""
+    :func:`depth_lightning.core.files.save_atomic`); call it only while holding the folder's lock."""
     removed = [p for p in Path(folder).rglob(".*.tmp*") if p.is_file()]
     for p in removed:
         p.unlink()

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.tree import Tree
 
-from depth_lightning.run.errors import ConfigError
+from depth_lightning.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

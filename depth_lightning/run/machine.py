@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from depth_lightning.config import auto_precision, cpu_has_native_bf16
+from depth_lightning.core.config import auto_precision, cpu_has_native_bf16
 
 
 def cpu_model() -> str:

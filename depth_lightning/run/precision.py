@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from depth_lightning.run.files import write_json
+from depth_lightning.core.files import write_json
 from depth_lightning.run.machine import describe_machine
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from depth_lightning.config import plain
-from depth_lightning.run.errors import RunInterrupted
-from depth_lightning.run.files import write_json
+from depth_lightning.core.config import plain
+from depth_lightning.core.errors import RunInterrupted
+from depth_lightning.core.files import write_json
 from depth_lightning.run.folder import RESULTS_FILE
 from depth_lightning.run.log import log_failure
 from depth_lightning.run.machine import describe_machine

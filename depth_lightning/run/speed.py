@@ -2,11 +2,10 @@
 
 - :func:`keep_freed_memory`: glibc keeps freed host memory in the process, so a training step does not
   page-fault its tensors anew (``keep_freed_memory``).
-- :func:`prepare_network`: NHWC tensors, oneDNN's and cuDNN's preferred convolution layout
-  (``model.channels_last``), and ``torch.compile`` of the network in place (``model.compile``).
 
-Elsewhere, for the same purpose: fused optimizer kernels (the optimizers' own ``fused`` argument in
-``conf/model``) and the cheap CPU dropout mask (``models/packed_dropout.py``).
+Elsewhere, for the same purpose: NHWC tensors (``model.channels_last``, ``models/network.py``),
+``torch.compile`` (``model.compile``, ``module.py``), fused optimizer kernels (the optimizers' own
+``fused`` argument in ``conf/model``) and the cheap CPU dropout mask (``models/packed_dropout.py``).
 
 On glibc: PyTorch's CPU allocator is the C library's ``malloc``. glibc serves large blocks with
 ``mmap`` and returns them to the kernel on ``free`` (and trims the heap's top the same way), so every
@@ -21,9 +20,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
-
-import torch
-from torch import Tensor, nn
 
 # mallopt parameters, from glibc's malloc.h
 M_TRIM_THRESHOLD = -1
@@ -46,17 +42,3 @@ def keep_freed_memory(enabled: bool = True) -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-
-
-def prepare_network(net: nn.Module, channels_last: bool = False, compile: bool = False) -> nn.Module:
-    """``net`` in channels-last layout and/or compiled in place (its parameter names unchanged)."""
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    if compile:
-        net.compile()
-    return net
-
-
-def to_layout(image: Tensor, channels_last: bool) -> Tensor:
-    """The input in the network's layout."""
-    return image.contiguous(memory_format=torch.channels_last) if channels_last else image

@@ -21,7 +21,7 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as _SlurmLauncher
 from omegaconf import OmegaConf
 
-from depth_lightning.config import gpus_per_node
+from depth_lightning.core.config import gpus_per_node
 
 log = logging.getLogger(__name__)
 

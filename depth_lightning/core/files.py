@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from depth_lightning.run.errors import ConfigError
+from depth_lightning.core.errors import ConfigError
 
 
 def _read_umask() -> int:

@@ -23,8 +23,8 @@ from hydra.types import RunMode
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from depth_lightning.run.errors import ConfigError
-from depth_lightning.run.resources import CONF_DIR
+from depth_lightning.core.errors import ConfigError
+from depth_lightning.core.resources import CONF_DIR
 
 
 def plain(node: Any) -> Any:

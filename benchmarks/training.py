@@ -14,7 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmarks.timing import measure, summary
 from depth_lightning.core.config import build, compose_config
 from depth_lightning.data import SyntheticScenes
-from depth_lightning.train import build_module
+from depth_lightning.run.setup import build_module
 
 SCRATCH = Path(tempfile.gettempdir()) / "depth_lightning_bench"
 

@@ -11,15 +11,13 @@ per-image results and protocol card in ``<output>/<dataset>/``.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig
 
-from depth_lightning.core.config import CONF_DIR, added_groups_as_choices, build, compose_data, data_configs, plain
-from depth_lightning.core.errors import ConfigError, DataError, one_line_errors
+from depth_lightning.core.config import build, compose_data, data_configs, plain
+from depth_lightning.core.errors import ConfigError, DataError
 from depth_lightning.core.files import check_writable, save_atomic, write_json
 from depth_lightning.evaluation import benchmark_table as table
 from depth_lightning.evaluation.evaluator import EvaluationResult, evaluator_for
@@ -27,7 +25,7 @@ from depth_lightning.evaluation.results import record_test
 from depth_lightning.evaluation.saved import PREDICTIONS, ScoreSettings, score_predictions, score_settings
 from depth_lightning.inference.loading import load_model
 from depth_lightning.module import EvaluationModule
-from depth_lightning.run.folder import fix_run_time
+from depth_lightning.run.command import command
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +69,16 @@ def check_settings(cfg: DictConfig) -> tuple[list[str], ScoreSettings]:
 
 def evaluate_model(cfg: DictConfig, model: Any, datamodule: Any, settings: ScoreSettings) -> EvaluationResult:
     """The checkpoint's test on one dataset (its headline decoder, no baselines)."""
-    evaluator = evaluator_for(datamodule, "test", model.bins.num_bins, model.decoder, alignment=settings.alignment)
-    module = EvaluationModule(model)
-    module.evaluate_with(test=evaluator)
-    build(cfg.trainer, "trainer").test(module, datamodule=datamodule, verbose=False)
-    return evaluator.result
+    trainer = build(cfg.trainer, "trainer")
+    evaluator = evaluator_for(
+        datamodule,
+        "test",
+        model.bins.num_bins,
+        model.decoder,
+        alignment=settings.alignment,
+        precision=str(trainer.precision),
+    )
+    return EvaluationModule(model).test_with(trainer, datamodule, evaluator)
 
 
 def run_dataset(cfg: DictConfig, name: str, module: Any, settings: ScoreSettings) -> tuple[EvaluationResult, str]:
@@ -145,17 +148,7 @@ def write_benchmark(
     return summary
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="benchmark")
-@one_line_errors
-def _hydra_main(cfg: DictConfig) -> None:
-    benchmark(cfg)
-
-
-def main() -> None:
-    fix_run_time()
-    sys.argv = added_groups_as_choices(sys.argv, "benchmark")
-    _hydra_main()
-
+main = command("benchmark", benchmark)
 
 if __name__ == "__main__":
     main()

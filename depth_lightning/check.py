@@ -10,19 +10,18 @@ gives. Every error names its file; the exit code is 1 when there is one. Setting
 from __future__ import annotations
 
 import logging
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from depth_lightning.core.config import CONF_DIR, added_groups_as_choices, build, plain
-from depth_lightning.core.errors import DataError, one_line_errors
+from depth_lightning.core.config import build, plain
+from depth_lightning.core.errors import DataError
 from depth_lightning.data.frame_check import size_mismatch, unit_problem
+from depth_lightning.run.command import command
 
 log = logging.getLogger(__name__)
 
@@ -228,18 +227,14 @@ def main_check(cfg: DictConfig) -> int:
     return 1 if errors else 0
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="check")
-@one_line_errors
-def _hydra_main(cfg: DictConfig) -> None:
+def run_check(cfg: DictConfig) -> None:
+    """Check the dataset; exit 1 when a frame is unusable (the report says which)."""
     code = main_check(cfg)
     if code:
         raise SystemExit(code)
 
 
-def main() -> None:
-    sys.argv = added_groups_as_choices(sys.argv, "check")
-    _hydra_main()
-
+main = command("check", run_check)
 
 if __name__ == "__main__":
     main()

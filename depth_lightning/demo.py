@@ -18,16 +18,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from depth_lightning.core.config import CONF_DIR
-from depth_lightning.core.errors import USER_ERRORS, ConfigError, one_line_errors
+from depth_lightning.core.errors import USER_ERRORS, ConfigError
 from depth_lightning.data.io import read_rgb
 from depth_lightning.inference import DepthEstimator
 from depth_lightning.inference.outputs import write_prediction
 from depth_lightning.inference.pointcloud import intrinsics_for, write_glb, write_ply
+from depth_lightning.run.command import command
 
 MAX_SIDE = 4096  # pixels: a larger upload is refused in the page (memory), not resized silently
 
@@ -143,15 +142,12 @@ def launch(model: str | Path, host: str = "127.0.0.1", port: int | None = None, 
     return page.launch(server_name=host, server_port=port, **kw)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="demo")
-@one_line_errors
-def _hydra_main(cfg: DictConfig) -> None:
+def run_demo(cfg: DictConfig) -> None:
+    """The page of ``cfg.ckpt_path``, served until stopped."""
     launch(cfg.ckpt_path, cfg.host, cfg.port, cfg.device)
 
 
-def main() -> None:
-    _hydra_main()
-
+main = command("demo", run_demo)
 
 if __name__ == "__main__":
     main()

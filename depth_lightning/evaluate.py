@@ -4,16 +4,14 @@ baselines), each with its interval, per-image results and the protocol card in t
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from depth_lightning.core.config import CONF_DIR, added_groups_as_choices, build, compose_data, data_configs, plain
-from depth_lightning.core.errors import ConfigError, one_line_errors
+from depth_lightning.core.config import build, compose_data, data_configs, plain
+from depth_lightning.core.errors import ConfigError
 from depth_lightning.core.files import check_writable, write_json
 from depth_lightning.evaluation.alignment import alignment_from
 from depth_lightning.evaluation.baselines import fit_baselines
@@ -22,8 +20,8 @@ from depth_lightning.evaluation.results import record_test
 from depth_lightning.inference.loading import load_with_record
 from depth_lightning.models.network import DepthNet
 from depth_lightning.module import EvaluationModule
+from depth_lightning.run.command import command
 from depth_lightning.run.ddp import run_ddp_ranks_as_this_job
-from depth_lightning.run.folder import fix_run_time
 from depth_lightning.run.loggers import logged_metrics
 from depth_lightning.run.speed import keep_freed_memory
 
@@ -103,15 +101,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"precision {precision}"
         )
     maps = baseline_maps(cfg, datamodule)
-    evaluator = evaluator_for(datamodule, "test", model.bins.num_bins, model.decoder, maps, alignment)
-    module = EvaluationModule(model)
-    module.evaluate_with(test=evaluator)
-    trainer.test(module, datamodule=datamodule, verbose=False)
+    evaluator = evaluator_for(datamodule, "test", model.bins.num_bins, model.decoder, maps, alignment, precision)
+    result = EvaluationModule(model).test_with(trainer, datamodule, evaluator)
     metrics = logged_metrics(trainer, "test")
     if trainer.is_global_zero:
         title = f"Test split of data={datamodule.name}, checkpoint {cfg.ckpt_path}"
         # per_image.csv & co. in the run's own folder: never overwritten by another evaluation
-        found = record_test(evaluator.result, Path(cfg.paths.output_dir), cfg.get("intervals"), title)
+        found = record_test(result, Path(cfg.paths.output_dir), cfg.get("intervals"), title)
         metrics.update(found.pop("test_values"))
         write_json(
             out,
@@ -121,9 +117,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                 "input_size": [data["height"], data["width"]],
                 "precision": precision,
                 "test": metrics,
-                "images": evaluator.result.images,
-                "empty_frames": evaluator.result.empty_frames,
-                "frames_below_min_pixels": evaluator.result.sparse_frames,
+                "images": result.images,
+                "empty_frames": result.empty_frames,
+                "frames_below_min_pixels": result.sparse_frames,
                 "world_size": trainer.world_size,
                 **found,
             },
@@ -132,17 +128,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
-@one_line_errors
-def _hydra_main(cfg: DictConfig) -> None:
-    evaluate(cfg)
-
-
-def main() -> None:
-    fix_run_time()
-    sys.argv = added_groups_as_choices(sys.argv, "evaluate")
-    _hydra_main()
-
+main = command("evaluate", evaluate)
 
 if __name__ == "__main__":
     main()

@@ -12,16 +12,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from depth_lightning.core.config import CONF_DIR, check_choice
-from depth_lightning.core.errors import CheckpointError, ConfigError, one_line_errors
+from depth_lightning.core.config import check_choice
+from depth_lightning.core.errors import CheckpointError, ConfigError
 from depth_lightning.core.files import check_writable, save_atomic
 from depth_lightning.inference.loading import load_model
 from depth_lightning.inference.model_card import model_card
 from depth_lightning.inference.onnx import export_onnx
 from depth_lightning.models.storage import CARD, CONFIG, WEIGHTS, read_config
+from depth_lightning.run.command import command
 
 FORMATS = ("onnx", "hub", "space")
 OWN_FILES = (WEIGHTS, CONFIG, CARD)
@@ -130,15 +130,7 @@ def export(cfg: DictConfig) -> Path:
     return Path(path)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
-@one_line_errors
-def _hydra_main(cfg: DictConfig) -> None:
-    export(cfg)
-
-
-def main() -> None:
-    _hydra_main()
-
+main = command("export", export)
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from depth_lightning.core.config import check_optimizer_settings, plain
 from depth_lightning.core.errors import DataError
-from depth_lightning.evaluation.evaluator import Evaluator, evaluator_for
+from depth_lightning.evaluation.evaluator import EvaluationResult, Evaluator, evaluator_for
 from depth_lightning.models import DepthNet, LogDepthBins, bin_cross_entropy
 from depth_lightning.models.builder import build_network
 from depth_lightning.models.loss import targets_at
@@ -29,15 +29,36 @@ class EvaluationModule(L.LightningModule):
         super().__init__()
         self.net = net
         self.evaluators = torch.nn.ModuleDict()  # per split; the entry points hand in their own
+        self._results: dict[str, EvaluationResult] = {}  # the last evaluation of each split
 
     @property
     def bins(self) -> LogDepthBins:
         return self.net.bins
 
     def evaluate_with(self, **evaluators: Evaluator) -> None:
-        """Score ``split=evaluator`` with these evaluators; the caller keeps them and reads their results."""
+        """Score ``split=evaluator`` with these evaluators."""
         for split, evaluator in evaluators.items():
             self.evaluators[split] = evaluator.to(self.device)
+            self._results.pop(split, None)
+
+    def fit_with(
+        self, trainer: L.Trainer, datamodule: Any, evaluator: Evaluator, ckpt_path: str | None = None
+    ) -> EvaluationResult | None:
+        """``trainer.fit``, validated by ``evaluator``: the last validation's result (None if none ran).
+        A run resumed after its fit had ended (killed while testing) validates its final weights again."""
+        self.evaluate_with(val=evaluator)
+        trainer.fit(self, datamodule=datamodule, ckpt_path=ckpt_path)
+        if "val" not in self._results and trainer.global_step > 0:
+            trainer.validate(self, datamodule=datamodule, verbose=False)
+        return self._results.get("val")
+
+    def test_with(
+        self, trainer: L.Trainer, datamodule: Any, evaluator: Evaluator, ckpt_path: str | None = None
+    ) -> EvaluationResult:
+        """``trainer.test`` (of ``ckpt_path``'s weights, else these), scored by ``evaluator``: its result."""
+        self.evaluate_with(test=evaluator)
+        trainer.test(self, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False, verbose=False)
+        return self._results["test"]
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -76,7 +97,7 @@ class EvaluationModule(L.LightningModule):
     def _eval_epoch_end(self, split: str) -> None:
         datamodule = getattr(self._trainer, "datamodule", None)
         frames = getattr(datamodule, "datasets", {}).get(split)
-        result = self.evaluators[split].evaluate(frames)
+        result = self._results[split] = self.evaluators[split].evaluate(frames)
         for key, value in result.values.items():
             self.log(f"{split}/{key}", value, prog_bar=key == "abs_rel")
 

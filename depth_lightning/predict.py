@@ -12,17 +12,16 @@ import logging
 import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from depth_lightning.core.config import CONF_DIR
-from depth_lightning.core.errors import DataError, one_line_errors
+from depth_lightning.core.errors import DataError
 from depth_lightning.core.files import check_writable
 from depth_lightning.data.io import read_rgb
 from depth_lightning.inference import DepthEstimator
 from depth_lightning.inference.outputs import write_prediction
 from depth_lightning.inference.pointcloud import intrinsics_for, write_ply
+from depth_lightning.run.command import command
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp"}
 log = logging.getLogger(__name__)
@@ -73,17 +72,14 @@ def predict(cfg: DictConfig) -> tuple[int, list[str]]:
     return written, errors
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
-@one_line_errors
-def _hydra_main(cfg: DictConfig) -> None:
+def run_predict(cfg: DictConfig) -> None:
+    """Predict every image; exit 1 when any could not be read (each is named)."""
     _, errors = predict(cfg)
     if errors:
         sys.exit(1)
 
 
-def main() -> None:
-    _hydra_main()
-
+main = command("predict", run_predict)
 
 if __name__ == "__main__":
     main()

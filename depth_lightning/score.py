@@ -19,18 +19,16 @@ checked for units.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig
 
-from depth_lightning.core.config import CONF_DIR, added_groups_as_choices, build
-from depth_lightning.core.errors import one_line_errors
+from depth_lightning.core.config import build
 from depth_lightning.core.files import check_writable, write_json
 from depth_lightning.evaluation.results import record_test
 from depth_lightning.evaluation.saved import PREDICTIONS, score_predictions, score_settings
+from depth_lightning.run.command import command
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +62,7 @@ def score_and_record(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="score")
-@one_line_errors
-def _hydra_main(cfg: DictConfig) -> None:
-    score_and_record(cfg)
-
-
-def main() -> None:
-    sys.argv = added_groups_as_choices(sys.argv, "score")
-    _hydra_main()
-
+main = command("score", score_and_record)
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from depth_lightning.core.config import build, compose_config
-from depth_lightning.train import build_module, build_trainer, train, training_speed
+from depth_lightning.run.setup import build_module, build_trainer, training_speed
+from depth_lightning.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

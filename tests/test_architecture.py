@@ -1,7 +1,10 @@
-"""The package shows its design: subpackages, no import cycle, thin entry points that never import one
-another, a template-size LightningModule, short functions, checkpoints of the old layout still load."""
+"""The package shows its design: subpackages on floors that import only downwards, no import cycle, thin
+entry points that never import one another, one run lifecycle, results returned (not read off objects),
+short functions, an architecture page that names real code, checkpoints of the old layout still load."""
 
 import ast
+import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,18 @@ from tests.helpers import ROOT
 
 PACKAGE = ROOT / "depth_lightning"
 ENTRY_POINTS = {"train", "evaluate", "predict", "score", "benchmark", "check", "export", "prepare", "demo"}
-TOP_LEVEL = ENTRY_POINTS | {"module", "config", "__init__"}
+TOP_LEVEL = ENTRY_POINTS | {"module", "__init__"}
+# The floors, lowest first: a subpackage (or top-level module) imports only from floors below its own.
+# docs/architecture.md shows the same table.
+FLOORS = (
+    ("foundation", {"core"}),
+    ("models and data", {"models", "data"}),
+    ("evaluation", {"evaluation"}),
+    ("inference", {"inference"}),
+    ("training", {"module", "callbacks"}),
+    ("run", {"run"}),
+    ("entry points", ENTRY_POINTS | {"__init__"}),
+)
 
 
 def module_name(path: Path) -> str:
@@ -71,7 +85,49 @@ def test_the_import_graph_has_no_cycle_and_the_cycle_finder_finds_one():
     assert find_cycle(edges) is None, find_cycle(edges)
 
 
-def test_only_entry_points_the_module_and_the_config_sit_at_the_top_and_no_entry_point_imports_another():
+def unit(module: str) -> str:
+    """The subpackage or top-level module ``depth_lightning.<unit>...`` belongs to (``__init__``: the package)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def floor(module: str) -> int:
+    found = [i for i, (_, units) in enumerate(FLOORS) if unit(module) in units]
+    assert found, f"{module} is on no floor: add {unit(module)!r} to FLOORS and to docs/architecture.md"
+    return found[0]
+
+
+def upward_imports(edges: dict[str, set[str]]) -> list[str]:
+    """Imports between units that do not go to a lower floor (same-floor units do not import each other)."""
+    return [
+        f"{a} ({FLOORS[floor(a)][0]}) imports {b} ({FLOORS[floor(b)][0]})"
+        for a, targets in sorted(edges.items())
+        for b in sorted(targets)
+        if unit(a) != unit(b) and floor(b) >= floor(a)
+    ]
+
+
+def test_every_import_goes_to_a_lower_floor_and_the_check_finds_one_that_does_not():
+    planted = {"depth_lightning.data.frames": {"depth_lightning.evaluation.protocol", "depth_lightning.core.errors"}}
+    assert upward_imports(planted) == [
+        "depth_lightning.data.frames (models and data) imports depth_lightning.evaluation.protocol (evaluation)"
+    ]
+    assert upward_imports({"depth_lightning.models.bins": {"depth_lightning.data.io"}})  # same floor, other unit
+    edges = graph()
+    assert sum(len(t) for t in edges.values()) > 200  # the graph is real
+    assert upward_imports(edges) == []
+
+
+def test_the_architecture_page_shows_the_floors_of_the_test():
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [int(r[2]) for r in rows] == list(range(len(FLOORS)))
+    for row, (_, units) in zip(rows, FLOORS, strict=True):
+        shown = {u for u in units if u != "__init__" and (f"`{u}/`" in row or f"`{u}.py`" in row)}
+        assert shown, f"{row} names none of {sorted(units)}"
+
+
+def test_only_entry_points_and_the_module_sit_at_the_top_and_no_entry_point_imports_another():
     top = {p.stem for p in PACKAGE.glob("*.py")}
     assert top == TOP_LEVEL, top ^ TOP_LEVEL
     entry = {f"depth_lightning.{e}" for e in ENTRY_POINTS}
@@ -79,13 +135,34 @@ def test_only_entry_points_the_module_and_the_config_sit_at_the_top_and_no_entry
         assert not targets & entry, f"{name} imports the entry point(s) {targets & entry}"
 
 
-def test_the_error_types_are_a_leaf_module():
-    assert graph()["depth_lightning.core.errors"] == set()
+def test_the_foundation_imports_only_itself_and_the_error_types_nothing():
+    edges = graph()
+    assert edges["depth_lightning.core.errors"] == set()
+    for name, targets in edges.items():
+        if unit(name) == "core":
+            assert {unit(t) for t in targets} <= {"core"}, (name, targets)
 
 
-def test_the_lightning_module_is_of_template_size():
-    # two LightningModules: a network's evaluation steps, and training (loss, optimiser, checkpoint state)
-    assert len((PACKAGE / "module.py").read_text().splitlines()) <= 185
+def test_the_training_entry_point_is_a_short_flow_and_no_module_scans_the_trainers_callbacks():
+    assert len((PACKAGE / "train.py").read_text().splitlines()) < 150
+    scans = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "callbacks" and isinstance(node.value, ast.Attribute):
+                if node.value.attr == "trainer":  # run.trainer.callbacks: reading callbacks' state from outside
+                    scans.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert scans == []
+
+
+def test_an_evaluation_returns_its_result_and_leaves_none_on_the_evaluator():
+    from depth_lightning.evaluation.evaluator import EvaluationResult, Evaluator
+    from depth_lightning.evaluation.protocol import EvalProtocol
+
+    evaluator = Evaluator(EvalProtocol(), predictions=["soft"], per_image=False)
+    evaluator.process({"depth": torch.full((1, 4, 4), 2.0)}, {"soft": torch.full((1, 4, 4), 2.5)})
+    result = evaluator.evaluate()
+    assert isinstance(result, EvaluationResult) and result.values["abs_rel"] == pytest.approx(0.25)
+    assert not hasattr(evaluator, "result")
 
 
 def long_functions(root: Path, most: int = 60) -> list[str]:
@@ -119,6 +196,28 @@ def test_every_config_target_and_the_architecture_page_name_real_code():
     named = modules_named_in((ROOT / "docs" / "architecture.md").read_text())
     files = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p.name not in ("__init__.py", "__main__.py")}
     assert files <= named, f"docs/architecture.md does not name {sorted(files - named)}"
+
+
+def test_the_flows_on_the_architecture_page_name_real_code():
+    import importlib
+
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    flows = page[page.index("## One owner for every number") : page.index("## Where each idea")]
+    classes = {"RunLifecycle": "run.lifecycle", "EvaluationModule": "module", "Evaluator": "evaluation.evaluator"}
+    roots = ("core", "models", "data", "evaluation", "inference", "run", *ENTRY_POINTS)
+    pattern = r"(?<![\w./])((?:" + "|".join((*roots, *classes)) + r")(?:\.[A-Za-z_]\w*)+)(?![\w.=/])"  # code, not files
+    names = set(re.findall(pattern, flows))
+    assert len(names) > 15, names
+    for name in sorted(names):
+        head, *rest = name.split(".")
+        obj = importlib.import_module(f"depth_lightning.{classes.get(head, head)}")
+        rest = [head, *rest] if head in classes else rest
+        for part in rest:
+            if inspect.ismodule(obj) and not hasattr(obj, part):
+                obj = importlib.import_module(f"{obj.__name__}.{part}")
+            else:
+                assert hasattr(obj, part), f"docs/architecture.md names {name}: {obj!r} has no {part!r}"
+                obj = getattr(obj, part)
 
 
 def modules_named_in(page: str) -> set[str]:

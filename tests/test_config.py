@@ -1,7 +1,7 @@
 import pytest
 
 from depth_lightning.core.errors import ConfigError
-from depth_lightning.train import build_module
+from depth_lightning.run.setup import build_module
 from tests.helpers import built, composed
 
 
@@ -37,7 +37,8 @@ def test_every_group_option_builds(data, model, trainer):
 )
 def test_each_logger_option_builds_its_loggers_and_what_they_log_reads_back(logger, built, tmp_path, monkeypatch):
     from depth_lightning.core.config import compose_config
-    from depth_lightning.train import _finish_wandb, build_trainer
+    from depth_lightning.run.lifecycle import finish_wandb
+    from depth_lightning.run.setup import build_trainer
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     cfg = compose_config(
@@ -49,7 +50,7 @@ def test_each_logger_option_builds_its_loggers_and_what_they_log_reads_back(logg
         lg.log_metrics({"val/abs_rel": 0.125}, step=3)
         lg.save()
         lg.finalize("success")
-    _finish_wandb()
+    finish_wandb()
     if "ContinuingCSVLogger" in built:
         import csv
 
@@ -135,3 +136,26 @@ def test_the_dataset_roots_come_from_their_environment_variables(data, variable,
     assert compose_config(f"data={data}").data.dataset.root == str(tmp_path / "here") != default
     given = compose_config(f"data={data}", "data.dataset.root=/given").data.dataset.root
     assert given == "/given", "the command line wins over the environment"
+
+
+def test_the_command_line_is_read_as_the_user_means_it(tmp_path, monkeypatch, capsys):
+    from depth_lightning.run.command import command_line
+
+    # +group=option for a chosen group, and the multirun flag moved after the overrides
+    argv = ["train", "+debug=tiny", "-m", "seed=1,2", "+experiment=synthetic_ablation"]
+    assert command_line(argv, "train") == ["train", "debug=tiny", "seed=1,2", "+experiment=synthetic_ablation", "-m"]
+    # ckpt_path=last finds the newest run of its task that has a last.ckpt (only for a command that resumes)
+    monkeypatch.setenv("DEPTH_LIGHTNING_LOGS", str(tmp_path))
+    for stamp in ("2026-01-01_00-00-00", "2026-02-01_00-00-00", "2026-03-01_00-00-00"):
+        (tmp_path / "train" / "runs" / stamp).mkdir(parents=True)
+    for stamp in ("2026-01-01_00-00-00", "2026-02-01_00-00-00"):  # the newest folder has no checkpoint
+        (tmp_path / "train" / "runs" / stamp / "checkpoints").mkdir()
+        (tmp_path / "train" / "runs" / stamp / "checkpoints" / "last.ckpt").write_bytes(b"")
+    newest = tmp_path / "train" / "runs" / "2026-02-01_00-00-00"
+    assert command_line(["train", "ckpt_path=last"], "train", resumes=True) == [
+        "train", "ckpt_path=last", f"hydra.run.dir={newest}"
+    ]  # fmt: skip
+    assert "resuming the newest run of task 'train'" in capsys.readouterr().out
+    assert command_line(["train", "ckpt_path=last"], "train") == ["train", "ckpt_path=last"]
+    given = ["train", "ckpt_path=last", "hydra.run.dir=elsewhere"]
+    assert command_line(given, "train", resumes=True) == given  # the user named the folder

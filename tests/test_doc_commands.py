@@ -20,7 +20,7 @@ from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from depth_lightning.core.config import compose_config
-from depth_lightning.train import multirun_flag_last
+from depth_lightning.run.command import command_line
 from tests.helpers import ROOT, SHARED, composed_for, train_here
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -90,7 +90,7 @@ def parse_hydra(entry: str, argv: list[str]):
     """What the entry point's Hydra makes of ``argv``: its parser, its overrides' grammar, and the
     composed config (a sweep's first value of each list)."""
     if entry == "train":
-        argv = multirun_flag_last(["train", *argv])[1:]
+        argv = command_line(["train", *argv], "train")[1:]
     args = get_args_parser().parse_args(argv)  # argparse: exits 2 on an unrecognised argument
     overrides = OverridesParser.create().parse_overrides(args.overrides)
     first = []

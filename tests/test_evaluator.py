@@ -88,10 +88,8 @@ def test_training_evaluate_and_score_give_identical_per_image_rows_for_the_same_
     datamodule = build(data, "data")
     # 1. training's test: the module drives an Evaluator under the Trainer
     evaluator = evaluator_for(datamodule, "test", module.bins.num_bins, module.net.decoder)
-    module.evaluate_with(test=evaluator)
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    trainer.test(module, datamodule=datamodule, verbose=False)
-    trained = evaluator.result.record.sums
+    trained = module.test_with(trainer, datamodule, evaluator).record.sums
     # 2. evaluate
     evaluate(composed_for("evaluate", tmp_path / "eval", f"ckpt_path={tiny_checkpoint}", *eight))
     _, evaluated = read_sums(tmp_path / "eval")
@@ -126,3 +124,24 @@ def test_a_non_finite_or_non_positive_prediction_is_refused_naming_the_images():
     named = r"nyu test: the 'soft' predictions .* in image\(s\) 5 \(2 px\), 6 \(1 px\)"
     with pytest.raises(NonFiniteError, match=named):
         evaluator.process({"depth": depth, "index": torch.tensor([4, 5, 6])}, {"soft": pred})
+
+
+def test_a_metric_key_is_formatted_and_parsed_in_one_place():
+    from depth_lightning.evaluation.keys import MetricKey
+
+    for key, parts in {
+        "val/abs_rel": MetricKey("abs_rel", split="val"),
+        "test/cap50/hard/rmse": MetricKey("rmse", "hard", 50.0, "test"),
+        "cap80/soft/d1": MetricKey("d1", "soft", 80.0),
+        "constant/abs_rel": MetricKey("abs_rel", "constant"),
+        "pixel_acc": MetricKey("pixel_acc"),
+        "test/cap0.5/soft/d1": MetricKey("d1", "soft", 0.5, "test"),
+    }.items():
+        assert MetricKey.parse(key) == parts and str(parts) == key
+    scope = MetricKey.parse("cap50/soft", scope=True)
+    assert scope == MetricKey(None, "soft", 50.0) and scope.of("rmse") == "cap50/soft/rmse"
+    assert MetricKey.parse("soft", scope=True).of("d1") == "soft/d1"
+    assert MetricKey.parse("test/cap50/hard/rmse").scope == scope.__class__(None, "hard", 50.0)
+    for bad in ("", "val/", "a/b/c", "test/cap50/a/b/c"):
+        with pytest.raises(ValueError, match="is not a metric key"):
+            MetricKey.parse(bad)

@@ -7,7 +7,7 @@ import torch
 from depth_lightning.inference import DepthEstimator
 from depth_lightning.inference.onnx import ExportedDepth
 from depth_lightning.models import bin_cross_entropy
-from depth_lightning.train import build_module
+from depth_lightning.run.setup import build_module
 from tests.helpers import composed
 
 

@@ -102,7 +102,7 @@ def test_skip_mode_skips_a_nan_batch_and_trains_on(tmp_path):
     import lightning as L
 
     from depth_lightning.run.faults import NonFiniteGuard
-    from depth_lightning.train import build_module
+    from depth_lightning.run.setup import build_module
     from tests.helpers import composed
 
     module = build_module(composed("debug=tiny"))

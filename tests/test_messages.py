@@ -67,7 +67,7 @@ def test_an_empty_predictions_folder_is_named_not_the_ground_truth(tmp_path):
 
 
 def test_a_read_error_of_init_from_names_init_from(tmp_path):
-    from depth_lightning.train import build_run
+    from depth_lightning.run.setup import build_run
 
     (tmp_path / "junk.ckpt").write_bytes(b"junk")
     cfg = compose_config("debug=tiny", "logger=csv", f"init_from={tmp_path / 'junk.ckpt'}", output_dir=str(tmp_path))

@@ -69,7 +69,7 @@ def loading_paths(source, tmp_path):
     from depth_lightning.export import export
     from depth_lightning.inference import DepthEstimator
     from depth_lightning.predict import predict
-    from depth_lightning.train import build_run
+    from depth_lightning.run.setup import build_run
 
     out = tmp_path / "out"
     return {
@@ -186,7 +186,8 @@ def test_weights_that_disagree_with_their_config_are_refused_naming_the_tensor(f
     with pytest.raises(CheckpointError, match=r"config.json.head: not a setting of the network"):
         load_model(unknown)
     assert load_model(folder).bins.d_max == json.loads((folder / "config.json").read_text())["d_max"]
-    assert load_model(folder).predict(torch.rand(1, 3, 64, 96))["soft"].shape == (1, 32, 48)
+    model = load_model(folder)
+    assert model.bins.decode(model(torch.rand(1, 3, 64, 96)))["soft"].shape == (1, 32, 48)
     del image
 
 

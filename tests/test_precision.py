@@ -9,7 +9,7 @@ import torch
 
 from depth_lightning.core.config import compose_config
 from depth_lightning.run import precision as chooser
-from depth_lightning.train import build_module, build_run, training_speed
+from depth_lightning.run.setup import build_module, build_run, training_speed
 from tests.helpers import train_here
 
 TINY = ["debug=tiny", "logger=csv", "budget.mode=steps"]

@@ -136,7 +136,7 @@ def _net_state(module, prefix):
 
 
 def test_init_from_copies_every_weight_when_the_bins_agree(tiny_checkpoint, folder, tmp_path):
-    from depth_lightning.train import build_run
+    from depth_lightning.run.setup import build_run
 
     source = load_model(folder)
     run = build_run(compose_config(*TINY, f"init_from={folder}", output_dir=str(tmp_path / "run")))
@@ -148,7 +148,7 @@ def test_init_from_copies_every_weight_when_the_bins_agree(tiny_checkpoint, fold
 
 
 def test_other_bins_start_the_head_afresh_and_the_run_says_so(tiny_checkpoint, tmp_path, caplog):
-    from depth_lightning.train import build_run
+    from depth_lightning.run.setup import build_run
 
     source = load_model(tiny_checkpoint)
     cfg = compose_config(*TINY, f"init_from={tiny_checkpoint}", "model.net.num_bins=40", output_dir=str(tmp_path / "r"))

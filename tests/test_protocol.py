@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from depth_lightning.data.frames import collate_skipping_bad
 from depth_lightning.data.io import read_depth_png
 from depth_lightning.data.kitti import KITTIEigen, velodyne_depth
+from depth_lightning.evaluation.keys import MetricKey, cap_of
 from depth_lightning.evaluation.metrics import DepthMetrics
 from depth_lightning.evaluation.protocol import EvalProtocol, region_mask
 from tests.datasets import project_scan, write_kitti
@@ -56,7 +57,8 @@ def test_a_region_is_cut_once_to_the_part_of_the_frame_a_dataset_keeps():
     p = EvalProtocol("garg", caps=(80.0, 50.0))
     box = (5, 375, 9, 1233)  # a bottom-centre 370x1224 crop of a 375x1242 frame
     np.testing.assert_array_equal(p.mask((375, 1242), box), region_mask("garg", 375, 1242)[5:, 9:1233])
-    assert p.prefix(0) == "" and p.prefix(1) == "cap50/"
+    keys = [str(MetricKey("abs_rel", "soft", cap_of(p.caps, i))) for i in range(len(p.caps))]
+    assert keys == ["soft/abs_rel", "cap50/soft/abs_rel"]  # the headline cap bare, the others named
 
 
 # the regions of the table above, by hand; the ground truth by tests.datasets' own projection
@@ -259,7 +261,9 @@ def test_protocol_settings_are_normalised_and_checked_by_name():
     assert p.caps == (80.0, 50.0) and all(type(c) is float for c in p.caps)
     with pytest.raises(ValueError, match=r"^data.protocol.caps must hold at least one maximum depth$"):
         EvalProtocol(caps=())
-    with pytest.raises(ValueError, match=r"^data.protocol: need 0 <= min_depth < every cap, got min_depth=10.0 and caps=\(10.0,\)"):
+    with pytest.raises(
+        ValueError, match=r"^data.protocol: need 0 <= min_depth < every cap, got min_depth=10.0 and caps=\(10.0,\)"
+    ):
         EvalProtocol(min_depth=10.0, caps=(10.0,))
     with pytest.raises(ValueError, match=r"^data.protocol.aggregation='mean' is unknown"):
         EvalProtocol(aggregation="mean")

@@ -125,7 +125,7 @@ def test_2_an_epoch_without_one_valid_depth_pixel_stops_training():
     """The full check behind the quick one at setup: every frame of the epoch, after augmentation."""
     import lightning as L
 
-    from depth_lightning.train import build_module
+    from depth_lightning.run.setup import build_module
     from tests.helpers import composed
 
     module = build_module(composed("debug=tiny"))
@@ -516,7 +516,7 @@ def test_28_invalid_optimiser_settings_are_named_by_their_key_before_torch_sees_
 
 
 def test_28_a_run_resumed_after_its_fit_ended_records_its_validation_and_returns_the_metric(tmp_path):
-    from depth_lightning.train import metric_value
+    from depth_lightning.run.setup import metric_value
 
     run = tmp_path / "run"
     first = train_here(run, *TINY, "trainer.max_steps=2")
@@ -546,12 +546,12 @@ def test_28_test_checkpoint_best_tests_the_checkpoint_chosen_on_validation(tmp_p
 
 
 def test_28_baselines_that_cannot_be_computed_never_fail_a_finished_run(tmp_path, monkeypatch):
-    import depth_lightning.train as train_module
+    import depth_lightning.evaluation.baselines as baselines
 
     def broken(sample):
         raise RuntimeError("the baselines broke")
 
-    monkeypatch.setattr(train_module, "fit_baselines", broken)
+    monkeypatch.setattr(baselines, "fit_baselines", broken)
     results = train_here(tmp_path / "run", *TINY, "trainer.max_steps=2", "test=true")
     assert results["status"] == "completed" and results["test"]["soft/abs_rel"] > 0
     assert results["baselines"] == {"error": "RuntimeError('the baselines broke')"}

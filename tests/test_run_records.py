@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from depth_lightning.core.errors import ConfigError
-from depth_lightning.train import check_optimized_metric, metric_value
+from depth_lightning.run.setup import check_optimized_metric, metric_value
 from tests.helpers import composed, job_folder, run_module
 
 TINY = ["debug=tiny", "baselines=false"]

@@ -134,13 +134,20 @@ def test_kitti_garg_and_paper_regions_give_different_cards(tmp_path):
             f"data.protocol.region={region}",
         )
         datamodule = build(cfg.data, "data")
-        cards[region] = evaluator_for(datamodule, "test").card(datamodule.build("test"), (94, 310))
+        frames, evaluator = datamodule.build("test"), evaluator_for(datamodule, "test")
+        for i in range(len(frames)):  # a constant prediction at the model's output size, as a test scores it
+            item = frames[i]
+            batch = {k: item[k][None] for k in ("depth", "eval_mask")} | {"index": torch.tensor([i])}
+            evaluator.process(batch, {d: torch.full((1, 94, 310), 10.0) for d in ("soft", "hard")})
+        cards[region] = evaluator.evaluate(frames).card
     garg, paper = cards["garg"], cards["paper"]
     assert garg["region"]["original_frame"] == [375, 1242] and garg["list"]["lines"] == 3
     assert garg["region"]["box"] == [153, 371, 44, 1197]  # Garg et al.'s crop on the 375x1242 frame
     assert paper["region"]["box"] == [375 - 256, 375, 0, 1242]  # Sec. 4.2: the lower 256 rows
     assert "Velodyne" in garg["ground_truth"] and garg["metrics"]["silog"].startswith("100 * sqrt(")
     assert protocol_key(garg) != protocol_key(paper) and any("region" in d for d in card_differences(garg, paper))
+    assert garg["prediction"]["resolution"] == [94, 310]
+    assert garg["frames_evaluated"] >= 1 and garg["frames_evaluated"] + garg["frames_left_out"] == len(frames)
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ class TrainingHealth(L.Callback):
 
     def __init__(self, min_spread: float = 1e-3, patience: int = 3) -> None:
         if patience < 1:
-            raise ValueError(f"callbacks.training_health.patience must be >= 1, got {patience}")
+            raise ValueError(f"health.patience must be >= 1, got {patience}")
         self.min_spread, self.patience = min_spread, patience
         self.constant: float | None = None
         self.history: list[dict[str, Any]] = []
@@ -129,7 +129,7 @@ class TrainingHealth(L.Callback):
             if entry[key] is not None and entry[key] < self.min_spread:
                 return (
                     f"its predicted log depth varies by only {entry[key]:.2g} (std) {what}, below "
-                    f"callbacks.training_health.min_spread={self.min_spread:g}: the prediction ignores the image"
+                    f"health.min_spread={self.min_spread:g}: the prediction ignores the image"
                 )
         if len(self.history) >= self.patience and entry["d1"] is not None and entry["constant_d1"] is not None:
             if entry["d1"] <= entry["constant_d1"]:

@@ -88,6 +88,7 @@ def build(node: Any, key: str, **kwargs: Any) -> Any:
 def compose_config(*overrides: str, config_name: str = "train", output_dir: str = "unused") -> DictConfig:
     """A config of ``conf/`` composed as its entry point would, outside a Hydra run (for tests,
     benchmarks and notebooks); ``paths.output_dir`` is ``output_dir``."""
+    register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
@@ -111,6 +112,7 @@ def compose_data(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Dict
         raise ConfigError(
             f"config error: datasets: {name!r} is not a data config (conf/data/: {', '.join(data_configs())})"
         )
+    register_resolvers()
     args = {"config_name": "benchmark_dataset", "overrides": [f"data={name}", *(f"data.{o}" for o in overrides)]}
     if GlobalHydra.instance().is_initialized():
         return compose(**args).data
@@ -189,6 +191,9 @@ def run_group() -> str:
 
 
 def register_resolvers() -> None:
+    """The resolvers ``conf/`` uses (``${job_key:...}``, ``${run_group:}``...), registered once per process:
+    by every entry point (:func:`depth_lightning.run.command.command`), :func:`compose_config`, and the
+    SLURM launcher's workers, before any config is resolved."""
     resolvers = (
         ("auto_precision", auto_precision),
         ("gpus_per_node", gpus_per_node),
@@ -198,9 +203,6 @@ def register_resolvers() -> None:
     for name, fn in resolvers:
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
-
-
-register_resolvers()
 
 
 # torch's messages for invalid optimiser settings, and the key each one is about

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Any
 
@@ -9,9 +10,13 @@ import numpy as np
 import torch
 
 from depth_lightning.evaluation.evaluator import Evaluator
+from depth_lightning.evaluation.keys import MetricKey
 from depth_lightning.evaluation.metrics import METRIC_NAMES
-from depth_lightning.evaluation.protocol import EvalProtocol
+from depth_lightning.evaluation.protocol import EvalProtocol, protocol_of
+from depth_lightning.evaluation.tables import format_table
 from depth_lightning.models.bins import DECODERS
+
+log = logging.getLogger(__name__)
 
 
 def fit_baselines(train_depth: np.ndarray) -> dict[str, np.ndarray]:
@@ -46,5 +51,30 @@ def evaluate_with_baselines(
     result = evaluator.evaluate()
     table = {}
     for name in result.scored:  # the same pixels for every entry
-        table[name] = {m: result.values[f"{name}/{m}"] for m in METRIC_NAMES} | {"pixels": result.pixels(name)}
+        table[name] = {m: result.values[str(MetricKey(m, name))] for m in METRIC_NAMES} | {
+            "pixels": result.pixels(name)
+        }
     return table
+
+
+def compare_with_baselines(
+    module: Any, datamodule: Any, printing: bool = True
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """A trained model against the best constant and the position prior on the validation split
+    (printed by the process that is ``printing``, which alone computes the table), and the baselines'
+    maps, to be scored at test too. A failure to compute them never fails a finished run: it is
+    returned as the table's ``error`` instead."""
+    try:
+        maps = fit_baselines(datamodule.training_depth_sample())  # every rank: all score them at test
+        if not printing:
+            return None, maps
+        val = datamodule.val_dataloader()
+        table = evaluate_with_baselines(module, val, maps, protocol_of(datamodule), datamodule.name)
+    except Exception as err:  # a finished run is not failed by its comparison table
+        log.warning("the baselines could not be computed (%r); the run's own results stand", err)
+        return {"error": repr(err)[:500]}, None
+    c, p, s = table["constant"]["abs_rel"], table["position_prior"]["abs_rel"], table["soft"]["abs_rel"]
+    print(f"\nValidation set ({datamodule.name}), model vs baselines that see no image content:")
+    print(format_table(table, ("abs_rel", "d1", "rmse")))
+    print(f"model soft abs rel / constant's: {s / c:.3f}; / position prior's: {s / p:.3f}\n")
+    return table, maps

@@ -26,7 +26,8 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from depth_lightning.core.errors import DataError, NonFiniteError
 from depth_lightning.evaluation.alignment import Alignment
-from depth_lightning.evaluation.metrics import METRIC_NAMES, DepthMetrics, ImageRows, aggregate
+from depth_lightning.evaluation.keys import MetricKey, cap_of
+from depth_lightning.evaluation.metrics import METRIC_NAMES, ArrivalOrder, DepthMetrics, ImageRows, aggregate
 from depth_lightning.evaluation.per_image import PerImageRecord
 from depth_lightning.evaluation.protocol import EvalProtocol, protocol_of
 from depth_lightning.evaluation.sparsification import Sparsification
@@ -89,6 +90,7 @@ class Evaluator(nn.Module):
         alignment: how each prediction (and baseline) is aligned to the ground truth before it is
             scored, per image and cap (:class:`~depth_lightning.evaluation.alignment.Alignment`);
             the fitted scale and shift are kept per image.
+        precision: what the predictions were computed in (``32-true``, ``bf16-mixed``), for the card.
     """
 
     def __init__(
@@ -103,8 +105,10 @@ class Evaluator(nn.Module):
         baselines: Mapping[str, Any] | None = None,
         ignore_index: int = IGNORE_INDEX,
         alignment: Alignment | None = None,
+        precision: str | None = None,
     ) -> None:
         super().__init__()
+        self.precision = precision
         self.alignment = alignment or Alignment()
         self.protocol, self.split, self.dataset = protocol, split, dataset
         self.predictions = tuple(predictions)
@@ -130,15 +134,15 @@ class Evaluator(nn.Module):
         self.pixel_acc = MulticlassAccuracy(num_bins, average="micro", ignore_index=ignore_index) if num_bins else None
         self.bin_hits = ImageRows() if num_bins and per_image else None
         self.output_size: tuple[int, int] | None = None
-        self.result: EvaluationResult | None = None  # of the last evaluate(): what a caller reads after a Trainer ran
-        self._seen = 0
+        self.arrival = ArrivalOrder()
 
     def reset(self) -> None:
         """Forget every batch processed."""
         for metric in self.modules():
             if metric is not self and hasattr(metric, "reset"):
                 metric.reset()
-        self._seen, self.output_size = 0, None
+        self.arrival.reset()
+        self.output_size = None
 
     @torch.no_grad()
     def process(self, batch: Mapping[str, Any], outputs: Mapping[str, Tensor]) -> None:
@@ -151,10 +155,7 @@ class Evaluator(nn.Module):
         depth = batch["depth"]
         predictions = {name: outputs[name] for name in self.predictions}
         self.output_size = tuple(predictions[self.headline].shape[-2:])
-        ids = batch.get("index")
-        if ids is None:  # batches built by hand: images in order of arrival
-            ids = torch.arange(self._seen, self._seen + depth.shape[0])
-        self._seen += depth.shape[0]
+        ids = self.arrival.ids(batch.get("index"), depth.shape[0])
         self._refuse_invalid(predictions, ids)
         predictions.update(self._baseline_predictions(depth.shape[0], self.output_size, depth.device))
         for i, metrics in enumerate(self.metrics):
@@ -212,43 +213,49 @@ class Evaluator(nn.Module):
             out[name] = map_.to(device)[:, 0].expand(batch, *size)
         return out
 
-    def evaluate(self, frames: FrameDataset | None = None) -> EvaluationResult:
+    def evaluate(
+        self,
+        frames: FrameDataset | None = None,
+        prediction: Mapping[str, Any] | None = None,
+        unscored: Sequence[str] = (),
+    ) -> EvaluationResult:
         """Every number of the batches processed since :meth:`reset`, gathered from every process.
         ``frames``: the split's dataset, which names the images (frame, list line; the frames left out)
-        and gives the protocol card its source."""
+        and gives the protocol card its source. ``prediction``: how the predictions reached the ground
+        truth, for the card (default: the network's, upsampled bilinearly); ``unscored``: frames given
+        no prediction at all (``score``'s missing files), left out on the card."""
         record = PerImageRecord(self.protocol.aggregation)
         values: dict[str, float] = {}
         for i, metrics in enumerate(self.metrics):
-            prefix = self.protocol.prefix(i)
+            cap = cap_of(self.protocol.caps, i)
             for name, metric in metrics.items():
                 ids, sums = metric.images()
                 if i == 0 and len(ids) == 0:
                     raise self._nothing_to_score(metric)
-                record.sums[f"{prefix}{name}"] = (ids, sums)
+                scope = str(MetricKey(None, name, cap))
+                record.sums[scope] = (ids, sums)
                 if name in self.fits[i]:
-                    record.fits[f"{prefix}{name}"] = self.fits[i][name].compute()
+                    record.fits[scope] = self.fits[i][name].compute()
                 if len(ids):
                     for key, value in aggregate(torch.from_numpy(sums), self.protocol.aggregation).items():
-                        values[f"{prefix}{name}/{key}"] = float(value)
-        values.update({m: values[f"{self.headline}/{m}"] for m in METRIC_NAMES})
+                        values[str(MetricKey(key, name, cap))] = float(value)
+        values.update({m: values[str(MetricKey(m, self.headline))] for m in METRIC_NAMES})
         if self.pixel_acc is not None:  # every process takes part in the sum, also one that saw no batch
             values["pixel_acc"] = float(self.pixel_acc.compute())
         if self.bin_hits is not None:
             record.bin_hits = self.bin_hits.compute()
         for decoder, curves in self.sparsification.items():
             record.sparsification[decoder] = curves.compute()
-            values.update({f"{decoder}/{k}": v for k, v in record.ause(decoder).items()})
+            values.update({str(MetricKey(k, decoder)): v for k, v in record.ause(decoder).items()})
         empty, sparse = self._left_out(frames)
         images = len(record.sums[self.headline][0])
         card = None
         if self.per_image:
             self._name_images(record, frames)
-            card = self.card(frames, None, images, len(empty) + len(sparse)) if frames is not None else None
-            if card is not None and self.min_pixels > 1:
-                card["min_pixels"], card["frames_below_min_pixels"] = self.min_pixels, len(sparse)
+            if frames is not None:
+                card = self._card(frames, prediction, images, len(empty) + len(sparse) + len(unscored), len(sparse))
         scored = (*self.predictions, *self.baselines)
-        self.result = EvaluationResult(self.split, self.dataset, scored, values, record, images, empty, card, sparse)
-        return self.result
+        return EvaluationResult(self.split, self.dataset, scored, values, record, images, empty, card, sparse)
 
     def _nothing_to_score(self, metric: DepthMetrics) -> DataError:
         sparse = len(metric.sparse_images())
@@ -287,23 +294,23 @@ class Evaluator(nn.Module):
             record.frames[i] = frames.frame_name(i) if frames is not None else f"{i:05d}"
             record.lines[i] = frames.list_line(i) if frames is not None else None
 
-    def card(
-        self,
-        frames: FrameDataset,
-        output: tuple[int, int] | None = None,
-        evaluated: int | None = None,
-        left_out: int | None = None,
+    def _card(
+        self, frames: FrameDataset, prediction: Mapping[str, Any] | None, evaluated: int, left_out: int, sparse: int
     ) -> dict[str, Any]:
-        """The protocol card of results on ``frames`` (:meth:`EvalProtocol.card`): the split's list and
-        ground truth, the region's box on an original frame (the split's first), the predictions'
-        resolution (``output``, default: that of the batches processed), and how many frames were
-        evaluated and left out."""
+        """The protocol card of results on ``frames``, the one place it is made: the protocol's own
+        entries (:meth:`EvalProtocol.card`: the split's list and ground truth, the region's box on an
+        original frame, the predictions' resolution), how predictions reached the ground truth, the
+        alignment, the precision, and how many frames were evaluated and left out."""
         original = frames.load(0)[1].shape[:2]
-        resolution = output or self.output_size
-        card = self.protocol.card(self.dataset, self.split, frames.source(), original, resolution)
+        card = self.protocol.card(self.dataset, self.split, frames.source(), original, self.output_size)
+        if prediction is not None:
+            card["prediction"] = dict(prediction)
         card["alignment"] = self.alignment.card(self.protocol.fit_max_resolution)
-        if evaluated is not None:
-            card["frames_evaluated"], card["frames_left_out"] = evaluated, left_out
+        if self.precision is not None:
+            card["precision"] = self.precision
+        card["frames_evaluated"], card["frames_left_out"] = evaluated, left_out
+        if self.min_pixels > 1:
+            card["min_pixels"], card["frames_below_min_pixels"] = self.min_pixels, sparse
         return card
 
 
@@ -314,6 +321,7 @@ def evaluator_for(
     headline: str = "soft",
     baselines: Mapping[str, np.ndarray] | None = None,
     alignment: Alignment | None = None,
+    precision: str | None = None,
 ) -> Evaluator:
     """The evaluator of ``split`` of a :class:`~depth_lightning.data.DepthDataModule` (or of the default
     protocol when there is none): both decoders; per-image results on the test split."""
@@ -326,4 +334,5 @@ def evaluator_for(
         per_image=split == "test",
         baselines=baselines,
         alignment=alignment,
+        precision=precision,
     )

@@ -169,7 +169,7 @@ class DepthMetrics(Metric):
         self.add_state("ids", [], dist_reduce_fx="cat")
         self.add_state("empty_ids", [], dist_reduce_fx="cat")  # images without a valid pixel: left out
         self.add_state("sparse_ids", [], dist_reduce_fx="cat")  # images with 0 < valid pixels < min_pixels: left out
-        self._seen = 0
+        self.arrival = ArrivalOrder()
 
     def prepare(self, target: Tensor, mask: Tensor | None = None) -> ScoredTarget:
         """The ground truth, to pass to :meth:`update` for several predictions of it.
@@ -207,9 +207,7 @@ class DepthMetrics(Metric):
         pred = pred.reshape(-1, *pred.shape[-2:]).float()
         if pred.shape[0] != target.valid.shape[0]:
             raise ValueError(f"batch sizes differ: prediction {pred.shape[0]}, ground truth {target.valid.shape[0]}")
-        if ids is None:
-            ids = torch.arange(self._seen, self._seen + pred.shape[0])
-        self._seen += pred.shape[0]
+        ids = self.arrival.ids(ids, pred.shape[0])
         sums = image_sums(scored_prediction(pred, target), target)
         has_pixels = sums[:, 0] >= self.min_pixels
         ids = ids.to(sums.device).reshape(-1).double()
@@ -261,7 +259,25 @@ class DepthMetrics(Metric):
 
     def reset(self) -> None:
         super().reset()
-        self._seen = 0
+        self.arrival.reset()
+
+
+class ArrivalOrder:
+    """Ids for images that come without their own (batches built by hand): the order they arrived in
+    since the last :meth:`reset`."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def ids(self, given: Tensor | None, count: int) -> Tensor:
+        """``given``, else the next ``count`` ids in order of arrival; counts the images either way."""
+        if given is None:
+            given = torch.arange(self.seen, self.seen + count)
+        self.seen += count
+        return given
+
+    def reset(self) -> None:
+        self.seen = 0
 
 
 class ImageRows(Metric):

@@ -18,6 +18,7 @@ import torch
 
 from depth_lightning.core.files import save_atomic
 from depth_lightning.evaluation import bootstrap
+from depth_lightning.evaluation.keys import MetricKey
 from depth_lightning.evaluation.metrics import METRIC_NAMES, SUMS, metrics_from_sums
 from depth_lightning.evaluation.sparsification import per_image_ause
 
@@ -65,7 +66,8 @@ class PerImageRecord:
             low_high = bootstrap.interval(
                 bootstrap.depth_statistic(rows, self.aggregation), len(ids), resamples, seed, level
             )
-            out.update({f"{key}/{m}": low_high[:, j].tolist() for j, m in enumerate(METRIC_NAMES)})
+            scope = MetricKey.parse(key, scope=True)
+            out.update({scope.of(m): low_high[:, j].tolist() for j, m in enumerate(METRIC_NAMES)})
         if self.bin_hits is not None and len(self.bin_hits[0]):
             hits = self.bin_hits[1]
             out["pixel_acc"] = bootstrap.interval(bootstrap.ratio_statistic(hits), len(hits), resamples, seed, level)[
@@ -76,20 +78,18 @@ class PerImageRecord:
                 continue
             for name, values in per_image_ause(curves).items():
                 low_high = bootstrap.interval(bootstrap.mean_statistic(values), len(values), resamples, seed, level)
-                out[f"{dec}/{name}"] = low_high[:, 0].tolist()
+                out[str(MetricKey(name, dec))] = low_high[:, 0].tolist()
         return out
 
     def columns(self) -> list[str]:
         cols = ["id", "frame", "list_line"]
         for key in self.sums:
-            prefix = _cap_prefix(key)
-            if f"{prefix}pixels" not in cols:
-                cols.append(f"{prefix}pixels")
-            cols += [f"{key}/{m}" for m in METRIC_NAMES]
-            if key in self.fits:
-                cols += [f"{key}/scale", f"{key}/shift"]
+            scope = MetricKey.parse(key, scope=True)
+            if (pixels := str(MetricKey("pixels", cap=scope.cap))) not in cols:
+                cols.append(pixels)
+            cols += [scope.of(m) for m in (*METRIC_NAMES, *(("scale", "shift") if key in self.fits else ()))]
         for dec in self.sparsification:
-            cols += [f"{dec}/ause_abs_rel", f"{dec}/ause_rmse"]
+            cols += [str(MetricKey(m, dec)) for m in ("ause_abs_rel", "ause_rmse")]
         if self.bin_hits is not None:
             cols += ["bin_correct", "bin_pixels"]
         return cols
@@ -101,28 +101,25 @@ class PerImageRecord:
             i: {"id": i, "frame": self.frames.get(i, ""), "list_line": self.lines.get(i)} for i in self.image_ids()
         }
         for key, (ids, rows) in self.sums.items():
-            prefix = _cap_prefix(key)
+            scope = MetricKey.parse(key, scope=True)
+            pixels, names = str(MetricKey("pixels", cap=scope.cap)), [scope.of(m) for m in METRIC_NAMES]
             values = metrics_from_sums(torch.from_numpy(rows)).numpy() if len(ids) else np.zeros((0, 0))
             for i, sums, metrics in zip(ids, rows, values, strict=True):
-                table[int(i)][f"{prefix}pixels"] = int(sums[0])
-                table[int(i)].update({f"{key}/{m}": float(v) for m, v in zip(METRIC_NAMES, metrics, strict=True)})
+                table[int(i)][pixels] = int(sums[0])
+                table[int(i)].update({n: float(v) for n, v in zip(names, metrics, strict=True)})
         for key, (ids, fits) in self.fits.items():
             for i, (scale, shift) in zip(ids, fits, strict=True):
                 if int(i) in table:  # an image without a valid pixel has nothing fitted and no row
-                    table[int(i)].update({f"{key}/scale": float(scale), f"{key}/shift": float(shift)})
+                    scope = MetricKey.parse(key, scope=True)
+                    table[int(i)].update({scope.of("scale"): float(scale), scope.of("shift"): float(shift)})
         for dec, curves in self.sparsification.items():
             for name, values in per_image_ause(curves).items() if len(curves["ids"]) else ():
                 for i, v in zip(curves["ids"], values, strict=True):
-                    table.setdefault(int(i), {"id": int(i)})[f"{dec}/{name}"] = float(v)
+                    table.setdefault(int(i), {"id": int(i)})[str(MetricKey(name, dec))] = float(v)
         if self.bin_hits is not None:
             for i, (hit, total) in zip(*self.bin_hits, strict=True):
                 table.setdefault(int(i), {"id": int(i)}).update(bin_correct=int(hit), bin_pixels=int(total))
         return [table[i] for i in sorted(table)]
-
-
-def _cap_prefix(key: str) -> str:
-    """``"cap50/"`` of ``"cap50/soft"``; ``""`` for the headline cap's keys."""
-    return key.rsplit("/", 1)[0] + "/" if "/" in key else ""
 
 
 def write_per_image(folder: Path, record: PerImageRecord, card: dict[str, Any]) -> Path:

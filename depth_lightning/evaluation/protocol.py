@@ -65,7 +65,8 @@ def region_box(region: str, height: int, width: int, box: tuple[int, ...] | None
 
 # Card entries that say where this machine keeps a file, not how the numbers were made.
 # A packed copy of a split gives its frames bit for bit (tests/test_packed.py): where it is does not count.
-_LOCAL = ("file", "frames_evaluated", "frames_left_out", "packed")
+# The precision says how the model computed, not which pixels count: results in fp32 and bf16 share a table.
+_LOCAL = ("file", "frames_evaluated", "frames_left_out", "packed", "precision")
 
 
 def protocol_key(card: dict[str, Any]) -> str:
@@ -148,10 +149,6 @@ class EvalProtocol:
             )
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"data.protocol.aggregation={self.aggregation!r} is unknown; allowed: {AGGREGATIONS}")
-
-    def prefix(self, cap_index: int) -> str:
-        """Metric-key prefix of cap ``cap_index``: ``""`` for the headline, ``"cap50/"`` for the others."""
-        return "" if cap_index == 0 else f"cap{self.caps[cap_index]:g}/"
 
     def card(
         self,

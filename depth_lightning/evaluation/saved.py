@@ -170,16 +170,15 @@ def score_predictions(datamodule: Any, folder: Path, settings: ScoreSettings) ->
     checks.refuse_invalid(settings.invalid_predictions, len(dataset) - len(missing))
     if settings.check_units and not alignment.active:  # an aligned map has no units of its own
         checks.refuse_units(folder, settings.scale)
-    result = evaluator.evaluate(dataset)
     resized = "linearly (a relative map)" if alignment.active else "bilinearly in log depth"
-    result.card["prediction"] = {
+    prediction = {
         "resolution": "as saved",
         "to_ground_truth": f"resized to each frame {resized} (depth_lightning.score), aligned as the card's "
         "alignment says, clipped to [min_depth, cap]; ground truth valid where min_depth < g < cap, finite, "
         "inside the region",
         **checks.describe(settings.invalid_predictions),
     }
-    result.card["frames_evaluated"], result.card["frames_left_out"] = len(dataset) - len(missing), len(missing)
+    result = evaluator.evaluate(dataset, prediction, missing)
     return result, missing
 
 

@@ -34,7 +34,6 @@ class ResNetBackbone(nn.Module):
         taps: feature maps to return, e.g. ``["layer2", "layer3.mid", "layer3", "layer4"]``;
             ``layerN`` is the end of stage N, ``layerN.i`` the output of its block ``i``
             (negative counts from the end), ``layerN.mid`` its middle block.
-        output_stride: 8 (the paper); 32 restores torchvision's strides (only with ``dilated=False``).
 
     The parameter names are torchvision's, so its ``state_dict`` (less ``fc.*``) loads key for key
     (:meth:`load_torchvision_state_dict`). The constructor reads no file and downloads nothing: ImageNet
@@ -46,27 +45,21 @@ class ResNetBackbone(nn.Module):
         name: str = "resnet152",
         dilated: bool = True,
         taps: Sequence[str] = ("layer2", "layer3.mid", "layer3", "layer4"),
-        output_stride: int = 8,
     ) -> None:
         super().__init__()
         if name not in BACKBONES:
             raise ValueError(f"model.net.backbone={name!r} is unknown; allowed: {', '.join(BACKBONES)}")
-        if output_stride not in (8, 32):
-            raise ValueError(f"output_stride must be 8 or 32, got {output_stride}")
-        if output_stride == 32 and dilated:
-            raise ValueError("output_stride=32 restores torchvision's strides and needs dilated=False")
         net = getattr(torchvision.models, name)(weights=None)
-        self.name, self.dilated, self.output_stride = name, dilated, output_stride
+        self.name, self.dilated = name, dilated
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
-        if output_stride == 8:
-            # torchvision's replace_stride_with_dilation convention (DeepLab): the first block of a
-            # dilated stage keeps the previous dilation, the following blocks use the new one.
-            for stage, (first, rest) in ((self.layer3, (1, 2)), (self.layer4, (2, 4))):
-                if not dilated:
-                    first, rest = 1, 1
-                for i, block in enumerate(stage):
-                    _set_dilation(block, first if i == 0 else rest)
+        # torchvision's replace_stride_with_dilation convention (DeepLab): the first block of a
+        # dilated stage keeps the previous dilation, the following blocks use the new one.
+        for stage, (first, rest) in ((self.layer3, (1, 2)), (self.layer4, (2, 4))):
+            if not dilated:
+                first, rest = 1, 1
+            for i, block in enumerate(stage):
+                _set_dilation(block, first if i == 0 else rest)
         self.taps = list(taps)
         self._tap_index = [self._parse_tap(t) for t in self.taps]
         if len(set(self._tap_index)) != len(self._tap_index):
@@ -83,8 +76,6 @@ class ResNetBackbone(nn.Module):
         stage_name, _, block = str(tap).partition(".")
         if stage_name not in STAGES:
             raise ValueError(f"model.net.taps: unknown tap {tap!r}; allowed: {allowed} (all at 1/8 resolution)")
-        if self.output_stride != 8:
-            raise ValueError("model.net.taps needs output_stride=8: the fused maps must have the same size")
         n = len(getattr(self, stage_name))
         if block == "":
             index = n - 1
@@ -127,11 +118,6 @@ class ResNetBackbone(nn.Module):
                 if (s, b) == last:
                     return out  # type: ignore[return-value]
         return out  # type: ignore[return-value]
-
-    def forward_torchvision(self, x: Tensor) -> Tensor:
-        """The trunk end to end (``layer4`` output), as torchvision computes it."""
-        x = self.stem(x)
-        return self.layer4(self.layer3(self.layer2(x)))
 
 
 def torchvision_state_dict(name: str, pretrained: str) -> dict[str, Tensor]:

@@ -164,11 +164,6 @@ class DepthNet(
             image = image.contiguous(memory_format=torch.channels_last)
         return self.head(self.backbone(self.normalize(image)), self.output_size(h, w))
 
-    def predict(self, image: Tensor) -> dict[str, Tensor]:
-        """Logits plus ``soft``/``hard`` depth (metres), ``uncertainty`` (std of log depth) and ``bin``."""
-        logits = self(image)
-        return {"logits": logits, **self.bins.decode(logits)}
-
     # huggingface_hub's hooks: the weights as safetensors, read back strictly (models/storage.py)
     def _save_pretrained(self, save_directory: Path) -> None:
         save_weights(self, Path(save_directory) / WEIGHTS)

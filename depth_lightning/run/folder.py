@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from depth_lightning.core.errors import USER_ERRORS, ConfigError, RunFolderBusy, RunFolderUsed, exit_with_one_line
 
 LOCK_NAME = ".run.lock"
-RESULTS_FILE = "metrics.json"  # the run's record (depth_lightning.run.record)
+RESULTS_FILE = "metrics.json"  # the run's record (depth_lightning.run.lifecycle)
 _GUARDED: dict[Path, RunLock] = {}  # locks GuardRunFolder took for this process's run, by folder
 
 

@@ -21,12 +21,16 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as _SlurmLauncher
 from omegaconf import OmegaConf
 
-from depth_lightning.core.config import gpus_per_node
+from depth_lightning.core.config import gpus_per_node, register_resolvers
 
 log = logging.getLogger(__name__)
 
 
 class SlurmLauncher(_SlurmLauncher):
+    def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+        register_resolvers()  # in the job's process: its folder (${job_key:...}) is resolved before the task runs
+        return super().__call__(*args, **kwargs)
+
     def _resources(self, overrides: Sequence[str]) -> tuple[int, int, int | None]:
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         devices, nodes = cfg.trainer.devices, cfg.trainer.num_nodes

@@ -43,5 +43,5 @@ sweep-demo:  ## the whole ablation study on synthetic scenes (20 runs, CPU), the
 bench:  ## every performance number, written to benchmarks/results/<machine>-<date>.json and .md
 	$(PY) -m benchmarks
 
-mutation:  ## mutation testing of the metrics, protocol, bins and bootstrap (mutmut): benchmarks/results/mutation-<date>.md
+mutation:  ## mutation testing of every module that computes a number (mutmut): benchmarks/results/mutation-<date>.md
 	$(PY) -m benchmarks.mutation

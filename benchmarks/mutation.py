@@ -5,20 +5,32 @@ mutmut (configured in ``pyproject.toml``: the metrics, protocol, bins and bootst
 their unit tests) changes one operator, constant or argument at a time and runs the tests that cover
 it; a mutant is killed when a test fails (or hangs: a timeout). This reads mutmut's results and writes
 ``benchmarks/results/mutation-<date>.md``: the score per module and every surviving mutant, so that
-each can be judged (a real gap in the tests, or a change that cannot alter any result).
+each can be judged (a real gap in the tests, or a change that cannot alter any result), and what was
+measured: the commit and the SHA-256 of every mutated module. A test compares those hashes with the
+source whenever the docs quote the file (:func:`stale_modules`): a quoted score that no longer
+describes the code fails the suite, saying to run ``make mutation`` again.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest's own dependency
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
 MUTMUT = str(Path(sys.executable).with_name("mutmut"))  # installed beside this Python (the dev extra)
 DETECTED = ("killed", "timeout")
 
@@ -47,13 +59,59 @@ def score(counts: Counter) -> float:
     return sum(counts[s] for s in DETECTED) / checked if checked else float("nan")
 
 
-def report(per_module: dict[str, Counter], survivors: list[str], diffs: dict[str, str]) -> str:
+def mutated_modules(root: Path = ROOT) -> list[str]:
+    """The modules ``make mutation`` mutates (pyproject.toml's ``[tool.mutmut] only_mutate``)."""
+    return tomllib.loads((root / "pyproject.toml").read_text())["tool"]["mutmut"]["only_mutate"]
+
+
+def source_hashes(modules: list[str], root: Path = ROOT) -> dict[str, str]:
+    return {m: hashlib.sha256((root / m).read_bytes()).hexdigest() for m in modules}
+
+
+def measured(root: Path = ROOT) -> dict[str, object]:
+    """What a result was measured on: the commit (``+changes`` when the work tree differed) and the hashes."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", *mutated_modules(root)], cwd=root, capture_output=True
+    )
+    name = commit.stdout.strip() or "unknown"
+    return {
+        "commit": name + ("+changes" if dirty.stdout.strip() else ""),
+        "sources": source_hashes(mutated_modules(root), root),
+    }
+
+
+def recorded(text: str) -> dict[str, object] | None:
+    """The ``measured`` record a results file holds (None: an older file that recorded none)."""
+    found = re.search(r"<!-- measured: (\{.*?\}) -->", text, re.S)
+    return json.loads(found.group(1)) if found else None
+
+
+def stale_modules(results: Path, root: Path = ROOT) -> list[str]:
+    """The modules whose source differs from what ``results`` measured (all of them when it recorded nothing)."""
+    record = recorded(results.read_text())
+    if record is None:
+        return ["(no record of what was measured)"]
+    return [m for m, h in record["sources"].items() if not (root / m).is_file() or source_hashes([m], root)[m] != h]
+
+
+def report(
+    per_module: dict[str, Counter], survivors: list[str], diffs: dict[str, str], on: dict[str, object] | None = None
+) -> str:
     total = sum(per_module.values(), Counter())
     lines = [
         f"# Mutation score of the numerical core ({datetime.now():%Y-%m-%d})",
         "",
         f"**{100 * score(total):.1f} %** of {sum(total.values())} mutants detected (killed, or timed out).",
         "",
+    ]
+    if on is not None:
+        lines += [
+            f"Measured on commit `{on['commit']}`; the modules' SHA-256 below (tests/test_docs.py checks them).",
+            "",
+        ]
+        lines += [f"<!-- measured: {json.dumps(on, indent=1)} -->", ""]
+    lines += [
         "| module | mutants | killed | timeout | survived | no tests | score |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -76,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         # mutmut forks a worker per mutant: one thread each, as forking after OpenMP has started its
         # threads can hang the child (it would be counted as a timeout, not a kill)
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        # mutmut runs the tests in a copy (mutants/): ../shared's real samples are named where they are
+        env.setdefault("DEPTH_LIGHTNING_SHARED", str(ROOT.parent / "shared"))
         subprocess.run([MUTMUT, "run", "--max-children", "2"], check=False, env=env)
     per_module, survivors = tally(mutmut("results", "--all", "true"))
     diffs = {}
@@ -85,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         diffs[name] = "\n".join(ln for ln in shown.splitlines() if ln.startswith(("+ ", "- ", "+\t", "-\t")))
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"mutation-{datetime.now():%Y-%m-%d}.md"
-    out.write_text(report(per_module, survivors, diffs))
+    out.write_text(report(per_module, survivors, diffs, measured()))
     total = sum(per_module.values(), Counter())
     print(f"mutation score {100 * score(total):.1f} % ({sum(total.values())} mutants); written: {out}")
     return 0

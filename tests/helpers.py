@@ -13,7 +13,7 @@ from depth_lightning.run.setup import build_module, build_trainer, training_spee
 from depth_lightning.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+SHARED = Path(os.environ.get("DEPTH_LIGHTNING_SHARED") or ROOT.parent / "shared")  # make mutation runs in a copy
 # A real but tiny job of a synthetic sweep: small frames and splits, no worker processes.
 TINY_SWEEP_JOB = [
     "data.height=64",
@@ -104,3 +104,18 @@ def assert_consistent_results(results: dict, splits=("val", "test")) -> None:
         for key in ("soft/abs_rel", "hard/rmse", "soft/d1", "soft/silog"):
             mean = sum(float(r[key]) for r in rows) / len(rows)
             assert abs(mean - results["test"][key]) <= 1e-9 * max(1.0, abs(mean)), key
+
+
+def bilinear_by_hand(small, size):
+    """``small`` (h, w) float64 brought to ``size`` bilinearly with half-pixel centres (PyTorch's
+    ``align_corners=False``), written in NumPy: the reference for every resize the suite scores through."""
+    import numpy as np
+
+    def axis(n_out, n_in):
+        src = np.maximum((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0.0)
+        low = np.minimum(np.floor(src).astype(int), n_in - 1)
+        return low, np.minimum(low + 1, n_in - 1), src - low
+
+    (y0, y1, fy), (x0, x1, fx) = axis(size[0], small.shape[0]), axis(size[1], small.shape[1])
+    rows = small[y0] * (1 - fy)[:, None] + small[y1] * fy[:, None]
+    return rows[:, x0] * (1 - fx) + rows[:, x1] * fx

@@ -18,6 +18,7 @@ from depth_lightning.evaluation.alignment import (
 )
 from depth_lightning.evaluation.evaluator import Evaluator
 from depth_lightning.evaluation.protocol import EvalProtocol, card_differences
+from tests.helpers import bilinear_by_hand
 
 PROTOCOL = EvalProtocol(region="full", min_depth=1e-3, caps=(10.0,))
 
@@ -228,3 +229,131 @@ def test_the_minimum_is_a_setting_of_the_protocol_too_and_the_card_counts_the_fr
     with pytest.raises(ConfigError, match="alignment.too_few='skip'"):
         alignment_from({"mode": "scale", "too_few": "skip"})
     assert Alignment("scale").card()["min_pixels"] == 100
+
+
+def _reference_fit(mode, x, g, prediction="depth"):
+    """Each mode's (scale, shift) by its definition, in NumPy, by brute force where it is an L1 fit."""
+    if mode == "median":
+        return np.median(g) / np.median(x), 0.0
+    if mode == "scale":
+        return np.sum(x * g) / np.sum(x * x), 0.0
+    if mode == "scale_shift":
+        return tuple(np.polyfit(x, g, 1))
+    if mode == "scale_shift_disparity":
+        return tuple(np.polyfit(x if prediction == "disparity" else 1 / x, 1 / g, 1))
+    if mode == "scale_robust":  # the optimum of sum |s x - g| / g is at one of the ratios g / x
+        candidates = g / x
+        return candidates[np.argmin([np.sum(np.abs(s * x - g) / g) for s in candidates])], 0.0
+    return _brute_force_l1(x, g, 1 / g)[1]
+
+
+@pytest.mark.parametrize(
+    ("mode", "prediction"),
+    [(m, "depth") for m in MODES if m != "none"] + [("scale_shift_disparity", "disparity")],
+)
+@pytest.mark.parametrize("odd", [False, True])
+def test_every_mode_fits_noisy_low_resolution_predictions_as_its_definition_says(mode, prediction, odd):
+    # noisy maps (no mode recovers them exactly, so the estimators differ), predicted at half the frame's
+    # resolution (upsampled bilinearly before the fit), an even and an odd count of scored pixels (medians)
+    rng = np.random.default_rng(11)
+    h, w = 10, 13
+    gt = rng.uniform(1.0, 8.0, (1, h, w))
+    if odd:
+        gt[0, 0, 0] = 0  # one hole: 129 scored pixels instead of 130
+    truth = np.where(gt > 0, gt, 2.0)[0]
+    small = truth[::2, ::2] * rng.uniform(0.7, 1.4, truth[::2, ::2].shape) + 0.3  # a relative map, with errors
+    pred = 1 / small if prediction == "disparity" else small
+    protocol = EvalProtocol(region="full", min_depth=1e-3, caps=(10.0,))
+    ev = Evaluator(protocol, predictions=["p"], alignment=Alignment(mode, prediction=prediction, min_pixels=1))
+    ev.process({"depth": torch.from_numpy(gt).float()}, {"p": torch.from_numpy(pred[None]).float()})
+    result = ev.evaluate()
+    keep = (gt[0] > 1e-3) & (gt[0] < 10.0)
+    assert int(keep.sum()) == (129 if odd else 130)
+    x = bilinear_by_hand(pred.astype(np.float32).astype(np.float64), (h, w))[keep]
+    g = gt[0].astype(np.float32).astype(np.float64)[keep]
+    scale, shift = _reference_fit(mode, x, g, prediction)
+    fitted = result.record.fits["p"][1][0]
+    np.testing.assert_allclose(fitted, (scale, shift), rtol=1e-5, atol=1e-7)
+    # what is scored: the fitted map (disparity fits inverted, clipped at 1 / cap), clipped to the range
+    full = bilinear_by_hand(pred.astype(np.float32).astype(np.float64), (h, w))
+    if mode == "scale_shift_disparity":
+        aligned = 1 / np.maximum((full if prediction == "disparity" else 1 / full) * scale + shift, 1 / 10.0)
+    else:
+        aligned = full * scale + shift
+    scored = np.clip(aligned[keep], 1e-3, 10.0)
+    assert result.values["abs_rel"] == pytest.approx(np.mean(np.abs(scored - g) / g), rel=1e-5)
+    assert result.values["rmse"] == pytest.approx(np.sqrt(np.mean((scored - g) ** 2)), rel=1e-5)
+
+
+def test_alignment_from_reads_a_name_a_mapping_or_nothing():
+    assert alignment_from(None) == Alignment("none") and not alignment_from(None).active
+    assert alignment_from("median") == Alignment("median")
+    given = {"mode": "scale_shift_disparity", "prediction": "disparity", "max_resolution": 64, "min_pixels": 5}
+    assert alignment_from(given) == Alignment("scale_shift_disparity", "disparity", 64, 5)
+    with pytest.raises(ConfigError, match=r"^config error: alignment.scal: not an alignment setting \(mode, "):
+        alignment_from({"scal": 1})
+
+
+def test_a_robust_fit_keeps_moges_grid_when_the_protocol_subsamples_for_least_squares():
+    # the protocol's fit_max_resolution (Marigold's ETH3D subsample) is for the least-squares fits; the
+    # weighted-L1 fits keep their 64 x 64 grid: on a 10 x 13 frame, every pixel
+    rng = np.random.default_rng(3)
+    gt = rng.uniform(1.0, 8.0, (1, 10, 13))
+    pred = gt * rng.uniform(0.6, 1.5, gt.shape)
+    fits = {}
+    for limit in (None, 4):
+        protocol = EvalProtocol(region="full", min_depth=1e-3, caps=(10.0,), fit_max_resolution=limit)
+        ev = Evaluator(protocol, predictions=["p"], alignment=Alignment("scale_robust", min_pixels=1))
+        ev.process({"depth": torch.from_numpy(gt).float()}, {"p": torch.from_numpy(pred).float()})
+        fits[limit] = ev.evaluate().record.fits["p"][1][0]
+    np.testing.assert_array_equal(fits[None], fits[4])
+    x, g = pred[0].astype(np.float32).ravel().astype(np.float64), gt[0].astype(np.float32).ravel().astype(np.float64)
+    assert fits[4][0] == pytest.approx(_reference_fit("scale_robust", x, g)[0], rel=1e-6)
+    least_squares = Alignment("scale_shift", min_pixels=1)
+    assert least_squares._fit_resolution(4) == 4 and Alignment("scale_robust")._fit_resolution(4) is None
+
+
+def test_least_squares_fits_use_every_pixel_of_a_large_frame_unless_the_protocol_subsamples():
+    # the 64 x 64 grid is the robust fits' alone; a least-squares fit uses every scored pixel, or the
+    # nearest subsample of the protocol's fit_max_resolution (Marigold on ETH3D)
+    rng = np.random.default_rng(8)
+    gt = rng.uniform(1.0, 8.0, (1, 70, 90))
+    pred = 0.002 * gt + 0.2 + rng.normal(0, 0.0005, gt.shape)  # a narrow range: sum of squared deviations < 1
+    x, g = pred[0].astype(np.float32).astype(np.float64), gt[0].astype(np.float32).astype(np.float64)
+    assert np.sum((x - x.mean()) ** 2) < 1
+    for limit in (None, 30):
+        protocol = EvalProtocol(region="full", min_depth=1e-3, caps=(10.0,), fit_max_resolution=limit)
+        ev = Evaluator(protocol, predictions=["p"], alignment=Alignment("scale_shift"))
+        ev.process({"depth": torch.from_numpy(gt).float()}, {"p": torch.from_numpy(pred).float()})
+        fitted = ev.evaluate().record.fits["p"][1][0]
+        if limit is None:
+            expected = np.polyfit(x.ravel(), g.ravel(), 1)
+        else:
+            down = torch.nn.Upsample(scale_factor=min(30 / 70, 30 / 90), mode="nearest")
+            xs, gs = (down(torch.from_numpy(a)[None, None])[0, 0].numpy().ravel() for a in (x, g))
+            expected = np.polyfit(xs, gs, 1)
+        np.testing.assert_allclose(fitted, expected, rtol=1e-6)
+
+
+def test_the_weighted_l1_fits_on_ties_constant_predictions_and_two_pixels():
+    rng = np.random.default_rng(9)
+    for trial in range(40):  # predictions quantised to 0.5: many pixels level with each anchor
+        x = np.round(rng.uniform(0.5, 5, 12) * 2) / 2
+        y = 1.3 * x + 0.7 + rng.normal(0, 0.4, 12)
+        w = 1 / np.abs(y)
+        cost = _brute_force_l1(x, y, w)[0]
+        ours = weighted_l1_affine(*(torch.from_numpy(a) for a in (x, y, w))).numpy()
+        assert np.sum(w * np.abs(ours[0] * x + ours[1] - y)) == pytest.approx(cost, rel=1e-12), trial
+        ones = np.where(rng.random(12) < 0.3, 1.0, x)  # some predictions exactly 1
+        scales = y / ones
+        best = min(np.sum(w * np.abs(a * ones - y)) for a in scales)
+        robust = float(weighted_l1_scale(*(torch.from_numpy(a) for a in (ones, y, w))))
+        assert np.sum(w * np.abs(robust * ones - y)) == pytest.approx(best, rel=1e-12), trial
+    # a constant prediction: no slope to fit, the shift is the weighted median of the truth
+    y = np.array([1.0, 2.0, 4.0, 8.0])
+    s, t = weighted_l1_affine(torch.full((4,), 3.0, dtype=torch.float64), torch.from_numpy(y), torch.from_numpy(1 / y))
+    assert float(s) == 0.0 and float(t) == 1.0  # weights 1, .5, .25, .125: the first holds over half the total
+    # two pixels: the line through both
+    two = weighted_l1_affine(*(torch.tensor(v, dtype=torch.float64) for v in ([1.0, 3.0], [2.0, 8.0], [1.0, 1.0])))
+    np.testing.assert_allclose(two.numpy(), [3.0, -1.0])
+    assert float(weighted_l1_scale(*(torch.zeros(3, dtype=torch.float64),) * 3)) == 0.0  # nothing to scale

@@ -183,3 +183,139 @@ def test_bad_encoding_settings_are_refused_by_name(tmp_path):
         check_encoding({"encoding": "png", "sclae": 1000})
     with pytest.raises(DataError, match=r"nothing\.pfm: disparity file not found"):
         read(tmp_path / "nothing.pfm", "pfm_disparity", {"calib": tmp_path / "calib.txt"})
+
+
+# -- the readers on files written here, byte by byte ---------------------------------------------------
+def _write_pfm(path, rows, little_endian=True, kind=b"Pf"):
+    """A PFM as its specification lays it out: the header, then the rows bottom row first."""
+    rows = np.asarray(rows, dtype=np.float32)
+    height, width = rows.shape
+    body = rows[::-1].astype("<f4" if little_endian else ">f4").tobytes()
+    path.write_bytes(kind + b"\n" + f"{width} {height}\n".encode() + (b"-1.0\n" if little_endian else b"1.0\n") + body)
+
+
+@pytest.mark.parametrize("little_endian", [True, False])
+def test_pfm_disparity_to_depth_through_calib_txt(tmp_path, little_endian):
+    disparity = np.array([[10.0, 20.0, np.inf], [40.0, -7.0, 60.0]])  # inf: unknown; -7 + doffs < 0: no depth
+    _write_pfm(tmp_path / "disp0GT.pfm", disparity, little_endian)
+    (tmp_path / "calib.txt").write_text(
+        "cam0=[1000.5 0 300; 0 1000.5 200; 0 0 1]\ncam1=[1000.5 0 320; 0 1000.5 200; 0 0 1]\ndoffs=5.25\n"
+        "baseline=190.0\nwidth=3\nheight=2\n"
+    )
+    ours = read(tmp_path / "disp0GT.pfm", "pfm_disparity", {"calib": tmp_path / "calib.txt"})
+    expected = [
+        [190.0 * 1000.5 / (d + 5.25) / 1000 if np.isfinite(d) and d + 5.25 > 0 else 0 for d in r] for r in disparity
+    ]
+    np.testing.assert_allclose(ours, np.array(expected, dtype=np.float32), rtol=1e-7)
+    assert ours.dtype == np.float32 and ours[0, 0] == pytest.approx(190.0 * 1000.5 / 15.25 / 1000, rel=1e-7)
+
+
+def test_pfm_and_calibration_errors_name_the_file(tmp_path):
+    from depth_lightning.data.encodings import read_calibration, read_pfm
+
+    with pytest.raises(DataError, match=r"missing.pfm: disparity file not found$"):
+        read_pfm(tmp_path / "missing.pfm")
+    _write_pfm(tmp_path / "colour.pfm", np.ones((2, 2)), kind=b"PF")
+    with pytest.raises(DataError, match=r"expected a single-channel PFM \('Pf'\) of 2x2, got b'PF', 4 values"):
+        read_pfm(tmp_path / "colour.pfm")
+    (tmp_path / "short.pfm").write_bytes(b"Pf\n3 2\n-1.0\n" + np.zeros(5, "<f4").tobytes())
+    with pytest.raises(DataError, match=r"of 3x2, got b'Pf', 5 values"):
+        read_pfm(tmp_path / "short.pfm")
+    (tmp_path / "text.pfm").write_bytes(b"Pf\nthree two\n-1.0\n")
+    with pytest.raises(DataError, match=r"text.pfm: not a PFM file"):
+        read_pfm(tmp_path / "text.pfm")
+    with pytest.raises(DataError, match=r"calib.txt: calibration file not found$"):
+        read_calibration(tmp_path / "calib.txt")
+    (tmp_path / "calib.txt").write_text("cam0=[1000 0 1; 0 1000 1; 0 0 1]\nbaseline=190\n")
+    with pytest.raises(DataError, match=r"calib.txt: expected cam0=\[f 0 cx; \.\.\.\], doffs= and baseline= lines"):
+        read_calibration(tmp_path / "calib.txt")
+    (tmp_path / "calib.txt").write_text("cam0=[1000 0 1; 0 1000 1; 0 0 1]\nbaseline=190\ndoffs=2.5\n")
+    assert read_calibration(tmp_path / "calib.txt") == {"focal": 1000.0, "doffs": 2.5, "baseline": 190.0}
+
+
+def test_hypersim_distance_to_planar_depth_pixel_by_pixel(tmp_path):
+    distance = np.array([[2.0, 3.0, 4.0, np.nan], [5.0, 6.0, -1.0, 8.0], [9.0, 10.0, 11.0, 12.0]])
+    with h5py.File(tmp_path / "frame.depth_meters.hdf5", "w") as f:
+        f["dataset"] = distance
+    focal = 2.5
+    expected = np.zeros_like(distance)
+    for r in range(3):
+        for c in range(4):
+            x, y = c - 1.5, r - 1.0  # the pixel centre's offset from the image centre
+            planar = distance[r, c] * focal / np.sqrt(x * x + y * y + focal * focal)
+            expected[r, c] = planar if np.isfinite(planar) and planar > 0 else 0.0
+    ours = read(tmp_path / "frame.depth_meters.hdf5", "hypersim_hdf5", focal=focal)
+    np.testing.assert_allclose(ours, expected.astype(np.float32), rtol=1e-7)
+    with pytest.raises(DataError, match="depth file not found"):
+        read(tmp_path / "none.hdf5", "hypersim_hdf5")
+    with h5py.File(tmp_path / "other.hdf5", "w") as f:
+        f["depth"] = distance
+    with pytest.raises(DataError, match=r"not a Hypersim depth_meters.hdf5 with a 'dataset'"):
+        read(tmp_path / "other.hdf5", "hypersim_hdf5")
+
+
+def test_sun_rgbds_rotation_is_undone_on_every_bit(tmp_path):
+    millimetres = np.array([[0, 1, 7, 8], [1000, 4095, 8191, 9999]], dtype=np.uint32)
+    stored = ((millimetres << 3) | (millimetres >> 13)) & 0xFFFF  # the release's storage: rotated left by 3
+    uint16_png(tmp_path / "d.png", stored)
+    np.testing.assert_array_equal(read(tmp_path / "d.png", "png_bitshift"), (millimetres / 1000).astype(np.float32))
+    np.testing.assert_array_equal(
+        read(tmp_path / "d.png", "png_bitshift", scale=100.0), (millimetres / 100).astype(np.float32)
+    )
+
+
+def test_a_png_marks_its_own_invalid_values(tmp_path):
+    uint16_png(tmp_path / "d.png", [[0, 500, 65535], [1000, 2000, 3000]])
+    np.testing.assert_array_equal(
+        read(tmp_path / "d.png", "png", scale=1000.0, invalid=[0, 65535]),
+        np.array([[0, 0.5, 0], [1.0, 2.0, 3.0]], dtype=np.float32),
+    )
+    assert read(tmp_path / "d.png", "png", scale=1000.0)[0, 2] == np.float32(65.535)
+
+
+def test_header_size_reads_npy_headers_of_both_versions_and_png_headers(tmp_path):
+    from depth_lightning.data.encodings import header_size
+
+    np.save(tmp_path / "v1.npy", np.zeros((5, 7, 1), np.float32))
+    with open(tmp_path / "v2.npy", "wb") as f:
+        np.lib.format.write_array(f, np.zeros((6, 9), np.float32), version=(2, 0))
+    uint16_png(tmp_path / "d.png", np.zeros((11, 13)))
+    assert header_size(tmp_path / "v1.npy") == (5, 7) and header_size(tmp_path / "v2.npy") == (6, 9)
+    assert header_size(tmp_path / "d.png") == (11, 13)
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(DataError, match=r"bad.png: unreadable header"):
+        header_size(tmp_path / "bad.png")
+
+
+def test_npy_and_npz_arrays_are_read_by_key_and_refused_by_name(tmp_path):
+    depth = np.array([[1.0, -2.0], [np.inf, 4.0]], np.float64)
+    np.savez(tmp_path / "d.npz", depth=depth, other=np.zeros(2))
+    np.testing.assert_array_equal(read(tmp_path / "d.npz", "npy", key="depth"), [[1, 0], [0, 4]])
+    with pytest.raises(
+        DataError, match=r"d.npz: no array 'dep' in the file \(it holds depth, other\); set data.dataset"
+    ):
+        read(tmp_path / "d.npz", "npy", key="dep")
+    with pytest.raises(DataError, match=r"no array None in the file"):
+        read(tmp_path / "d.npz", "npy")
+    with pytest.raises(DataError, match=r"gone.npy: depth file not found$"):
+        read(tmp_path / "gone.npy", "npy")
+    (tmp_path / "png.npy").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 64)
+    with pytest.raises(DataError, match=r"png.npy: not a NumPy .npy/.npz file, which data.dataset.depth.encoding=npy"):
+        read(tmp_path / "png.npy", "npy")
+    (tmp_path / "cut.npy").write_bytes(b"\x93NUMPY\x01\x00" + b"{" * 10)
+    with pytest.raises(DataError, match=r"cut.npy: unreadable array"):
+        read(tmp_path / "cut.npy", "npy")
+    np.save(tmp_path / "cube.npy", np.zeros((2, 3, 4)))
+    with pytest.raises(DataError, match=r"cube.npy: expected an \(H, W\) depth map, got shape \(2, 3, 4\)"):
+        read(tmp_path / "cube.npy", "npy")
+
+
+def test_a_pairing_rule_finds_the_companion_or_says_it_does_not_match():
+    from depth_lightning.data.encodings import substitute
+
+    assert substitute("scene/rgb_00001.jpg", [r"rgb_(\d+)\.jpg$", r"depth_\1.png"], "depth") == "scene/depth_00001.png"
+    with pytest.raises(DataError) as err:
+        substitute("scene/x.jpg", [r"rgb_(\d+)", r"d_\1"], "mask")
+    assert (
+        str(err.value) == "scene/x.jpg: the pairing rule for the mask ('rgb_(\\\\d+)' -> 'd_\\\\1') does not match it"
+    )

@@ -145,3 +145,42 @@ def test_a_metric_key_is_formatted_and_parsed_in_one_place():
     for bad in ("", "val/", "a/b/c", "test/cap50/a/b/c"):
         with pytest.raises(ValueError, match="is not a metric key"):
             MetricKey.parse(bad)
+
+
+def test_evaluator_for_builds_the_splits_evaluator_from_the_datamodule():
+    from depth_lightning.core.config import build, compose_config
+    from depth_lightning.evaluation.alignment import Alignment
+    from depth_lightning.evaluation.evaluator import evaluator_for
+
+    datamodule = build(compose_config("data=synthetic", "data.protocol.caps=[10.0,5.0]").data, "data")
+    maps = {"constant": np.full((4, 6), 3.0, np.float32)}
+    test = evaluator_for(datamodule, "test", 12, "hard", maps, Alignment("median"), "bf16-mixed")
+    assert (test.split, test.dataset, test.headline, test.precision) == ("test", datamodule.name, "hard", "bf16-mixed")
+    assert test.protocol is datamodule.protocol and test.protocol.caps == (10.0, 5.0) and test.per_image
+    assert test.pixel_acc is not None and test.pixel_acc.num_classes == 12 and test.alignment.mode == "median"
+    assert list(test.baselines) == ["constant"] and test.predictions == ("soft", "hard")
+    val = evaluator_for(datamodule, "val")
+    assert (val.split, val.headline, val.per_image, val.pixel_acc, val.baselines) == ("val", "soft", False, None, {})
+    assert not val.alignment.active and val.precision is None
+    bare = evaluator_for(None, "test")  # no datamodule: the default protocol
+    assert bare.protocol == EvalProtocol() and bare.dataset == "the data"
+
+
+def test_a_split_with_nothing_to_score_says_which_and_why():
+    from depth_lightning.core.errors import DataError
+
+    ev = Evaluator(EvalProtocol(min_pixels=3), split="val", dataset="nyu_sync", predictions=["soft"])
+    depth = torch.zeros(2, 4, 4)
+    depth[1, 0, :2] = 2.0  # the second image holds two valid pixels, fewer than 3
+    ev.process({"depth": depth}, {"soft": torch.full((2, 4, 4), 2.0)})
+    with pytest.raises(DataError) as err:
+        ev.evaluate()
+    assert str(err.value) == (
+        "validation split of nyu_sync: no image holds enough valid ground-truth pixels (1 image(s) empty under "
+        "0.001 < depth < 10.0 and its region, 1 with fewer than 3 valid pixels (min_pixels)): there is nothing "
+        "to score; check its depth files, their unit, and data.protocol"
+    )
+    ev = Evaluator(EvalProtocol(), split="other", dataset="x", predictions=["soft"])
+    ev.process({"depth": torch.zeros(1, 2, 2)}, {"soft": torch.ones(1, 2, 2)})
+    with pytest.raises(DataError, match=r"^other split of x: no image .*\(1 image\(s\) empty under .* region\)"):
+        ev.evaluate()

@@ -28,3 +28,37 @@ def test_mutants_are_tallied_per_module_and_timeouts_count_as_detected():
     assert "**60.0 %** of 6 mutants detected" in text
     assert "| `depth_lightning.evaluation.bootstrap` | 3 | 1 | 1 | 1 | 0 | 66.7 % |" in text
     assert "```diff\n- a\n+ b\n```" in text
+
+
+def test_the_report_records_what_it_measured_and_a_changed_module_makes_it_stale(tmp_path):
+    from benchmarks.mutation import measured, recorded, stale_modules
+
+    (tmp_path / "pyproject.toml").write_text('[tool.mutmut]\nonly_mutate = ["pkg/a.py", "pkg/b.py"]\n')
+    (tmp_path / "pkg").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "pkg" / f"{name}.py").write_text(f"def {name}():\n    return 1\n")
+    on = measured(tmp_path)  # not a git checkout: the commit is unknown, the hashes are not
+    assert on["commit"] == "unknown" and set(on["sources"]) == {"pkg/a.py", "pkg/b.py"}
+    results = tmp_path / "mutation.md"
+    results.write_text(report(*tally(LISTING), {}, on))
+    assert recorded(results.read_text()) == on
+    assert stale_modules(results, tmp_path) == []
+    (tmp_path / "pkg" / "b.py").write_text("def b():\n    return 2\n")  # a mutant of the code, made by hand
+    assert stale_modules(results, tmp_path) == ["pkg/b.py"]
+    results.write_text("# an older report\n")
+    assert stale_modules(results, tmp_path) == ["(no record of what was measured)"]
+
+
+def test_every_mutation_score_the_docs_quote_describes_todays_code():
+    import re
+
+    from benchmarks.mutation import stale_modules
+    from tests.helpers import ROOT
+
+    quoted = set()
+    for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        quoted |= set(re.findall(r"benchmarks/results/(mutation-[\d-]+\.md)", doc.read_text()))
+    assert quoted, "the docs quote no mutation result"
+    for name in sorted(quoted):
+        stale = stale_modules(ROOT / "benchmarks" / "results" / name)
+        assert not stale, f"docs quote benchmarks/results/{name}, measured on other code: {stale}; re-run make mutation"

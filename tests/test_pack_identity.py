@@ -85,3 +85,88 @@ def test_a_damaged_pack_is_named_with_the_command_that_rebuilds_it(pack, tmp_pat
             expected = r"a damaged pack: .*pack.json is not JSON"
         with pytest.raises(DataError, match=expected + r".*prepare pack data=<dataset>"):
             packed(copy, "data=synthetic", *SMALL).build("test")
+
+
+def test_the_card_in_full_and_a_packed_split_read_back_sample_by_sample(pack):
+    import pickle
+
+    import numpy as np
+
+    from depth_lightning import __version__
+
+    card = json.loads((pack / "pack.json").read_text())
+    loose = build(compose_config("data=synthetic", *SMALL).data, "data")
+    assert set(card) == {"library", "version", "dataset", "reader", "settings", "root", "hold_out", "splits"}
+    assert (card["library"], card["version"], card["root"]) == ("depth_lightning", __version__, None)
+    assert card["hold_out"] == {"val_fraction": loose.val_fraction, "val_max_frames": loose.val_max_frames, "seed": 0}
+    for split in ("train", "val", "test"):
+        ds = loose.build(split)
+        assert card["splits"][split] == {"frames": len(ds), "source": json.loads(json.dumps(ds.source()))}
+    frames = packed(pack, "data=synthetic", *SMALL).build("test")
+    again = pickle.loads(pickle.dumps(frames))  # as a loader's worker process receives it
+    ours = loose.build("test")
+    for i in range(len(ours)):
+        for ds in (frames, again):
+            rgb, depth = ds.load(i)
+            expected = ours.load(i)
+            assert np.array_equal(rgb, expected[0]) and np.array_equal(depth, expected[1])
+            assert rgb.dtype == np.uint8 and depth.dtype == np.float32
+            assert ds.list_line(i) is None and ds.frame_name(i) == ours.frame_name(i)  # synthetic frames: no list
+            assert ds.describe(i) == f"{ds.url} sample {i}: {ours.describe(i)}"
+            assert ds.crop_box_of(i, depth.shape) == ours.crop_box_of(i, depth.shape)
+
+
+def test_a_pack_is_checked_against_the_runs_data_setting_by_setting(pack, caplog):
+    from depth_lightning.data.packed import check_pack, read_pack_card
+
+    card = read_pack_card(f"local:{pack}")  # LitData's local: prefix reads the same folder
+    assert card == json.loads((pack / "pack.json").read_text())
+    run = build(compose_config("data=synthetic", *SMALL).data, "data")
+    check_pack(card, run, "p")  # the same data: nothing to say
+    other = {**card, "reader": "elsewhere.Reader"}
+    with pytest.raises(DataError) as err:
+        check_pack(other, run, "p")
+    assert str(err.value).startswith(
+        "data.packed='p' holds 'synthetic' (elsewhere.Reader), but this run's data is 'synthetic' "
+        "(depth_lightning.data.synthetic.SyntheticScenes): its bins, protocol and samples would be another dataset's"
+    ) and str(err.value).endswith("or choose the pack's data=")
+    extra = {**card, "settings": {**card["settings"], "only_in_pack": 1}}
+    with pytest.raises(DataError, match=r"\(data.dataset.only_in_pack: pack 1, run None\); .* or give the pack's$"):
+        check_pack(extra, run, "p")
+    fewer = {**card, "settings": {k: v for k, v in card["settings"].items() if k != "train_length"}}
+    with pytest.raises(DataError, match=r"data.dataset.train_length: pack None, run 8\)"):
+        check_pack(fewer, run, "p")
+    with caplog.at_level("WARNING"):
+        check_pack({**card, "hold_out": {**card["hold_out"], "seed": 7}}, run, "p")
+    assert "its validation was held out with" in caplog.text and "'seed': 7" in caplog.text
+
+
+def test_a_pack_card_is_read_from_a_url_or_named_where_it_is_missing():
+    import fsspec
+
+    from depth_lightning.data.packed import read_pack_card
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/packs/a/pack.json", json.dumps({"library": "depth_lightning", "dataset": "x"}).encode())
+    assert read_pack_card("memory://packs/a/")["dataset"] == "x"
+    with pytest.raises(DataError, match=r"^data.packed='memory://packs/b': no pack card at memory://packs/b/pack.json"):
+        read_pack_card("memory://packs/b")
+    fs.pipe("/packs/c/pack.json", b'{"library": "other"}')
+    with pytest.raises(DataError, match=r"memory://packs/c/pack.json is not a depth_lightning pack card"):
+        read_pack_card("memory://packs/c")
+    fs.pipe("/packs/d/pack.json", b"{not json")
+    with pytest.raises(DataError, match=r"a damaged pack: memory://packs/d/pack.json is not JSON"):
+        read_pack_card("memory://packs/d")
+
+
+def test_an_empty_split_is_not_packed(tmp_path):
+    from depth_lightning.data.packed import pack_split
+
+    class Empty:
+        split = "val"
+
+        def __len__(self):
+            return 0
+
+    with pytest.raises(DataError, match=r"^.*out: the val split has no frame to pack$"):
+        pack_split(Empty(), str(tmp_path / "out"))

@@ -90,6 +90,7 @@ def test_kittis_test_split_packs_bit_for_bit(tmp_path):
         _items_equal(loose[i], packed[i])
 
 
+@pytest.mark.slow  # a training run or a second process: not for every mutant
 def test_a_run_on_packed_data_trains_and_tests_as_on_the_loose_files(nyu, tmp_path):
     data, packed = nyu
     loose = train_here(tmp_path / "loose", *data, *TINY, "test=true")

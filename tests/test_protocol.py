@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from depth_lightning.data.frames import collate_skipping_bad
 from depth_lightning.data.io import read_depth_png
 from depth_lightning.data.kitti import KITTIEigen, velodyne_depth
+from depth_lightning.evaluation.evaluator import Evaluator
 from depth_lightning.evaluation.keys import MetricKey, cap_of
 from depth_lightning.evaluation.metrics import DepthMetrics
 from depth_lightning.evaluation.protocol import EvalProtocol, region_mask
@@ -116,10 +117,24 @@ def test_model_both_decoders_and_baselines_are_scored_on_the_same_pixels(kitti):
     assert {name: row["pixels"] for name, row in table.items()} == dict.fromkeys(table, expected)
 
 
-def test_every_kitti_evaluation_reports_both_caps():
-    cfg = composed("+experiment=kitti_paper")
-    assert list(cfg.data.protocol.caps) == [80.0, 50.0] and cfg.data.protocol.region == "paper"
-    assert composed("data=kitti").data.protocol.region == "garg"
+@pytest.mark.parametrize(
+    ("overrides", "region"),
+    [(["data=kitti"], "garg"), (["+experiment=kitti_paper"], "paper"), (["+experiment=kitti_ablation"], "paper")],
+)
+def test_every_kitti_evaluation_reports_both_caps(overrides, region):
+    from depth_lightning.core.config import build
+    from depth_lightning.evaluation.evaluator import Evaluator
+
+    protocol = build(composed(*overrides).data.protocol, "data.protocol")
+    assert protocol.caps == (80.0, 50.0) and protocol.region == region
+    # an evaluation under it reports the headline cap bare and the 50 m cap by name, each on its own pixels
+    evaluator = Evaluator(protocol, predictions=["soft"], per_image=False)
+    truth = torch.tensor([[[20.0, 60.0, 65.0, 70.0]]])  # metres: one pixel inside 50 m, three beyond; x 1.1 < 80
+    evaluator.process({"depth": truth}, {"soft": truth * 1.1})
+    values = evaluator.evaluate().values
+    assert values["soft/abs_rel"] == pytest.approx(0.1) and values["cap50/soft/abs_rel"] == pytest.approx(0.1)
+    assert values["soft/rmse"] == pytest.approx(np.sqrt(np.mean((truth.numpy() * 0.1) ** 2)), rel=1e-6)
+    assert values["cap50/soft/rmse"] == pytest.approx(2.0, rel=1e-6)  # the 20 m pixel alone, 22 m predicted
 
 
 def test_velodyne_pixel_rule_moves_points_one_pixel_up_left(kitti, tmp_path):
@@ -275,3 +290,56 @@ def test_protocol_settings_are_normalised_and_checked_by_name():
     np.testing.assert_array_equal(region_mask("eigen_nyu_pixels", 768, 1024), expected)
     assert region_mask("eigen_nyu", 768, 1024).sum() > expected.sum()  # the scaled crop is another region
     assert region_mask("garg", 375, 1242).dtype == bool
+
+
+def test_the_box_region_keeps_its_pixels_cut_to_the_frame_and_is_checked_by_value():
+    p = EvalProtocol("box", box=[2, 5, 1, 4])
+    expected = np.zeros((6, 7), dtype=bool)
+    expected[2:5, 1:4] = True  # rows top:bottom, columns left:right: an edge row and column excluded
+    np.testing.assert_array_equal(p.mask((6, 7)), expected)
+    assert p.box == (2, 5, 1, 4) and all(type(v) is int for v in p.box)
+    wide = EvalProtocol("box", box=[4, 9, 5, 20])  # beyond the frame: cut to it
+    np.testing.assert_array_equal(wide.mask((6, 7)), np.pad(np.ones((2, 2), bool), ((4, 0), (5, 0))))
+    from depth_lightning.evaluation.protocol import region_box
+
+    assert region_box("box", 6, 7, (2, 5, 1, 4)) == [2, 5, 1, 4] and region_box("box", 6, 7) == [0, 6, 0, 7]
+    for box in ([0, 0, 0, 5], [3, 2, 0, 5], [0, 5, 4, 4], [-1, 5, 0, 5], [0, 5, -1, 5], [0, 5, 0]):
+        with pytest.raises(ValueError, match=r"region=box takes box=\[top, bottom, left, right\] with top < bottom"):
+            EvalProtocol("box", box=box)
+    with pytest.raises(ValueError, match="other regions take none"):
+        EvalProtocol("full", box=[0, 5, 0, 5])
+    with pytest.raises(ValueError, match="region=box takes box="):
+        EvalProtocol("box")
+    assert EvalProtocol("box", box=[0, 1, 0, 1]).box == (0, 1, 0, 1)  # the smallest box: one pixel
+
+
+def test_a_zero_shot_protocols_card_entries_and_their_effect_on_the_numbers():
+    base = EvalProtocol("full", 0.5, (10.0,))
+    card = base.card("d", "test", {}, (4, 4), (4, 4))
+    assert not {"min_pixels", "protocol_name", "follows", "truth_in_range", "fit_max_resolution"} & set(card)
+    zero = EvalProtocol(
+        "full", 0.5, (10.0,), truth_in_range=False, fit_max_resolution=512, follows="Marigold", name="marigold",
+        min_pixels=3,
+    )  # fmt: skip
+    card = zero.card("d", "test", {}, (4, 4), (4, 4))
+    assert card["min_pixels"] == 3 and card["protocol_name"] == "marigold" and card["follows"] == "Marigold"
+    assert card["fit_max_resolution"] == 512 and card["truth_in_range"].startswith("no: only the dataset's mask")
+    # truth_in_range=false: ground truth beyond the range is scored (against the clipped prediction)
+    truth = torch.tensor([[[0.2, 2.0, 4.0, 12.0]]])
+    scored = {}
+    for keep in (True, False):
+        ev = Evaluator(EvalProtocol("full", 0.5, (10.0,), truth_in_range=keep), predictions=["p"], per_image=False)
+        ev.process({"depth": truth}, {"p": torch.full((1, 1, 4), 3.0)})
+        scored[keep] = ev.evaluate().values
+    assert scored[True]["abs_rel"] == pytest.approx((1 / 2 + 1 / 4) / 2)  # 2 m and 4 m only
+    assert scored[False]["abs_rel"] == pytest.approx((2.8 / 0.2 + 1 / 2 + 1 / 4 + 9 / 12) / 4)  # all four
+    # min_pixels: a frame with fewer valid pixels is left out of the means and named
+    ev = Evaluator(EvalProtocol("full", 0.5, (10.0,), min_pixels=3), predictions=["p"], per_image=False)
+    two = torch.tensor([[[2.0, 4.0, 0.0, 0.0]], [[2.0, 4.0, 8.0, 0.0]]])
+    ev.process({"depth": two}, {"p": torch.full((2, 1, 4), 3.0)})
+    result = ev.evaluate()
+    assert result.images == 1 and result.sparse_frames == ["sample 0"]
+    assert result.values["abs_rel"] == pytest.approx((1 / 2 + 1 / 4 + 5 / 8) / 3)
+    for bad in (0, 1.5, True, "2"):
+        with pytest.raises(ValueError, match=r"data.protocol.min_pixels=.* must be an integer >= 1"):
+            EvalProtocol(min_pixels=bad)

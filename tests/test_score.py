@@ -3,6 +3,7 @@
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from depth_lightning.data.io import read_depth_png, write_depth_png
 from depth_lightning.evaluation.per_image import read_per_image_csv
 from depth_lightning.score import score_and_record
 from tests.datasets import write_nyu_sync
-from tests.helpers import SHARED, composed_for, run_module
+from tests.helpers import SHARED, bilinear_by_hand, composed_for, run_module
 
 REAL_NYU = SHARED / "realdata" / "nyu" / "sync" / "metric3d_nyu_demo"
 
@@ -67,6 +68,7 @@ def test_the_ground_truth_scores_perfectly_and_a_scaled_copy_scores_its_known_er
     assert np.mean([float(r["predictions/abs_rel"]) for r in rows]) == pytest.approx(off["abs_rel"], rel=1e-12)
 
 
+@pytest.mark.slow  # a training run or a second process: not for every mutant
 def test_a_missing_prediction_is_named_with_exit_code_2(nyu, tmp_path):
     root, pairs = nyu
     partial = tmp_path / "partial"
@@ -132,6 +134,18 @@ def test_non_finite_and_non_positive_predictions_are_refused_by_file_or_scored_c
     assert card["invalid_predictions"] == "clip" and card["files_with_invalid_pixels"] == 2
     assert card["invalid_pixels"] == sum(bad_pixels(np.load(f).size) for f in files)
     assert all(math.isfinite(v) for v in scored["test"].values()), "clipped, every number is finite"
+    # clipped means: NaN and -inf and any depth <= 0 scored as min_depth, +inf as the cap; the same numbers
+    # as the predictions clipped by hand, which hold no invalid pixel
+    low, cap = 1e-3, 10.0  # nyu_sync's data.protocol: min_depth, the headline cap
+    _predictions(
+        nyu,
+        tmp_path / f"{case}_by_hand",
+        lambda d: np.clip(np.nan_to_num(make(d), nan=low, posinf=cap, neginf=low), low, cap),
+    )
+    by_hand = _score(root, tmp_path / f"{case}_by_hand", tmp_path / "q.json", "check_units=false")
+    assert by_hand["protocol"]["prediction"].get("files_with_invalid_pixels", 0) == 0
+    for metric, value in by_hand["test"].items():
+        assert scored["test"][metric] == pytest.approx(value, rel=1e-6, abs=1e-12), metric
 
 
 @pytest.mark.parametrize("scale", ["0", "-1000", "abc", "true"])
@@ -173,6 +187,22 @@ def test_a_prediction_of_another_aspect_is_refused_and_one_of_another_size_is_re
         in caplog.text
     )
     assert scored["protocol"]["prediction"]["files_resized"] == 2
+    # what is scored: the half-size map brought to the frame bilinearly in log depth (PyTorch's
+    # align_corners=False rule, written here in NumPy), not in depth
+    for how, folder in (("log", tmp_path / "by_hand_log"), ("linear", tmp_path / "by_hand_linear")):
+        _predictions(nyu, folder, lambda d, how=how: _upsample_by_hand(d[::2, ::2], d.shape, how))
+    by_hand = _score(root, tmp_path / "by_hand_log", tmp_path / "q.json")["test"]
+    linear = _score(root, tmp_path / "by_hand_linear", tmp_path / "r.json")["test"]
+    for metric in ("abs_rel", "rmse", "log10", "silog"):
+        assert scored["test"][metric] == pytest.approx(by_hand[metric], rel=1e-5), metric
+        assert scored["test"][metric] != pytest.approx(linear[metric], rel=1e-5), metric  # the test tells them apart
+
+
+def _upsample_by_hand(small, size, how):
+    """``small`` bilinearly to ``size`` in log depth or in depth (tests.helpers.bilinear_by_hand)."""
+    values = np.log(small.astype(np.float64)) if how == "log" else small.astype(np.float64)
+    out = bilinear_by_hand(values, size)
+    return (np.exp(out) if how == "log" else out).astype(np.float32)
 
 
 def test_kittis_png_convention_is_read_with_scale_256(nyu, tmp_path):
@@ -210,3 +240,135 @@ def test_silog_of_a_constant_factor_keeps_its_digits_on_the_real_frames(tmp_path
         e = np.log(np.clip(p[valid], 1e-3, 10).astype(np.float64)) - np.log(g[valid].astype(np.float64))
         exact = 100 * np.sqrt(np.mean((e - e.mean()) ** 2))  # two passes in float64
         assert float(row["predictions/silog"]) == pytest.approx(exact, rel=1e-7), k
+
+
+def test_to_size_resizes_in_log_depth_around_holes_and_linearly_for_relative_maps():
+    from depth_lightning.evaluation.saved import to_size
+
+    rng = np.random.default_rng(2)
+    small = rng.uniform(0.5, 9.0, (6, 8)).astype(np.float32)
+    small[2, 3] = 0  # a hole, and a NaN: no depth, and never mixed into their neighbours' depth
+    small[4, 6] = np.nan
+    valid = np.isfinite(small) & (small > 0)
+    log_sum = bilinear_by_hand(np.log(np.where(valid, small, 1.0)) * valid, (12, 16))
+    weight = bilinear_by_hand(valid.astype(np.float64), (12, 16))
+    expected = np.where(weight > 0.5, np.exp(log_sum / np.maximum(weight, 1e-6)), 0.0)
+    np.testing.assert_allclose(to_size(small, (12, 16)), expected, rtol=2e-6, atol=1e-6)
+    assert (to_size(small, (12, 16)) == 0).sum() == (weight <= 0.5).sum() > 0
+    relative = rng.normal(0, 1, (6, 8)).astype(np.float32)  # an affine-aligned map may hold any sign
+    np.testing.assert_allclose(
+        to_size(relative, (12, 16), log_depth=False), bilinear_by_hand(relative.astype(np.float64), (12, 16)), atol=1e-6
+    )
+    assert to_size(small, (6, 8)) is small  # at the frame's size: as it is
+
+
+def test_score_settings_are_read_by_name():
+    from omegaconf import OmegaConf
+
+    from depth_lightning.evaluation.saved import score_settings
+
+    cfg = OmegaConf.create({"scale": 256, "allow_missing": True, "invalid_predictions": "clip", "check_units": False})
+    cfg.alignment = {"mode": "scale_shift", "min_pixels": 7}
+    settings = score_settings(cfg)
+    assert (settings.scale, settings.invalid_predictions, settings.allow_missing, settings.check_units) == (
+        256.0, "clip", True, False
+    )  # fmt: skip
+    assert settings.alignment.mode == "scale_shift" and settings.alignment.min_pixels == 7
+    plain = score_settings(OmegaConf.create({"scale": 1000, "allow_missing": False}))
+    assert (plain.invalid_predictions, plain.check_units, plain.alignment.mode) == ("refuse", True, "none")
+    with pytest.raises(ConfigError, match=r"^config error: invalid_predictions: 'drop' is not one of: refuse, clip$"):
+        score_settings(OmegaConf.create({"scale": 1000, "allow_missing": False, "invalid_predictions": "drop"}))
+
+
+def test_prediction_checks_count_refuse_and_name_exactly():
+    from depth_lightning.evaluation.saved import PredictionChecks
+
+    checks = PredictionChecks()
+    truth = np.full((100, 200), 2.0, np.float32)
+    truth[0, :10] = 0  # no ground truth there: not in the units' ratio
+    pred = np.full((100, 200), 3.0, np.float32)
+    pred[0, :10] = 50.0
+    pred[1, :2] = 0.0  # zero depth: invalid
+    pred[1, 2] = np.inf
+    checks.check(pred, truth, "a.npy")
+    assert checks.invalid == {"a.npy": 3} and checks.resized == {} and checks.ratios == [1.5]
+    checks.check(np.full((50, 100), 1.0, np.float32), truth, "b.npy")  # half size: resized, no unit ratio
+    assert checks.resized == {"b.npy": "50x100 -> 100x200"} and checks.ratios == [1.5]
+    checks.check(np.full((100, 201), 1.0, np.float32), truth, "c.npy")  # aspect 0.5 % off: resized, not refused
+    with pytest.raises(DataError) as err:
+        checks.check(np.full((100, 203), 1.0, np.float32), truth, "d.npy")
+    assert str(err.value) == (
+        "d.npy: a 100x203 prediction for a 100x200 frame (aspect 2.030, the frame's 2.000); stretching it would "
+        "misplace every pixel: save it at the frame's size (or its aspect)"
+    )
+    with pytest.raises(DataError) as err:
+        checks.refuse_invalid("refuse", 4)
+    assert str(err.value) == (
+        "1 of 4 predictions hold NaN, inf, zero or negative depth: a.npy (3 px); fix them, or score them clipped to "
+        "the depth range with invalid_predictions=clip"
+    )
+    checks.refuse_invalid("clip", 4)  # clipped: scored, counted on the card
+    assert checks.describe("clip") == {
+        "invalid_predictions": "clip", "files_with_invalid_pixels": 1, "invalid_pixels": 3, "files_resized": 2
+    }  # fmt: skip
+    affine = PredictionChecks(positive=False)  # under an affine alignment a negative value is a value
+    affine.check(np.where(pred > 0, -pred, np.nan), truth, "e.npy")
+    assert affine.invalid == {"e.npy": 3} and affine.ratios == []  # two NaN and -inf; negatives are values here
+    with pytest.raises(DataError, match="hold NaN or inf: e.npy"):
+        affine.refuse_invalid("refuse", 1)
+    for ratio, refused in ((10.0, False), (0.1, False), (10.5, True), (0.095, True)):
+        units = PredictionChecks(ratios=[ratio])
+        if refused:
+            with pytest.raises(DataError, match=f"median depth is {ratio:.3g} times the ground truth's"):
+                units.refuse_units(Path("p"), 1000.0)
+        else:
+            units.refuse_units(Path("p"), 1000.0)
+    PredictionChecks().refuse_units(Path("p"), 1000.0)  # no ratio (every prediction resized): nothing to refuse
+
+
+def test_missing_predictions_are_named_and_left_out_on_the_card(nyu, tmp_path):
+    root, pairs = nyu
+    names = [rgb.rsplit(".", 1)[0] for rgb, _ in pairs]
+    with pytest.raises(DataError) as err:
+        (tmp_path / "empty").mkdir()
+        _score(root, tmp_path / "empty", tmp_path / "p.json")
+    assert str(err.value) == (
+        f"predictions={tmp_path / 'empty'}: holds no prediction of any of the 2 test frames of nyu_sync (each is "
+        f"<predictions>/<frame name>.npy|.png, e.g. {tmp_path / 'empty' / names[0]}.png); is it the right folder?"
+    )
+    partial = tmp_path / "partial"
+    (partial / names[1]).parent.mkdir(parents=True)
+    shutil.copy(root / pairs[1][1], partial / f"{names[1]}.png")
+    with pytest.raises(DataError) as err:
+        _score(root, partial, tmp_path / "p.json")
+    assert str(err.value) == (
+        f"predictions={partial}: no prediction for 1 of 2 test frames, e.g. {partial / names[0]}.png|.npy; "
+        "allow_missing=true scores the others"
+    )
+    scored = _score(root, partial, tmp_path / "p.json", "allow_missing=true", "invalid_predictions=clip")
+    card = scored["protocol"]
+    assert (card["split"], card["frames_evaluated"], card["frames_left_out"]) == ("test", 1, 1)
+    assert "bilinearly in log depth" in card["prediction"]["to_ground_truth"] and card["alignment"]["mode"] == "none"
+    aligned = _score(root, partial, tmp_path / "q.json", "allow_missing=true", "invalid_predictions=clip",
+                     "alignment=scale_shift")["protocol"]  # fmt: skip
+    assert "linearly (a relative map)" in aligned["prediction"]["to_ground_truth"]
+    assert aligned["alignment"]["mode"] == "scale_shift" and aligned["region"] == card["region"]
+
+
+def test_a_saved_prediction_is_read_in_metres_or_refused_by_name(tmp_path):
+    from depth_lightning.evaluation.saved import prediction_file, read_prediction
+
+    np.save(tmp_path / "a.npy", np.full((1, 3, 4), 2.5, np.float64))  # (1, H, W): squeezed, float32
+    write_depth_png(tmp_path / "b.png", np.full((3, 4), 2.5, np.float32), 256.0)
+    (tmp_path / "c.npy").write_bytes(b"\x93NUMPY garbage")
+    np.save(tmp_path / "d.npy", np.zeros((2, 3, 4)))
+    got = read_prediction(tmp_path / "a.npy", 1000.0)
+    assert got.dtype == np.float32 and got.shape == (3, 4) and (got == 2.5).all()
+    assert (read_prediction(tmp_path / "b.png", 256.0) == 2.5).all()
+    with pytest.raises(DataError, match=r"c.npy: unreadable \("):
+        read_prediction(tmp_path / "c.npy", 1000.0)
+    with pytest.raises(DataError, match=r"d.npy: expected an \(H, W\) depth map in metres, got shape \(2, 3, 4\)"):
+        read_prediction(tmp_path / "d.npy", 1000.0)
+    np.save(tmp_path / "b.npy", np.ones((3, 4)))
+    assert prediction_file(tmp_path, "b") == tmp_path / "b.npy"  # .npy before .png
+    assert prediction_file(tmp_path, "x") is None

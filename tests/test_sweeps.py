@@ -133,8 +133,6 @@ def _png_size(path):
 def _paper_table(number):
     """The rows of the paper's Table ``number`` in ../shared/paper/tables.md: method -> cells."""
     text = SHARED / "paper" / "tables.md"
-    if not text.is_file():
-        return {}  # a user's clone: the report's own copy of the numbers is checked by the rows above
     block = text.read_text().split(f"## Table {number}\n", 1)[1].split("## ", 1)[0]
     rows = [ln.strip("|").split("|") for ln in block.splitlines() if ln.startswith("| ") and "---" not in ln]
     return {cells[0].strip().replace("Ours", "Li et al. (ours)"): [c.strip() for c in cells[1:]] for cells in rows[1:]}
@@ -163,12 +161,6 @@ def test_report_builds_tables_and_figures(sweep, tmp_path, capsys):
         assert [ln.split(" | ")[0].lstrip("| ") for ln in body] == [r[next(iter(r))] for r in rows]
         assert tex.count(r" \\") == len(rows) + 1 and r"\begin{tabular}" in tex and r"\end{table}" in tex
     assert _png_size(tmp_path / "report" / "fig6.png")[0] > 200 and _png_size(tmp_path / "report" / "fig7.png")[0] > 200
-    table2 = list(csv.DictReader(open(tmp_path / "report" / "table2.csv")))
-    kitti = {r[next(iter(r))]: r for r in table2 if r["source"] == "paper"}  # first column: the method
-    for method, values in _paper_table(2).items():  # the paper's numbers, read here from its own text
-        row = kitti[method]
-        assert float(row["d1"]) == pytest.approx(float(values[1].rstrip("%")) / 100), method
-        assert float(row["abs_rel"]) == float(values[4]) and float(row["rmse"]) == float(values[6]), method
 
     def rows(table, source):
         return {r["row"]: r for r in result[table] if r["source"] == source}
@@ -190,6 +182,17 @@ def test_report_builds_tables_and_figures(sweep, tmp_path, capsys):
     assert not [r for r in result["table3"] if r["source"] == report.DIFF]
     assert rows("table1", "ours")["Li et al. (ours)"]["d1"] is None  # no NYU run in a synthetic sweep
     assert "full-K200" in result["missing"] and "no_dilation_no_concat-K50" in result["missing"]
+    # last, as it may skip: the paper's own numbers, read from its text in ../shared (a user's clone has none)
+    if not (SHARED / "paper" / "tables.md").is_file():
+        pytest.skip(f"the paper's tables are not at {SHARED / 'paper' / 'tables.md'}: the rows above are checked")
+    table2 = list(csv.DictReader(open(tmp_path / "report" / "table2.csv")))
+    kitti = {r[next(iter(r))]: r for r in table2 if r["source"] == "paper"}  # first column: the method
+    paper = _paper_table(2)
+    assert len(paper) >= 3
+    for method, values in paper.items():
+        row = kitti[method]
+        assert float(row["d1"]) == pytest.approx(float(values[1].rstrip("%")) / 100), method
+        assert float(row["abs_rel"]) == float(values[4]) and float(row["rmse"]) == float(values[6]), method
 
 
 @pytest.mark.slow

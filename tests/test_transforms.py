@@ -145,6 +145,7 @@ def test_same_seed_same_augmentation():
         np.testing.assert_array_equal(ra, rb)
 
 
+@pytest.mark.slow  # a training run or a second process: not for every mutant
 def test_a_run_with_device_augmentation_trains_on_the_hosts_samples(tmp_path, monkeypatch):
     """4 optimiser steps on the synthetic default with the paper's augmentation: the batches
     training_step receives with data.augment_on=device are those of data.augment_on=host, to float
@@ -224,6 +225,7 @@ def test_extras_apply_as_described_and_an_unsuitable_one_is_refused():
             PaperAugmentation(**PAPER, extra=[t])
 
 
+@pytest.mark.slow  # a training run or a second process: not for every mutant
 def test_extras_from_the_command_line_reach_the_training_samples_and_the_record(tmp_path):
     from depth_lightning.core.config import build, compose_config
     from tests.helpers import train_here
@@ -247,6 +249,7 @@ def test_extras_from_the_command_line_reach_the_training_samples_and_the_record(
     assert [t["__class_fullname__"] for t in results["augmentation"]["extra"]] == ["GaussNoise", "HorizontalFlip"]
 
 
+@pytest.mark.slow  # a training run or a second process: not for every mutant
 def test_the_augmentation_ablation_is_reported_as_paired_differences(tmp_path):
     from experiments.report.build import build_report
     from tests.helpers import train_here
@@ -263,3 +266,48 @@ def test_the_augmentation_ablation_is_reported_as_paired_differences(tmp_path):
     text = (tmp_path / "report" / "report.md").read_text()
     assert "## Extra augmentations against the paper's" in text and "paper + GaussNoise - paper" in text
     assert len([r for r in result["runs"] if r.augmentation == "paper"]) == 1  # the paper's tables: that one
+
+
+@pytest.mark.parametrize("as_float", [False, True])
+def test_flip_and_colour_alone_agree_on_host_and_device_and_stay_in_range(as_float):
+    # no scale and no rotation: the device path flips without resampling (its other branch)
+    aug = PaperAugmentation(color=[1.5, 1.6], flip=True)  # colour pushing bright pixels past 1: clipped
+    rgbs, depths, params = [], [], []
+    for i in range(8):
+        rgb, depth = sample(i, 24, 32)
+        rgb[:4] = 250  # bright rows
+        aug.set_seed(i)
+        rgbs.append(rgb), depths.append(depth), params.append(aug.draw())
+    assert {bool(p["flip"]) for p in params} == {True, False} and all(p["angle"] == 0 for p in params)
+    for i, (rgb, depth, p) in enumerate(zip(rgbs, depths, params, strict=True)):
+        host = aug.host(rgb, depth, p)
+        flipped = bool(p["flip"])
+        expected_depth = depth[:, ::-1] if flipped else depth
+        expected_image = np.clip((rgb[:, ::-1] if flipped else rgb) / np.float32(255) * p["colour"], 0, 1)
+        assert np.array_equal(host["depth"], expected_depth), i  # not divided: there is no scale
+        np.testing.assert_allclose(host["image"], expected_image, atol=1e-6)
+        assert host["image"].max() == 1.0 and host["image"].dtype == np.float32
+    given = [r.astype(np.float32) / 255 for r in rgbs] if as_float else rgbs
+    image, depth = on_device(aug, given, depths, params)
+    for i, (rgb, d, p) in enumerate(zip(rgbs, depths, params, strict=True)):
+        host = aug.host(rgb, d, p)
+        np.testing.assert_allclose(image[i], host["image"], atol=1e-6)
+        assert np.array_equal(depth[i], host["depth"]), i
+
+
+def test_the_augmentation_describes_its_settings_and_moves_a_mask_without_dividing_it():
+    aug = PaperAugmentation(**PAPER)
+    assert aug.describe() == {
+        "paper": {"color": (0.9, 1.1), "scale": (1.3, 1.5), "flip": True, "rotate": 5.0, "divide_depth_by_scale": True},
+        "extra": [],
+    }
+    rgb, depth = sample(2, 48, 64)
+    valid = (depth > 0).astype(np.uint8)
+    aug.set_seed(5)
+    p = aug.draw()
+    out = aug.host(rgb, depth, p, valid=valid)
+    assert set(np.unique(out["mask"])) <= {0, 1}  # a mask is moved, never divided by s
+    assert np.array_equal(out["mask"] > 0, out["depth"] > 0)
+    plain = PaperAugmentation(**{**PAPER, "divide_depth_by_scale": False})
+    kept = plain.host(rgb, depth, p)["depth"]
+    assert np.isin(kept, np.append(depth.ravel(), 0)).all() and np.allclose(out["depth"] * p["scale"], kept)

@@ -198,11 +198,16 @@ class _Sample:
 
 
 def pack_split(dataset: FrameDataset, output: str, workers: int = 1, compression: str | None = None) -> str:
-    """Write every frame of ``dataset`` as LitData chunks at ``output``; returns it."""
+    """Write every frame of ``dataset`` as LitData chunks at ``output``; returns it. One worker writing
+    to a folder writes in this process (LitData's ``BinaryWriter``: the chunks and ``index.json`` that
+    ``optimize`` writes, without its worker processes, seconds each to start); more workers, or a URL,
+    go through ``optimize``."""
     from litdata import optimize
 
     if len(dataset) == 0:
         raise DataError(f"{output}: the {dataset.split} split has no frame to pack")
+    if max(1, workers) == 1 and "://" not in str(output):
+        return _write_here(dataset, Path(str(output).removeprefix("local:")), compression)
     optimize(
         fn=_Sample(dataset),
         inputs=list(range(len(dataset))),
@@ -213,6 +218,22 @@ def pack_split(dataset: FrameDataset, output: str, workers: int = 1, compression
         mode="overwrite",
         verbose=False,
     )
+    return str(output)
+
+
+def _write_here(dataset: FrameDataset, output: Path, compression: str | None) -> str:
+    from litdata.streaming.writer import BinaryWriter
+
+    if output.exists():  # optimize's mode="overwrite"
+        for old in output.iterdir():
+            old.unlink()
+    output.mkdir(parents=True, exist_ok=True)
+    sample = _Sample(dataset)
+    writer = BinaryWriter(str(output), chunk_bytes="256MB", compression=compression)
+    for index in range(len(dataset)):
+        writer.add_item(index, sample(index))
+    writer.done()
+    writer.merge()
     return str(output)
 
 

@@ -107,7 +107,8 @@ def report(
     ]
     if on is not None:
         lines += [
-            f"Measured on commit `{on['commit']}`; the modules' SHA-256 below (tests/test_docs.py checks them).",
+            f"Measured on commit `{on['commit']}`; the modules' SHA-256 in the comment below (checked by "
+            "tests/test_mutation_report.py whenever the docs quote this file).",
             "",
         ]
         lines += [f"<!-- measured: {json.dumps(on, indent=1)} -->", ""]

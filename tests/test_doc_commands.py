@@ -16,6 +16,7 @@ from unittest import mock
 
 import pytest
 import tomllib
+import torch
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -222,6 +223,41 @@ def test_every_command_in_a_code_block_runs_here_or_says_why_not(
         cfg = composed_for("predict", tmp_path, f"ckpt_path={tiny_checkpoint}", f"input={tmp_path / 'in'}",
                            f"output={tmp_path / 'out'}")  # fmt: skip
         assert predict(cfg) == (1, []) and (tmp_path / "out" / "a.png_depth.png").is_file()
+    elif module == "depth_lightning.score":
+        from depth_lightning.score import score_and_record
+        from tests.datasets import write_nyu_sync
+
+        root = write_nyu_sync(tmp_path / "nyu", {"a": 2, "b": 1})
+        folder = tmp_path / "predictions"  # the ground truth itself, as 16-bit millimetre PNGs (predict's format)
+        for line in (root / "test.txt").read_text().split("\n")[:-1]:
+            rgb, depth = line.split()[:2]
+            (folder / rgb).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(root / depth, folder / f"{rgb.rsplit('.', 1)[0]}.png")
+        given = [a for a in rest if not a.startswith(("predictions=", "data.dataset.root="))]
+        found = score_and_record(composed_for(
+            "score", tmp_path / "run", *given, f"predictions={folder}", f"data.dataset.root={root}",
+            f"data.dataset.train_list={root / 'train.txt'}", f"data.dataset.test_list={root / 'test.txt'}",
+            f"output={tmp_path / 'score.json'}", "invalid_predictions=clip",
+        ))  # fmt: skip
+        assert found["test"]["images"] == 2 and found["test"]["abs_rel"] == 0 and found["test"]["d1"] == 1
+        assert json.loads((tmp_path / "score.json").read_text())["test"] == found["test"]
+    elif module == "depth_lightning.export":
+        from depth_lightning.export import export
+        from depth_lightning.inference.loading import load_model
+
+        given = [a for a in rest if not a.startswith(("ckpt_path=", "output="))]
+        out = tmp_path / "exported"
+        export(composed_for("export", tmp_path, f"ckpt_path={tiny_checkpoint}", *given, f"output={out}"))
+        folder = out / "model" if "format=space" in given else out
+        config = json.loads((folder / "config.json").read_text())
+        assert config["format"] == 2 and "_target_" not in json.dumps(config)
+        original, exported = load_model(tiny_checkpoint), load_model(folder)
+        for key, value in original.state_dict().items():  # the weights, tensor for tensor
+            assert torch.equal(exported.state_dict()[key], value), key
+        assert "model-index" in (folder / "README.md").read_text()
+        if "format=space" in given:
+            assert "sdk: gradio" in (out / "README.md").read_text() and (out / "app.py").is_file()
+            assert (out / "requirements.txt").read_text() == "depth_lightning[demo]\n"
     elif module == "experiments.report":
         from experiments.report.__main__ import main
 

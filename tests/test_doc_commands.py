@@ -310,3 +310,27 @@ def test_every_console_script_is_an_entry_points_main_and_is_installed():
         assert callable(getattr(importlib.import_module(module), function)), target
         installed = Path(sys.executable).with_name(name)  # written by `make install` (pip install -e .)
         assert installed.is_file() and f"from {module} import {function}" in installed.read_text(), name
+
+
+@pytest.mark.parametrize(
+    ("script", "key"),
+    [("depth-train", "optimized_metric"), ("depth-evaluate", "ckpt_path"), ("depth-predict", "input"),
+     ("depth-score", "predictions"), ("depth-check", "splits"), ("depth-export", "format"),
+     ("depth-benchmark", "datasets"), ("depth-demo", "port")],
+)  # fmt: skip
+def test_each_console_script_runs_and_composes_its_own_config(script, key, tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.helpers import user_env
+
+    installed = Path(sys.executable).with_name(script)
+    proc = subprocess.run(
+        [str(installed), "--cfg", "job"], cwd=tmp_path, env={**user_env(), "DEPTH_LIGHTNING_LOGS": str(tmp_path)},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    composed = yaml.safe_load(proc.stdout)
+    assert key in composed, sorted(composed)  # its own config, through the entry point's wrapper

@@ -118,15 +118,19 @@ class FrameDataset(Dataset, ABC):
         """:meth:`crop_box` of sample ``index`` (a packed dataset stores each frame's)."""
         return self.crop_box(shape)
 
-    def cropped(self, index: int, original: tuple[int, int], *maps: np.ndarray) -> tuple[list[np.ndarray], Any]:
+    def cropped(
+        self, index: int, original: tuple[int, int], *maps: np.ndarray, masked: bool = True
+    ) -> tuple[list[np.ndarray], Any]:
         """``maps`` of sample ``index`` (frames of ``original`` size: RGB, depth, another method's
-        prediction) cut to the part of the frame the dataset keeps, and the protocol's region of that
-        part: the evaluation mask, a writable boolean tensor. The one place a frame is cropped and masked,
-        for the suite's own loader and for saved predictions (``score``)."""
+        prediction) cut to the part of the frame the dataset keeps, and (``masked``) the protocol's region
+        of that part: the evaluation mask, a writable boolean tensor; None unmasked (training samples).
+        The one place a frame is cropped and masked, for the suite's own loader and for saved predictions."""
         box = self.crop_box_of(index, original)
         if box is not None:
             t, b, left, r = box
             maps = tuple(m[t:b, left:r] for m in maps)
+        if not masked:
+            return list(maps), None
         kept = maps[0].shape[:2]
         region = np.ones(kept, dtype=bool) if self.protocol is None else np.array(self.protocol.mask(original, box))
         return list(maps), torch.from_numpy(region)
@@ -173,7 +177,7 @@ class FrameDataset(Dataset, ABC):
                 log.warning("skipping bad sample: %s", err)
                 return None
             raise
-        (rgb, depth), region = self.cropped(index, depth.shape[:2], rgb, depth)
+        (rgb, depth), region = self.cropped(index, depth.shape[:2], rgb, depth, masked=not self.train)
         h, w = self.input_size
         image = rgb if rgb.shape[:2] == (h, w) else cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
         item: dict[str, Any] = {"index": index}

@@ -4,6 +4,7 @@ composes them), and running an entry point as a user would where a command line 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,13 @@ def built(*overrides: str):
     datamodule, module = build(cfg.data, "data"), build_module(cfg)
     training_speed(cfg, module, None)  # trainer.precision=auto resolved (measured) as the main job does
     return cfg, datamodule, module, build_trainer(cfg)
+
+
+def copy_records(run: Path, to: Path) -> Path:
+    """A copy of a run or sweep folder without its checkpoints, for tests that read only its records:
+    each tiny checkpoint is about 140 MB, and a copied sweep would fill a small disk."""
+    shutil.copytree(run, to, ignore=shutil.ignore_patterns("*.ckpt"))
+    return to
 
 
 def job_folder(sweep: Path, run_name: str) -> Path:

@@ -22,7 +22,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from depth_lightning.core.config import compose_config
 from depth_lightning.run.command import command_line
-from tests.helpers import ROOT, SHARED, composed_for, train_here
+from tests.helpers import ROOT, SHARED, composed_for, copy_records, train_here
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TOOLS = r"(?:python -m [^\s`]+|make [^\s`]+|depth-\w+|papermill|wandb)"
@@ -261,7 +261,7 @@ def test_every_command_in_a_code_block_runs_here_or_says_why_not(
     elif module == "experiments.report":
         from experiments.report.__main__ import main
 
-        shutil.copytree(tiny_run, tmp_path / "runs" / "run")
+        copy_records(tiny_run, tmp_path / "runs" / "run")
         assert main([str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
         assert (tmp_path / "report" / "report.md").is_file()
     elif module == "depth_lightning.check":

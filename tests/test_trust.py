@@ -15,7 +15,7 @@ from depth_lightning.evaluation.per_image import read_per_image_csv
 from depth_lightning.evaluation.sparsification import FRACTIONS, Sparsification, ause, curves, summarise
 from experiments import report
 from experiments.report.__main__ import main as report_main
-from tests.helpers import SHARED, TINY_SWEEP_JOB, built, composed_for, run_module, train_here
+from tests.helpers import SHARED, TINY_SWEEP_JOB, built, composed_for, copy_records, run_module, train_here
 
 REAL = SHARED / "realdata"
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real NYU/KITTI samples not present at {REAL}")
@@ -199,10 +199,10 @@ def test_the_report_flags_stale_runs_and_lists_the_gaps_reproduced_beyond_noise(
     import time
 
     sweep = tmp_path / "sweep"
-    shutil.copytree(seeds_sweep, sweep)
+    copy_records(seeds_sweep, sweep)
     first = sorted(p.parent for p in sweep.glob("*/metrics.json"))[0]
     again = sweep / f"{first.name}-again"  # the same job finished twice (a sweep resumed under another scheme)
-    shutil.copytree(first, again)
+    copy_records(first, again)
     for record in sweep.glob("*/metrics.json"):  # recorded as NYU runs: the report then judges the paper's gaps
         data = json.loads(record.read_text())
         data["config"]["data"]["name"] = "nyu_sync"
@@ -268,7 +268,7 @@ def test_the_report_refuses_to_mix_protocols_unless_told(seeds_sweep, tmp_path, 
 @pytest.mark.parametrize("record", ['{"status": "completed", "config": "a string", "test": {}}', "[1, 2]", "{half"])
 def test_the_report_skips_a_run_whose_record_it_cannot_read_naming_the_file(seeds_sweep, tmp_path, record):
     sweep = tmp_path / "sweep"
-    shutil.copytree(seeds_sweep, sweep)
+    copy_records(seeds_sweep, sweep)
     broken = sorted(sweep.glob("*/metrics.json"))[0]
     broken.write_text(record)
     result = report.build_report([sweep], tmp_path / "r")

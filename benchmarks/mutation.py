@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -130,8 +131,15 @@ def report(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.mutation", description=__doc__.split("\n")[0])
     parser.add_argument("--skip-run", action="store_true", help="report the last run's results without running")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep mutants/ (an interrupted run's verdicts); default: start afresh"
+    )
     args = parser.parse_args(argv)
     if not args.skip_run:
+        if not args.resume:
+            # mutmut keeps a mutant's verdict while its function is unchanged, even when the tests changed:
+            # a score quoted for today's tests is measured from scratch
+            shutil.rmtree(ROOT / "mutants", ignore_errors=True)
         # mutmut forks a worker per mutant: one thread each, as forking after OpenMP has started its
         # threads can hang the child (it would be counted as a timeout, not a kill)
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

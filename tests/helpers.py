@@ -68,6 +68,13 @@ def built(*overrides: str):
     return cfg, datamodule, module, build_trainer(cfg)
 
 
+def per_test_under_mutation(fixture_name: str, config) -> str:
+    """A fixture's scope: ``module``, but ``function`` under mutmut (``make mutation``). mutmut credits the
+    calls a module fixture makes to the first test that asks for it, so the module's later tests, those
+    that read what it made, would never run against its mutants."""
+    return "function" if "MUTANT_UNDER_TEST" in os.environ else "module"
+
+
 def copy_records(run: Path, to: Path) -> Path:
     """A copy of a run or sweep folder without its checkpoints, for tests that read only its records:
     each tiny checkpoint is about 140 MB, and a copied sweep would fill a small disk."""

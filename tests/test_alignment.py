@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from depth_lightning.core.errors import ConfigError, DataError, NonFiniteError
 from depth_lightning.evaluation.alignment import (
@@ -356,4 +357,78 @@ def test_the_weighted_l1_fits_on_ties_constant_predictions_and_two_pixels():
     # two pixels: the line through both
     two = weighted_l1_affine(*(torch.tensor(v, dtype=torch.float64) for v in ([1.0, 3.0], [2.0, 8.0], [1.0, 1.0])))
     np.testing.assert_allclose(two.numpy(), [3.0, -1.0])
+    one = weighted_l1_affine(*(torch.tensor(v, dtype=torch.float64) for v in ([2.0], [5.0], [0.2])))
+    assert one.tolist() == [0.0, 5.0]  # one pixel: no slope, its value
     assert float(weighted_l1_scale(*(torch.zeros(3, dtype=torch.float64),) * 3)) == 0.0  # nothing to scale
+
+
+def test_each_modes_card_in_full():
+    scored = "of the scored pixels (valid ground truth in the region and range)"
+    clip = "the aligned depth clipped to [min_depth, cap]"
+    assert Alignment().card() == {"mode": "none", "what": "metric predictions, scored as they are"}
+    assert Alignment("scale_shift").card() == {
+        "mode": "scale_shift", "prediction": "depth", "fitted_on": f"per image, every scored pixel {scored}",
+        "fit": "least squares, float64", "min_pixels": 100, "too_few": "leave_out", "after": clip,
+    }  # fmt: skip
+    protocol_limit = Alignment("median", min_pixels=7, too_few="refuse").card(fit_max_resolution=32)
+    assert protocol_limit["fitted_on"] == f"per image, a nearest subsample of longer side <= 32 {scored}"
+    assert (protocol_limit["min_pixels"], protocol_limit["too_few"]) == (7, "refuse")
+    disparity = Alignment("scale_shift_disparity", prediction="disparity", max_resolution=16).card(32)
+    assert disparity["prediction"] == "disparity"  # its own limit wins over the protocol's
+    assert disparity["fitted_on"] == f"per image, a nearest subsample of longer side <= 16 {scored}"
+    assert disparity["after"] == "the fitted disparity clipped at 1 / cap, then inverted; " + clip
+    robust = Alignment("scale_robust").card(fit_max_resolution=32)  # MoGe's grid, not the protocol's limit
+    assert robust["fitted_on"] == f"per image, the scored pixels of a nearest 64 x 64 grid {scored}"
+    assert (robust["fit"], robust["after"]) == ("weighted L1, weights 1 / g (MoGe)", clip)
+    robust_limited = Alignment("scale_shift_robust", max_resolution=20).card()
+    assert robust_limited["fitted_on"] == f"per image, a nearest subsample of longer side <= 20 {scored}"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"prediction": "inverse"}, "alignment.prediction='inverse'; allowed: depth, disparity"),
+        ({"max_resolution": 1}, "alignment.max_resolution=1 must be an integer >= 2"),
+        ({"max_resolution": "64"}, "alignment.max_resolution='64' must be an integer >= 2"),
+        ({"min_pixels": True}, "alignment.min_pixels=True must be an integer >= 1"),
+        ({"min_pixels": 0}, "alignment.min_pixels=0 must be an integer >= 1"),
+        ({"min_pixels": 2.5}, "alignment.min_pixels=2.5 must be an integer >= 1"),
+        ({"too_few": "skip"}, "alignment.too_few='skip'; allowed: leave_out, refuse"),
+        ({"mode": "scale_robust", "max_resolution": 129}, "alignment.max_resolution=129 with scale_robust"),
+    ],
+)
+def test_each_alignment_setting_is_refused_by_name(settings, message):
+    with pytest.raises(ConfigError) as refused:
+        Alignment(**{"mode": "scale", **settings})
+    assert str(refused.value).startswith("config error: " + message)
+
+
+def test_the_limits_of_the_settings_are_allowed():
+    Alignment("scale", max_resolution=2, min_pixels=1)
+    Alignment("scale_robust", max_resolution=128)
+
+
+def test_the_median_of_an_even_count_is_numpys_the_mean_of_the_middle_two():
+    from depth_lightning.evaluation.alignment import _median
+
+    for values in ([3.0, 1.0, 2.0], [4.0, 1.0, 3.0, 2.0], [5.0]):
+        assert _median(torch.tensor(values, dtype=torch.float64)).item() == np.median(values)
+
+
+def test_a_subsample_follows_marigolds_nearest_resize_on_a_tall_frame_and_a_robust_fit_its_grid():
+    from depth_lightning.evaluation.alignment import _subsample
+
+    for size, limit, mode, shape in [
+        ((90, 30), 45, "scale", {"scale_factor": 0.5}),  # the longer side is the height
+        ((70, 90), None, "scale_robust", {"size": (64, 64)}),
+        ((40, 90), None, "scale_shift_robust", {"size": (40, 64)}),
+    ]:
+        h, w = size
+        index = torch.arange(h * w, dtype=torch.float64).reshape(1, 1, h, w)
+        picked = F.interpolate(index, mode="nearest", **shape).long().flatten()
+        expected = torch.zeros(h * w, dtype=torch.bool)
+        expected[picked] = True
+        mask = _subsample(size, limit, mode, torch.device("cpu"))
+        assert mask.shape == (1, h * w) and torch.equal(mask[0], expected), (size, mode)
+        assert 0 < int(mask.sum()) < h * w
+    assert bool(_subsample((30, 40), 40, "scale", torch.device("cpu")).all())  # at the limit: every pixel

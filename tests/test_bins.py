@@ -132,3 +132,24 @@ def test_the_centres_travel_with_the_weights_and_edge_settings_are_allowed():
     for kwargs in ({"num_bins": 2.0}, {"num_bins": True}, {"d_min": 3.0, "d_max": 3.0}, {"d_min": float("nan")}):
         with pytest.raises(ValueError, match="num_bins must be an integer|bins need 0 < d_min < d_max"):
             LogDepthBins(**({"d_min": 1.0, "d_max": 8.0, "num_bins": 4} | kwargs))
+
+
+def test_several_views_are_decoded_as_their_mean_distribution_and_one_view_as_itself(bins):
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(2, bins.num_bins, 4, 5, generator=g), torch.randn(2, bins.num_bins, 4, 5, generator=g)
+    probs = (torch.softmax(a, 1) + torch.softmax(b, 1)) / 2  # Eq. 5 is linear in p: the views' mean
+    both = bins.decode([a, b], distribution=True)
+    assert set(both) == {"soft", "hard", "uncertainty", "bin", "probabilities"}
+    torch.testing.assert_close(both["probabilities"], probs)
+    torch.testing.assert_close(both["soft"], torch.exp((probs * bins.log_centres[:, None, None]).sum(1)))
+    hard = (bins.log_centres[a.argmax(1)] + bins.log_centres[b.argmax(1)]) / 2  # the argmax centres' mean
+    torch.testing.assert_close(both["hard"], torch.exp(hard))
+    assert torch.equal(both["bin"], probs.argmax(1))  # the most likely bin of the mean distribution
+    assert not torch.equal(both["bin"], a.argmax(1))
+    for one in (bins.decode(a, distribution=True), bins.decode([a], distribution=True)):
+        torch.testing.assert_close(one["probabilities"], torch.softmax(a, 1))
+        assert torch.equal(one["bin"], a.argmax(1))
+    in_log = bins.decode((a, b), log=True)
+    torch.testing.assert_close(in_log["soft"], both["soft"].log())
+    torch.testing.assert_close(in_log["hard"], hard)
+    assert "probabilities" not in in_log

@@ -184,3 +184,84 @@ def test_a_split_with_nothing_to_score_says_which_and_why():
     ev.process({"depth": torch.zeros(1, 2, 2)}, {"soft": torch.ones(1, 2, 2)})
     with pytest.raises(DataError, match=r"^other split of x: no image .*\(1 image\(s\) empty under .* region\)"):
         ev.evaluate()
+
+
+def test_an_evaluation_of_named_frames_names_what_it_left_out_and_cards_it(tmp_path, caplog):
+    """Frames without a valid pixel (more than ten: the list is cut) and below ``min_pixels`` named by
+    the dataset, each scored image named with its list line, the card's counts, precision and alignment,
+    the AUSE of each decoder, and the interval settings passed through."""
+    import logging
+
+    from depth_lightning.core.config import compose_config
+    from depth_lightning.evaluation.alignment import Alignment
+    from tests.datasets import write_nyu_sync
+
+    root = write_nyu_sync(tmp_path / "nyu", {"a": 14}, size=(24, 32))
+    lines = (root / "train.txt").read_text()
+    (root / "all.txt").write_text(lines)
+    data = compose_config("data=nyu_sync", f"data.dataset.root={root}", f"data.dataset.train_list={root / 'all.txt'}",
+                          f"data.dataset.test_list={root / 'all.txt'}", "data.dataset.fill=none").data  # fmt: skip
+    frames = build(data, "data").build("test")
+    protocol = EvalProtocol("full", caps=(10.0,), min_pixels=3)
+    depth = torch.zeros(14, 6, 8)
+    depth[11, 0, :2] = 2.0  # two valid pixels: fewer than 3
+    depth[12:] = torch.linspace(1.0, 9.0, 48).reshape(6, 8)
+    pred = depth.clamp_min(1.0) * 1.1
+    uncertainty = torch.rand(14, 6, 8, generator=torch.Generator().manual_seed(0))
+    evaluator = Evaluator(protocol, predictions=["soft", "hard"], precision="bf16-mixed")
+    evaluator.process(
+        {"depth": depth, "index": torch.arange(14)}, {"soft": pred, "hard": pred, "uncertainty": uncertainty}
+    )
+    with caplog.at_level(logging.WARNING):
+        result = evaluator.evaluate(frames, unscored=("x", "y"))
+    empty = [frames.describe(i) for i in range(11)]
+    assert (result.split, result.dataset, result.images) == ("test", "the data", 2)
+    assert result.empty_frames == empty and result.sparse_frames == [frames.describe(11)]
+    cut = f"test: 11 frame(s) without a valid ground-truth pixel, left out of the metrics: {'; '.join(empty[:10])} ..."
+    assert cut in caplog.messages
+    sparse = (
+        f"test: 1 frame(s) with fewer than 3 valid ground-truth pixels, left out of the metrics: {frames.describe(11)}"
+    )
+    assert sparse in caplog.messages
+    assert result.record.frames[12] == frames.frame_name(12) and result.record.lines[13] == frames.list_line(13) == 14
+    card = result.card
+    assert (card["frames_evaluated"], card["frames_left_out"], card["frames_below_min_pixels"]) == (2, 14, 1)
+    assert (card["min_pixels"], card["precision"]) == (3, "bf16-mixed")
+    assert card["alignment"] == Alignment().card()
+    evaluator.reset()
+    evaluator.process({"depth": depth, "index": torch.arange(14)}, {"soft": pred, "hard": pred})
+    told = evaluator.evaluate(frames, prediction={"how": "given"}).card
+    assert told["prediction"] == {"how": "given"} and told["frames_left_out"] == 12
+    for decoder in ("soft", "hard"):
+        ause = result.record.ause(decoder)
+        assert set(ause) == {"ause_abs_rel", "ause_rmse"}
+        assert {k: result.values[f"{decoder}/{k}"] for k in ause} == ause
+    method = {"resamples": 50, "seed": 7, "level": 0.8}
+    assert result.intervals(method) == result.record.intervals(50, 7, 0.8) != result.record.intervals(50, 8, 0.8)
+    assert result.intervals(method) != result.record.intervals(50, 7, 0.95)
+
+    bare = Evaluator(protocol, predictions=["soft"], per_image=False)  # validation: no card, no curves, no bins
+    bare.process({"depth": depth, "index": torch.arange(14)}, {"soft": pred, "uncertainty": uncertainty})
+    plain = bare.evaluate(frames)
+    assert plain.card is None and not any("ause" in k for k in plain.values) and "pixel_acc" not in plain.values
+    assert plain.record.bin_hits is None and result.record.bin_hits is None  # no bins: nothing to count
+
+
+def test_a_zero_prediction_is_refused_as_non_positive_and_a_baseline_map_is_area_averaged():
+    evaluator = Evaluator(EvalProtocol("full", caps=(10.0,)), split="val", dataset="nyu_sync", predictions=["soft"])
+    pred = torch.full((2, 4, 4), 2.0)
+    pred[1, 0, 0] = 0.0
+    with pytest.raises(NonFiniteError) as refused:
+        evaluator.process({"depth": torch.ones(2, 4, 4)}, {"soft": pred})
+    assert str(refused.value) == (
+        "nyu_sync val: the 'soft' predictions hold NaN, inf or non-positive depth in image(s) 1 (1 px) "
+        "(index in the split's list); nothing of this split is reported"
+    )
+    fine = torch.arange(1.0, 17.0).reshape(4, 4)  # predicted at half its resolution: each 2x2 block's mean
+    evaluator = Evaluator(EvalProtocol("full", caps=(100.0,)), predictions=["soft"], baselines={"b": fine.numpy()})
+    truth = torch.full((1, 4, 4), 5.0)
+    evaluator.process({"depth": truth}, {"soft": torch.full((1, 2, 2), 5.0)})
+    means = F.avg_pool2d(fine[None, None], 2)[0, 0]
+    expected = DepthMetrics(1e-3, 100.0)
+    expected.update(F.interpolate(means[None, None], size=(4, 4), mode="bilinear", align_corners=False)[0], truth)
+    assert evaluator.evaluate().values["b/abs_rel"] == pytest.approx(float(expected.compute()["abs_rel"]), rel=1e-6)

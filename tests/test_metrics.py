@@ -219,3 +219,60 @@ def test_no_valid_pixel_names_how_many_images_were_scored():
     metric.update(torch.ones(2, 2, 2), torch.zeros(2, 2, 2))
     with pytest.raises(NoValidPixels, match=r"^no image holds a valid ground-truth pixel \(2 image\(s\) scored"):
         metric.compute()
+
+
+def test_non_finite_pixels_are_replaced_before_upsampling_so_only_their_neighbourhood_moves():
+    """NaN -> min, inf -> max, -inf -> min *before* the bilinear upsampling: replaced after, an inf would
+    spread to every pixel it touches and a NaN would poison its neighbours."""
+    from depth_lightning.evaluation.metrics import scored_prediction
+    from tests.helpers import bilinear_by_hand
+
+    low, high = 0.5, 10.0
+    metric = DepthMetrics(low, high)
+    small = np.full((3, 4), 4.0, np.float32)
+    small[0, 0], small[1, 2], small[2, 3] = np.nan, np.inf, -np.inf
+    target = metric.prepare(torch.full((1, 6, 8), 3.0))
+    scored = scored_prediction(torch.from_numpy(small)[None], target).reshape(6, 8).numpy()
+    replaced = np.nan_to_num(small.astype(np.float64), nan=low, posinf=high, neginf=low)
+    np.testing.assert_allclose(scored, bilinear_by_hand(replaced, (6, 8)).clip(low, high), rtol=1e-6)
+    assert 4.0 < scored[2, 4] < high and low < scored[4, 6] < 4.0  # interpolated towards the bounds, not clipped
+
+
+def test_the_default_range_is_nyus_and_a_perfect_image_is_scored_not_left_out():
+    metric = DepthMetrics()  # 1e-3 < depth < 10 m: the NYU protocol's cap
+    assert (metric.min_depth, metric.max_depth) == (1e-3, 10.0)
+    assert metric.sparse_images() == [] and metric.empty_images() == []
+    truth = torch.tensor([[[5.0, 9.9, 10.5, 0.0005]], [[2.0, 2.0, 2.0, 2.0]], [[0.0, 0.0, 0.0, 0.0]]])
+    metric.update(truth.clamp_min(1e-3), truth, ids=torch.tensor([4, 7, 9]))  # image 7: a perfect prediction
+    ids, sums = metric.images()
+    assert ids.tolist() == [4, 7] and metric.empty_images() == [9] and metric.sparse_images() == []
+    assert sums[0, 0] == 2  # 10.5 m and 0.5 mm are outside the range: two pixels scored
+
+
+def test_the_states_gather_through_torch_distributed(monkeypatch):
+    """Every state concatenates across processes (``dist_reduce_fx="cat"``): through a real gloo group of
+    one process the gathered rows, ids, empty and sparse images are those of the process itself."""
+    import torch.distributed as dist
+
+    from depth_lightning.evaluation.metrics import ImageRows
+
+    truth = torch.tensor([[[5.0, 6.0, 7.0]], [[0.0, 0.0, 0.0]], [[0.0, 0.0, 3.0]], [[1.0, 2.0, 3.0]]])
+    pred = torch.tensor([[[5.5, 6.0, 6.0]], [[1.0, 1.0, 1.0]], [[3.0, 3.0, 3.0]], [[1.0, 1.0, 1.0]]])
+
+    def measured():
+        metric, rows = DepthMetrics(min_pixels=2), ImageRows()
+        for half in (slice(0, 2), slice(2, 4)):  # two batches: two list entries to gather
+            metric.update(pred[half], truth[half], ids=torch.tensor([8, 2, 6, 1])[half])
+            rows.update(truth[half].flatten(1), torch.tensor([8, 2, 6, 1])[half])
+        return metric.images(), metric.empty_images(), metric.sparse_images(), rows.compute()
+
+    alone = measured()
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        gathered = measured()
+    finally:
+        dist.destroy_process_group()
+    assert alone[1:3] == gathered[1:3] == ([2], [6])
+    for a, b in ((alone[0], gathered[0]), (alone[3], gathered[3])):
+        assert a[0].tolist() == b[0].tolist() and a[1].shape == b[1].shape and np.array_equal(a[1], b[1])
+    assert alone[0][0].tolist() == [1, 8] and alone[3][0].tolist() == [1, 2, 6, 8]

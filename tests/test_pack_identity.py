@@ -10,13 +10,13 @@ import pytest
 from depth_lightning.core.config import build, compose_config
 from depth_lightning.core.errors import DataError
 from depth_lightning.prepare import main as prepare
-from tests.helpers import train_here
+from tests.helpers import per_test_under_mutation, train_here
 
 SMALL = ["data.dataset.train_length=8", "data.dataset.val_length=4", "data.dataset.test_length=4"]
 TINY = ["debug=tiny", "logger=csv", "trainer.max_steps=2", "budget.mode=steps", "trainer.limit_val_batches=1"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=per_test_under_mutation)
 def pack(tmp_path_factory):
     out = tmp_path_factory.mktemp("pack") / "synthetic"
     assert prepare(["pack", "data=synthetic", *SMALL, f"output={out}"]) == 0
@@ -27,7 +27,8 @@ def packed(pack, *data):
     return build(compose_config(*data, "data.format=packed", f"data.packed={pack}").data, "data")
 
 
-def test_the_card_says_what_the_pack_holds_and_a_run_records_it(pack, tmp_path):
+@pytest.mark.slow  # a training run: not for every mutant (the card itself is checked in full below)
+def test_a_run_on_a_pack_records_its_card(pack, tmp_path):
     card = json.loads((pack / "pack.json").read_text())
     assert (card["dataset"], card["reader"]) == ("synthetic", "depth_lightning.data.synthetic.SyntheticScenes")
     assert card["settings"]["train_length"] == 8 and card["splits"]["test"]["frames"] == 4
@@ -170,3 +171,49 @@ def test_an_empty_split_is_not_packed(tmp_path):
 
     with pytest.raises(DataError, match=r"^.*out: the val split has no frame to pack$"):
         pack_split(Empty(), str(tmp_path / "out"))
+
+
+def test_a_packed_splits_source_says_where_its_chunks_are_and_hashes_their_index(pack):
+    import hashlib
+
+    frames = build(compose_config("data=synthetic", *SMALL, "data.format=packed", f"data.packed={pack}/").data,
+                   "data").build("test")  # fmt: skip
+    loose = build(compose_config("data=synthetic", *SMALL).data, "data").build("test")
+    card = json.loads((pack / "pack.json").read_text())
+    index = (pack / "test" / "index.json").read_bytes()
+    assert frames.url == f"{pack}/test"  # a trailing / of data.packed does not double
+    assert frames.source() == {
+        **json.loads(json.dumps(loose.source())),
+        "packed": {"url": f"{pack}/test", "samples": 4, "index_sha256": hashlib.sha256(index).hexdigest()[:16],
+                   "card": {k: v for k, v in card.items() if k != "splits"}},
+    }  # fmt: skip
+
+
+def test_a_split_packed_to_a_url_is_the_split_packed_to_a_folder(pack, tmp_path):
+    import fsspec
+
+    from depth_lightning.data.packed import pack_split
+
+    frames = build(compose_config("data=synthetic", *SMALL).data, "data").build("test")
+    assert pack_split(frames, "memory://packs/synthetic/test") == "memory://packs/synthetic/test"
+    assert pack_split(frames, f"local:{tmp_path / 'here'}") == str(tmp_path / "here")  # LitData's local: prefix
+    fs = fsspec.filesystem("memory")
+    written = {p.rsplit("/", 1)[1]: fs.cat_file(p) for p in fs.ls("/packs/synthetic/test", detail=False)}
+    assert _split_files(written) == _split_files({p.name: p.read_bytes() for p in (pack / "test").iterdir()})
+    assert _split_files(written) == _split_files({p.name: p.read_bytes() for p in (tmp_path / "here").iterdir()})
+    assert set(written) == {"index.json", "chunk-0-0.bin"}
+
+
+def _split_files(files: dict[str, bytes]) -> dict[str, object]:
+    """A packed split's files, its index without the time it was written."""
+    index = json.loads(files["index.json"])
+    index.pop("updated_at")
+    return {**files, "index.json": index}
+
+
+@pytest.mark.slow  # worker processes start in seconds each
+def test_packing_on_several_workers_writes_the_samples_one_worker_writes_in_order(pack, tmp_path):
+    out = tmp_path / "two"
+    assert prepare(["pack", "data=synthetic", *SMALL, "splits=test", f"output={out}", "workers=2"]) == 0
+    files = [{p.name: p.read_bytes() for p in (folder / "test").iterdir()} for folder in (out, pack)]
+    assert _split_files(files[0]) == _split_files(files[1])  # the same samples, in the same order

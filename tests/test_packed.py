@@ -11,7 +11,7 @@ import torch
 from depth_lightning.core.config import build, compose_config
 from depth_lightning.core.errors import DataError
 from depth_lightning.prepare import main as prepare
-from tests.helpers import SHARED, train_here
+from tests.helpers import SHARED, per_test_under_mutation, train_here
 
 REAL = SHARED / "realdata"
 NYU = REAL / "nyu" / "sync" / "metric3d_nyu_demo"
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not NYU.is_dir(), reason=f"real NYU samples not 
 TINY = ["debug=tiny", "logger=csv", "trainer.max_steps=2", "budget.mode=steps", "data.val_fraction=0.5"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=per_test_under_mutation)
 def nyu(tmp_path_factory):
     """The real NYU frames in two scenes (validation holds one out), and their packed copy."""
     root = tmp_path_factory.mktemp("packed") / "nyu"

@@ -91,6 +91,7 @@ def test_kitti_evaluation_counts_each_valid_pixel_of_the_region_once(kitti, regi
     assert int(metric.images()[1][:, 0].sum()) == expected and expected > 1000
 
 
+@pytest.mark.slow  # a model over KITTI frames: not for every mutant (the regions are pinned by the tests above)
 def test_model_both_decoders_and_baselines_are_scored_on_the_same_pixels(kitti):
     from depth_lightning.evaluation.baselines import evaluate_with_baselines, fit_baselines
 

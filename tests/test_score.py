@@ -372,3 +372,45 @@ def test_a_saved_prediction_is_read_in_metres_or_refused_by_name(tmp_path):
     np.save(tmp_path / "b.npy", np.ones((3, 4)))
     assert prediction_file(tmp_path, "b") == tmp_path / "b.npy"  # .npy before .png
     assert prediction_file(tmp_path, "x") is None
+
+
+def test_score_keeps_the_frames_index_the_region_and_names_only_the_first_of_many(tmp_path, caplog):
+    """Five frames uncropped (``border=null``): the region (the Eigen crop) is where a prediction is scored,
+    a frame scored alone keeps its own index and name, and long lists of files are cut to their first three."""
+    import logging
+
+    root = write_nyu_sync(tmp_path / "nyu", {"a": 5})
+    (root / "test.txt").write_text((root / "train.txt").read_text())
+    names = [f"a/rgb_{k:05d}" for k in range(5)]
+    region = np.zeros((480, 640), bool)
+    region[45:471, 41:601] = True  # data.protocol.region=eigen_nyu on the 480 x 640 frame
+    preds = tmp_path / "preds"
+    (preds / "a").mkdir(parents=True)
+    truth = read_depth_png(root / "a" / "sync_depth_00004.png", 1000.0)
+    np.save(preds / f"{names[4]}.npy", np.where(region, 1.1, 3.0) * np.where(truth > 0, truth, 2.0))
+    extra = ("data.dataset.border=null", "invalid_predictions=clip")
+    with pytest.raises(DataError) as err:
+        _score(root, preds, tmp_path / "p.json", *extra)
+    assert str(err.value) == (
+        f"predictions={preds}: no prediction for 4 of 5 test frames, e.g. {preds / names[0]}.png|.npy, "
+        f"{preds / names[1]}.png|.npy, {preds / names[2]}.png|.npy; allow_missing=true scores the others"
+    )
+    scored = _score(root, preds, tmp_path / "p.json", *extra, "allow_missing=true")
+    assert scored["test"]["abs_rel"] == pytest.approx(0.1, rel=1e-5)  # the frame's border, 3x off, not scored
+    assert scored["protocol"]["prediction"] == {
+        "resolution": "as saved",
+        "to_ground_truth": "resized to each frame bilinearly in log depth (depth_lightning.score), aligned as the "
+        "card's alignment says, clipped to [min_depth, cap]; ground truth valid where min_depth < g < cap, "
+        "finite, inside the region",
+        "invalid_predictions": "clip", "files_with_invalid_pixels": 0, "invalid_pixels": 0, "files_resized": 0,
+    }  # fmt: skip
+    card, rows = read_per_image_csv(scored["per_image"])
+    assert [r["frame"] for r in rows] == [names[4]] and card["frames_left_out"] == 4
+    half = tmp_path / "half"  # four predictions at half the frame's size: resized, the first three named
+    (half / "a").mkdir(parents=True)
+    for name in names[1:]:
+        np.save(half / f"{name}.npy", np.full((240, 320), 2.0, np.float32))
+    with caplog.at_level(logging.WARNING):
+        _score(root, half, tmp_path / "h.json", *extra, "allow_missing=true")
+    shown = ", ".join(f"{half / n}.npy (240x320 -> 480x640)" for n in names[1:4])
+    assert f"4 prediction(s) resized to their frame (bilinear in log depth): {shown}" in caplog.messages

@@ -311,3 +311,84 @@ def test_the_augmentation_describes_its_settings_and_moves_a_mask_without_dividi
     plain = PaperAugmentation(**{**PAPER, "divide_depth_by_scale": False})
     kept = plain.host(rgb, depth, p)["depth"]
     assert np.isin(kept, np.append(depth.ravel(), 0)).all() and np.allclose(out["depth"] * p["scale"], kept)
+
+
+def test_the_device_grid_is_float64_to_the_last_digit():
+    """The grid's coordinates are float64 throughout (float32 pixel centres are off by ~1e-7 of the frame,
+    ~3e-5 pixel at 320 pixels), against the same rotation written in NumPy float64."""
+    from depth_lightning.data.transforms import sampling_grid
+
+    scale, angle, flip = torch.tensor([1.37, 1.5]), torch.tensor([-4.3, 2.9]), torch.tensor([1.0, 0.0])
+    h, w = 7, 331
+    grid = sampling_grid(scale, angle, flip, (h, w))
+    assert grid.dtype == torch.float64 and grid.shape == (2, h, w, 2)
+    X, Y = np.meshgrid((np.arange(w) * 2 + 1) / w - 1, (np.arange(h) * 2 + 1) / h - 1)  # pixel centres
+    for b in range(2):
+        a = np.deg2rad(np.float64(angle[b].item()))
+        c, s = np.cos(a) / np.float64(scale[b].item()), np.sin(a) / np.float64(scale[b].item())
+        sign = -1.0 if flip[b] else 1.0  # the flip negates x about the centre
+        expected = np.stack([sign * (c * X - s * (h / w) * Y), s * (w / h) * X + c * Y], -1)
+        np.testing.assert_allclose(grid[b].numpy(), expected, rtol=1e-13, atol=1e-15)
+
+
+class _NoMask(__import__("albumentations").DualTransform):
+    """A geometric transform that declares no mask target."""
+
+    @property
+    def targets(self):
+        return {"image": self.apply}
+
+    def apply(self, img, **params):
+        return img
+
+
+class _Neither(__import__("albumentations").BasicTransform):
+    """Neither photometric nor geometric."""
+
+    @property
+    def targets(self):
+        return {"image": self.apply}
+
+    def apply(self, img, **params):
+        return img
+
+
+def test_each_unsuitable_extra_is_refused_with_its_whole_reason_and_suitable_ones_kept():
+    import albumentations as A
+
+    name = "config error: data.augment.extra[0]"
+    refused = {
+        f"{name} (_NoMask): albumentations cannot apply it to a depth map (no mask target)": _NoMask(p=1.0),
+        f"{name} (Affine): mask_interpolation=1: depth is resampled by nearest neighbour only (0), never "
+        "interpolated across holes": A.Affine(scale=1.1, mask_interpolation=1),
+        f"{name} (_Neither): neither photometric nor geometric; albumentations' kind unknown": _Neither(p=1.0),
+        f"{name} (RandomCrop): changes the frame's size; the network's input is data.height x data.width "
+        "(crop or resize transforms do not fit here)": A.RandomCrop(16, 16),
+    }
+    for message, t in refused.items():
+        with pytest.raises(ConfigError) as err:
+            PaperAugmentation(**PAPER, extra=[t])
+        assert str(err.value) == message
+    with pytest.raises(ConfigError) as err:  # albumentations' own refusal: a size beyond the frame
+        PaperAugmentation(**PAPER, extra=[A.RandomCrop(40, 40)])
+    assert str(err.value).startswith(f"{name} (RandomCrop): cannot be applied to an RGB-D frame (Crop size")
+    # kept: colour transforms that need a 3-channel image, a size-keeping geometric one
+    kept = [A.HueSaturationValue(p=1.0), A.ToSepia(p=1.0), A.HorizontalFlip(p=1.0)]
+    assert PaperAugmentation(**PAPER, extra=kept).extra == kept
+
+
+def test_the_defaults_divide_by_the_scale_never_flip_and_a_seed_repeats_the_extras():
+    import albumentations as A
+
+    rgb, depth = sample(2, 48, 64)
+    plain = PaperAugmentation(scale=[1.5, 1.5])
+    p = plain.draw()
+    assert [float(plain.draw()["flip"]) for _ in range(20)] == [0.0] * 20  # flip=False unless asked
+    kept = depth[24, 32]
+    assert plain.apply_depth(depth, p)[24, 32] == pytest.approx(kept / 1.5)  # the centre stays; depth / s
+    noisy = [PaperAugmentation(**PAPER, seed=5, extra=[A.GaussNoise(std_range=(0.8, 0.8), p=1.0)]) for _ in range(2)]
+    first, second = (aug.host(rgb, depth, aug.draw()) for aug in noisy)
+    assert np.array_equal(first["image"], second["image"])  # seeded: the same noise
+    image = first["image"]
+    assert image.dtype == np.float32 and image.min() == 0.0 and image.max() == 1.0  # clipped into [0, 1]
+    assert 0.0 < image.mean() < 1.0 and ((image > 0) & (image < 1)).any()

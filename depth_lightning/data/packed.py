@@ -175,7 +175,7 @@ def check_chunks(index_file: Path, packed: str) -> None:
 
 
 class _Sample:
-    """What LitData's ``optimize`` calls for each index of a split (picklable: its workers get a copy)."""
+    """One frame of a split as a packed sample (picklable: the packing workers get a copy)."""
 
     def __init__(self, dataset: FrameDataset) -> None:
         self.dataset = dataset
@@ -198,40 +198,48 @@ class _Sample:
 
 
 def pack_split(dataset: FrameDataset, output: str, workers: int = 1, compression: str | None = None) -> str:
-    """Write every frame of ``dataset`` as LitData chunks at ``output``; returns it. One worker writing
-    to a folder writes in this process (LitData's ``BinaryWriter``: the chunks and ``index.json`` that
-    ``optimize`` writes, without its worker processes, seconds each to start); more workers, or a URL,
-    go through ``optimize``."""
-    from litdata import optimize
-
+    """Write every frame of ``dataset``, in the split's order, as LitData chunks at ``output`` (a folder,
+    ``local:<folder>`` or a URL); returns it. The chunks and ``index.json`` are LitData's ``BinaryWriter``'s,
+    what its ``optimize`` writes; ``workers`` > 1 read and decode the frames in that many processes while
+    this one writes them in order (``optimize``'s own workers write their chunks in the order they finish,
+    so sample ``i`` of the pack would not be frame ``i`` of the list). A URL is written to a local folder
+    first, then copied there (fsspec)."""
     if len(dataset) == 0:
         raise DataError(f"{output}: the {dataset.split} split has no frame to pack")
-    if max(1, workers) == 1 and "://" not in str(output):
-        return _write_here(dataset, Path(str(output).removeprefix("local:")), compression)
-    optimize(
-        fn=_Sample(dataset),
-        inputs=list(range(len(dataset))),
-        output_dir=str(output),
-        chunk_bytes="256MB",
-        num_workers=max(1, workers),
-        compression=compression,
-        mode="overwrite",
-        verbose=False,
-    )
+    if "://" not in str(output):
+        return _write_chunks(dataset, Path(str(output).removeprefix("local:")), workers, compression)
+    import tempfile
+
+    import fsspec
+
+    with tempfile.TemporaryDirectory(prefix="depth_lightning-pack-") as local:
+        _write_chunks(dataset, Path(local), workers, compression)
+        fs, path = fsspec.core.url_to_fs(str(output))
+        fs.makedirs(path, exist_ok=True)
+        for file in sorted(Path(local).iterdir()):
+            fs.put_file(str(file), f"{path.rstrip('/')}/{file.name}")
     return str(output)
 
 
-def _write_here(dataset: FrameDataset, output: Path, compression: str | None) -> str:
+def _write_chunks(dataset: FrameDataset, output: Path, workers: int, compression: str | None) -> str:
+    import multiprocessing as mp
+    from contextlib import ExitStack
+
     from litdata.streaming.writer import BinaryWriter
 
-    if output.exists():  # optimize's mode="overwrite"
+    if output.exists():  # a split written again replaces the old one
         for old in output.iterdir():
             old.unlink()
     output.mkdir(parents=True, exist_ok=True)
     sample = _Sample(dataset)
     writer = BinaryWriter(str(output), chunk_bytes="256MB", compression=compression)
-    for index in range(len(dataset)):
-        writer.add_item(index, sample(index))
+    with ExitStack() as stack:
+        samples = map(sample, range(len(dataset)))
+        if workers > 1:  # imap keeps the order; spawn, as the loaders' workers (no forked OpenMP threads)
+            pool = stack.enter_context(mp.get_context("spawn").Pool(workers))
+            samples = pool.imap(sample, range(len(dataset)), chunksize=4)
+        for index, item in enumerate(samples):
+            writer.add_item(index, item)
     writer.done()
     writer.merge()
     return str(output)

@@ -215,9 +215,7 @@ def weighted_l1_scale(x: Tensor, y: Tensor, w: Tensor) -> Tensor:
 def weighted_l1_affine(x: Tensor, y: Tensor, w: Tensor) -> Tensor:
     """``(s, t)`` minimising sum w |s x + t - y|. An optimum passes through two pixels: through each
     pixel k in turn (t = y_k - s x_k) the best s is a weighted median; the best anchor wins (MoGe's
-    ``align_affine`` does the same search)."""
-    if x.numel() == 1 or bool((x == x[0]).all()):
-        return torch.stack([torch.zeros((), dtype=x.dtype), _weighted_median(y[None], w[None])[0][0]])
+    ``align_affine`` does the same search). A constant ``x`` gets s = 0 and t the weighted median of ``y``."""
     best = (torch.tensor(float("inf"), dtype=x.dtype), None)
     for start in range(0, x.numel(), _ANCHORS_PER_CHUNK):
         xk, yk = x[start : start + _ANCHORS_PER_CHUNK, None], y[start : start + _ANCHORS_PER_CHUNK, None]

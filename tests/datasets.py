@@ -158,3 +158,43 @@ def write_kitti(root: Path, frames: tuple[int, ...] = (0, 1, 2, 3), seed: int = 
         bts.append(f"{date}/{drive}/image_02/data/{k:010d}.png {depth} 721.5377")
     lists["bts"].write_text("\n".join(bts) + "\n")
     return {"raw": raw, "annotated": ann, "gt_dir": gt_dir, **lists}
+
+
+def write_tum(base: Path, color: Path, depth: Path) -> Path:
+    """One TUM RGB-D sequence as TUM publishes it (``rgb.txt``, ``depth.txt``: comments, then ``timestamp
+    filename``) from a real colour and depth frame; the second colour frame has no depth within 0.02 s."""
+    import shutil
+
+    tum = base / "rgbd_dataset_freiburg1_xyz"
+    (tum / "rgb").mkdir(parents=True)
+    (tum / "depth").mkdir()
+    shutil.copy(color, tum / "rgb" / "1305031102.175304.png")
+    shutil.copy(depth, tum / "depth" / "1305031102.160407.png")
+    (tum / "rgb.txt").write_text(
+        "# color images\n# timestamp filename\n1305031102.175304 rgb/1305031102.175304.png\n1305031109.5 rgb/x.png\n"
+    )
+    (tum / "depth.txt").write_text(
+        "# depth maps\n# timestamp filename\n1305031102.160407 depth/1305031102.160407.png\n"
+    )
+    return base
+
+
+def write_rgbd_folder(
+    root: Path, splits: dict[str, dict[str, int]], size: tuple[int, int] = (96, 128), seed: int = 0
+) -> Path:
+    """A user's own frames: ``<split>/<folder>/rgb/<k>.jpg`` beside ``<split>/<folder>/depth/<k>.png`` (16-bit
+    millimetres, 0 = no depth), and a list per split (``<split>.txt``: image and depth, relative to the root)."""
+    rng = np.random.default_rng(seed)
+    for split, folders in splits.items():
+        lines = []
+        for folder, count in folders.items():
+            for sub in ("rgb", "depth"):
+                (root / split / folder / sub).mkdir(parents=True, exist_ok=True)
+            for k in range(count):
+                d = smooth_depth(*size, rng)
+                d[rng.random(d.shape) < 0.05] = 0
+                Image.fromarray(textured_rgb(*size, rng)).save(root / split / folder / "rgb" / f"{k}.jpg", quality=90)
+                Image.fromarray(np.round(d * 1000).astype(np.uint16)).save(root / split / folder / "depth" / f"{k}.png")
+                lines.append(f"{split}/{folder}/rgb/{k}.jpg {split}/{folder}/depth/{k}.png\n")
+        (root / f"{split}.txt").write_text("".join(lines))
+    return root

@@ -13,6 +13,7 @@ from depth_lightning.benchmark import benchmark
 from depth_lightning.core.config import build, compose_data, data_configs, plain
 from depth_lightning.core.errors import ConfigError
 from depth_lightning.evaluation.per_image import read_per_image_csv
+from tests.datasets import write_tum
 from tests.helpers import SHARED, composed_for
 
 REAL = SHARED / "realdata"
@@ -33,17 +34,8 @@ def layout(tmp_path_factory):
     kitti_list.write_text(
         "".join(f"{drive}/image_02/data/{k:010d}.png {gt}/{k:010d}.png 721.5377\n" for k in (5, 50, 100))
     )
-    tum = base / "tum" / "rgbd_dataset_freiburg1_xyz"
-    (tum / "rgb").mkdir(parents=True)
-    (tum / "depth").mkdir()
-    shutil.copy(REAL / "other" / "tum_rgbd" / "TUM_color.png", tum / "rgb" / "1305031102.175304.png")
-    shutil.copy(REAL / "other" / "tum_rgbd" / "TUM_depth.png", tum / "depth" / "1305031102.160407.png")
-    # as TUM publishes them: comments, then "timestamp filename"; the second colour frame has no depth within 0.02 s
-    (tum / "rgb.txt").write_text(
-        "# color images\n# timestamp filename\n1305031102.175304 rgb/1305031102.175304.png\n1305031109.5 rgb/x.png\n"
-    )
-    (tum / "depth.txt").write_text(
-        "# depth maps\n# timestamp filename\n1305031102.160407 depth/1305031102.160407.png\n"
+    write_tum(
+        base / "tum", REAL / "other" / "tum_rgbd" / "TUM_color.png", REAL / "other" / "tum_rgbd" / "TUM_depth.png"
     )
     sun = base / "sun" / "kv1" / "b3dodata" / "img_0063"
     for sub, name, suffix in (("image", "SUN_color.jpg", ".jpg"), ("depth", "SUN_depth.png", ".png")):

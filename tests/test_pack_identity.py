@@ -4,6 +4,7 @@ records the pack's, a folder holding a pack is replaced only with ``overwrite=tr
 truncated chunk or a broken index is named as a damaged pack with the command that rebuilds it."""
 
 import json
+import shutil
 
 import pytest
 
@@ -123,7 +124,9 @@ def test_a_pack_is_checked_against_the_runs_data_setting_by_setting(pack, caplog
     card = read_pack_card(f"local:{pack}")  # LitData's local: prefix reads the same folder
     assert card == json.loads((pack / "pack.json").read_text())
     run = build(compose_config("data=synthetic", *SMALL).data, "data")
-    check_pack(card, run, "p")  # the same data: nothing to say
+    with caplog.at_level("WARNING"):
+        check_pack(card, run, "p")  # the same data: nothing to say
+    assert caplog.records == []
     other = {**card, "reader": "elsewhere.Reader"}
     with pytest.raises(DataError) as err:
         check_pack(other, run, "p")
@@ -137,9 +140,18 @@ def test_a_pack_is_checked_against_the_runs_data_setting_by_setting(pack, caplog
     fewer = {**card, "settings": {k: v for k, v in card["settings"].items() if k != "train_length"}}
     with pytest.raises(DataError, match=r"data.dataset.train_length: pack None, run 8\)"):
         check_pack(fewer, run, "p")
+    two = {**card, "settings": {**card["settings"], "train_length": 9, "only_in_pack": 1}}
+    with pytest.raises(
+        DataError, match=r"\(data.dataset.only_in_pack: pack 1, run None; data.dataset.train_length: pack 9, run 8\)"
+    ):
+        check_pack(two, run, "p")
     with caplog.at_level("WARNING"):
         check_pack({**card, "hold_out": {**card["hold_out"], "seed": 7}}, run, "p")
-    assert "its validation was held out with" in caplog.text and "'seed': 7" in caplog.text
+    wanted = {"val_fraction": run.val_fraction, "val_max_frames": run.val_max_frames, "seed": 0}
+    held = {**card["hold_out"], "seed": 7}
+    assert caplog.messages == [
+        f"data.packed=p: its validation was held out with {held}, not this run's {wanted}; the pack's split is used"
+    ]
 
 
 def test_a_pack_card_is_read_from_a_url_or_named_where_it_is_missing():
@@ -150,7 +162,10 @@ def test_a_pack_card_is_read_from_a_url_or_named_where_it_is_missing():
     fs = fsspec.filesystem("memory")
     fs.pipe("/packs/a/pack.json", json.dumps({"library": "depth_lightning", "dataset": "x"}).encode())
     assert read_pack_card("memory://packs/a/")["dataset"] == "x"
-    with pytest.raises(DataError, match=r"^data.packed='memory://packs/b': no pack card at memory://packs/b/pack.json"):
+    with pytest.raises(
+        DataError,
+        match=r"^data.packed='memory://packs/b': no pack card at memory://packs/b/pack.json \(FileNotFoundError\)",
+    ):
         read_pack_card("memory://packs/b")
     fs.pipe("/packs/c/pack.json", b'{"library": "other"}')
     with pytest.raises(DataError, match=r"memory://packs/c/pack.json is not a depth_lightning pack card"):
@@ -190,15 +205,18 @@ def test_a_packed_splits_source_says_where_its_chunks_are_and_hashes_their_index
 
 
 def test_a_split_packed_to_a_url_is_the_split_packed_to_a_folder(pack, tmp_path):
+    import uuid
+
     import fsspec
 
     from depth_lightning.data.packed import pack_split
 
     frames = build(compose_config("data=synthetic", *SMALL).data, "data").build("test")
-    assert pack_split(frames, "memory://packs/synthetic/test") == "memory://packs/synthetic/test"
+    where = f"/packs-{uuid.uuid4().hex}/synthetic/test"  # fsspec's memory store outlives a test: a path of its own
+    assert pack_split(frames, f"memory:/{where}") == f"memory:/{where}"
     assert pack_split(frames, f"local:{tmp_path / 'here'}") == str(tmp_path / "here")  # LitData's local: prefix
     fs = fsspec.filesystem("memory")
-    written = {p.rsplit("/", 1)[1]: fs.cat_file(p) for p in fs.ls("/packs/synthetic/test", detail=False)}
+    written = {p.rsplit("/", 1)[1]: fs.cat_file(p) for p in fs.ls(where, detail=False)}
     assert _split_files(written) == _split_files({p.name: p.read_bytes() for p in (pack / "test").iterdir()})
     assert _split_files(written) == _split_files({p.name: p.read_bytes() for p in (tmp_path / "here").iterdir()})
     assert set(written) == {"index.json", "chunk-0-0.bin"}
@@ -217,3 +235,74 @@ def test_packing_on_several_workers_writes_the_samples_one_worker_writes_in_orde
     assert prepare(["pack", "data=synthetic", *SMALL, "splits=test", f"output={out}", "workers=2"]) == 0
     files = [{p.name: p.read_bytes() for p in (folder / "test").iterdir()} for folder in (out, pack)]
     assert _split_files(files[0]) == _split_files(files[1])  # the same samples, in the same order
+
+
+def test_a_folder_holding_any_part_of_a_pack_is_named_and_kept(pack, tmp_path):
+    from depth_lightning.data.packed import refuse_to_replace
+
+    for part in ("train/index.json", "val/index.json", "test/index.json", "pack.json"):
+        folder = tmp_path / part.replace("/", "_")
+        (folder / part).parent.mkdir(parents=True)
+        (folder / part).write_text(json.dumps({"dataset": "nyu_sync"}))
+        with pytest.raises(DataError) as err:
+            refuse_to_replace(str(folder), overwrite=False)
+        what = "nyu_sync" if part == "pack.json" else "?"  # a split's index names no dataset
+        assert str(err.value) == (
+            f"output={str(folder)!r} holds a pack already (of {what!r}: {folder / part}); add overwrite=true to "
+            "replace it, or choose another folder"
+        )
+        refuse_to_replace(str(folder), overwrite=True)
+        assert (folder / part).is_file()  # refused or allowed: nothing is touched yet
+    refuse_to_replace(str(tmp_path / "absent"), overwrite=False)  # nothing there: nothing to refuse
+
+
+def test_chunk_sizes_are_checked_unless_the_chunks_are_compressed(tmp_path):
+    from depth_lightning.data.packed import check_chunks
+
+    (tmp_path / "chunk-0-0.bin").write_bytes(b"x" * 10)
+    index = {"chunks": [{"filename": "chunk-0-0.bin", "chunk_bytes": 12}], "config": {"compression": None}}
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    with pytest.raises(DataError) as err:
+        check_chunks(tmp_path / "index.json", "p")
+    assert str(err.value).startswith(
+        f"data.packed='p': a damaged pack: {tmp_path / 'chunk-0-0.bin'} holds 10 bytes, its index says 12 (truncated?)"
+    )
+    index["config"]["compression"] = "zstd"  # a compressed chunk's size is not the index's (uncompressed) one
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    check_chunks(tmp_path / "index.json", "p")
+
+
+def test_a_pack_whose_samples_are_out_of_order_is_named_damaged(pack, tmp_path):
+    from litdata.streaming.writer import BinaryWriter
+
+    from depth_lightning.data.packed import _Sample
+
+    frames = build(compose_config("data=synthetic", *SMALL).data, "data").build("test")
+    out = tmp_path / "shuffled"
+    for split in ("train", "val", "test"):  # the card and the other splits as they were
+        if split != "test":
+            shutil.copytree(pack / split, out / split)
+    shutil.copy(pack / "pack.json", out / "pack.json")
+    writer = BinaryWriter(str(out / "test"), chunk_bytes="256MB")
+    sample = _Sample(frames)
+    for position, frame in enumerate((1, 0, 2, 3)):  # as optimize's workers wrote them: in the order they finished
+        writer.add_item(position, sample(frame))
+    writer.done()
+    writer.merge()
+    with pytest.raises(DataError) as err:
+        packed(out, "data=synthetic", *SMALL).build("test").load(0)
+    assert str(err.value).startswith(
+        f"data.packed: a damaged pack: sample 0 of {out}/test holds frame 1 of its split (written out of order); "
+        "rebuild it with python -m depth_lightning.prepare pack"
+    )
+
+
+def test_a_missing_split_of_a_pack_says_how_to_write_it(pack, tmp_path):
+    shutil.copytree(pack, tmp_path / "p")
+    shutil.rmtree(tmp_path / "p" / "val")
+    with pytest.raises(DataError) as err:
+        packed(tmp_path / "p", "data=synthetic", *SMALL).build("val")
+    assert str(err.value) == (
+        f"data.packed='{tmp_path / 'p'}': no packed val split at {tmp_path / 'p' / 'val'} (index.json); write it "
+        "with python -m depth_lightning.prepare pack data=<dataset> output=<folder>"
+    )

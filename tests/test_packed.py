@@ -168,3 +168,13 @@ def test_device_augmentation_gives_the_hosts_training_batch_from_packed_chunks(n
     assert "augment" not in got and torch.equal(got["index"], expected["index"])
     assert (got["image"] - expected["image"]).abs().max() < 1e-5
     assert (got["depth"] != expected["depth"]).float().mean() < 1e-4
+
+
+def test_a_packs_card_names_the_root_its_frames_came_from(nyu):
+    import json
+
+    data, packed = nyu
+    card = json.loads((packed / "pack.json").read_text())
+    root = next(a.split("=", 1)[1] for a in data if a.startswith("data.dataset.root="))
+    assert (card["dataset"], card["root"]) == ("nyu_sync", root)  # where it was packed from, not a setting of it
+    assert "root" not in card["settings"] and card["settings"]["fill"] == "none"

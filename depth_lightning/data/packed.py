@@ -287,8 +287,14 @@ class PackedFrames(FrameDataset):
             from litdata import StreamingDataset
 
             self._frames, self._pid = StreamingDataset(self.url), os.getpid()
-        self._last = (index, self._frames[index])
-        return self._last[1]
+        sample = self._frames[index]
+        if int(sample["index"]) != index:  # packs written by LitData's optimize on several workers: out of order
+            raise DataError(
+                f"data.packed: a damaged pack: sample {index} of {self.url} holds frame {int(sample['index'])} of "
+                f"its split (written out of order); {REBUILD}"
+            )
+        self._last = (index, sample)
+        return sample
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

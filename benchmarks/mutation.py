@@ -25,6 +25,8 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 
+from benchmarks.mutation_notes import RULES, why
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: pytest's own dependency
@@ -100,6 +102,7 @@ def report(
     per_module: dict[str, Counter], survivors: list[str], diffs: dict[str, str], on: dict[str, object] | None = None
 ) -> str:
     total = sum(per_module.values(), Counter())
+    reasons = {name: reason for name, _, reason in RULES}
     lines = [
         f"# Mutation score of the numerical core ({datetime.now():%Y-%m-%d})",
         "",
@@ -122,9 +125,25 @@ def report(
             f"| `{module}` | {sum(c.values())} | {c['killed']} | {c['timeout']} | {c['survived']} | "
             f"{c['no tests']} | {100 * score(c):.1f} % |"
         )
-    lines += ["", f"## Survivors ({len(survivors)})", ""]
-    for name in survivors:
-        lines += [f"- `{name}`", "", "```diff", diffs.get(name.rsplit(": ", 1)[0], "").strip(), "```", ""]
+    judged = {name: why(name + "\n" + diffs.get(name.rsplit(": ", 1)[0], "")) for name in survivors}
+    gaps = [name for name, note in judged.items() if note is None]
+    used = Counter(note[0] for note in judged.values() if note is not None)
+    lines += [
+        "",
+        f"## Survivors ({len(survivors)}): {len(survivors) - len(gaps)} equivalent or accepted, {len(gaps)} gaps",
+        "",
+        "Each survivor is judged by a rule of benchmarks/mutation_notes.py (a pattern of its diff and why such a "
+        "change shows in no number or file a result reports); a survivor under no rule is a gap in the tests.",
+        "",
+        "| rule | survivors | why |",
+        "| --- | ---: | --- |",
+    ]
+    lines += [f"| {rule} | {n} | {reasons[rule]} |" for rule, n in sorted(used.items())]
+    lines += [f"| gap | {len(gaps)} | no rule: a test to write |"] if gaps else []
+    lines.append("")
+    for name in sorted(survivors, key=lambda n: (judged[n] is not None, n)):
+        rule = judged[name][0] if judged[name] is not None else "gap"
+        lines += [f"- `{name}` ({rule})", "", "```diff", diffs.get(name.rsplit(": ", 1)[0], "").strip(), "```", ""]
     return "\n".join(lines) + "\n"
 
 

@@ -319,3 +319,17 @@ def test_a_pairing_rule_finds_the_companion_or_says_it_does_not_match():
     assert (
         str(err.value) == "scene/x.jpg: the pairing rule for the mask ('rgb_(\\\\d+)' -> 'd_\\\\1') does not match it"
     )
+
+
+def test_a_pfm_of_another_scale_keeps_its_byte_order_and_an_image_file_is_read_as_rgb(tmp_path):
+    from PIL import Image
+
+    from depth_lightning.data.encodings import read_image, read_pfm
+
+    rows = np.array([[1.5, 2.5], [3.5, 4.5]], np.float32)
+    body = rows[::-1].astype(">f4").tobytes()
+    (tmp_path / "half.pfm").write_bytes(b"Pf\n2 2\n0.5\n" + body)  # scale +0.5: big-endian, any magnitude
+    np.testing.assert_array_equal(read_pfm(tmp_path / "half.pfm"), rows)
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 10
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    assert np.array_equal(read_image(tmp_path / "a.png"), rgb)

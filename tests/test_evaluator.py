@@ -142,7 +142,9 @@ def test_a_metric_key_is_formatted_and_parsed_in_one_place():
     assert scope == MetricKey(None, "soft", 50.0) and scope.of("rmse") == "cap50/soft/rmse"
     assert MetricKey.parse("soft", scope=True).of("d1") == "soft/d1"
     assert MetricKey.parse("test/cap50/hard/rmse").scope == scope.__class__(None, "hard", 50.0)
-    for bad in ("", "val/", "a/b/c", "test/cap50/a/b/c"):
+    assert MetricKey.parse("val/rmse").split == "val" and MetricKey.parse("val", scope=True).prediction == "val"
+    assert MetricKey.parse("test/cap50/hard/rmse").of("d1") == "test/cap50/hard/d1"  # of() keeps the split
+    for bad in ("", "val/", "a/b/c", "test/cap50/a/b/c", "/abs_rel", "soft/"):
         with pytest.raises(ValueError, match="is not a metric key"):
             MetricKey.parse(bad)
 
@@ -265,3 +267,42 @@ def test_a_zero_prediction_is_refused_as_non_positive_and_a_baseline_map_is_area
     expected = DepthMetrics(1e-3, 100.0)
     expected.update(F.interpolate(means[None, None], size=(4, 4), mode="bilinear", align_corners=False)[0], truth)
     assert evaluator.evaluate().values["b/abs_rel"] == pytest.approx(float(expected.compute()["abs_rel"]), rel=1e-6)
+
+
+def test_the_card_counts_min_pixels_above_one_and_gives_the_resolution_and_the_fits_limit(tmp_path):
+    """What the card says as settings change: min_pixels above 1 only, the predictions' resolution, an
+    alignment fitted under the protocol's limit; no fit record without an alignment; the pooled aggregation."""
+    from depth_lightning.core.config import compose_config
+    from depth_lightning.evaluation.alignment import Alignment
+
+    frames = build(compose_config("data=synthetic", "data.dataset.test_length=4").data, "data").build("test")
+    depth = torch.linspace(1.0, 9.0, 4 * 6 * 8).reshape(4, 6, 8)
+    for min_pixels, alignment, aggregation in ((1, None, "per_image"), (2, Alignment("scale", min_pixels=2), "pooled")):
+        protocol = EvalProtocol("full", caps=(10.0,), min_pixels=min_pixels, fit_max_resolution=4,
+                                aggregation=aggregation)  # fmt: skip
+        evaluator = Evaluator(protocol, predictions=["soft"], alignment=alignment)
+        evaluator.process({"depth": depth, "index": torch.arange(4)}, {"soft": depth[:, ::2, ::2] * 1.1})
+        result = evaluator.evaluate(frames)
+        assert result.card["prediction"]["resolution"] == [3, 4] and result.record.aggregation == aggregation
+        assert ("min_pixels" in result.card) == (min_pixels > 1)
+        if alignment is None:
+            assert result.record.fits == {} and result.card["alignment"] == {
+                "mode": "none",
+                "what": "metric predictions, scored as they are",
+            }
+        else:
+            assert result.card["min_pixels"] == 2 and result.card["frames_below_min_pixels"] == 0
+            assert "longer side <= 4" in result.card["alignment"]["fitted_on"]  # the protocol's limit
+
+
+def test_exactly_ten_frames_left_out_are_all_named(caplog):
+    import logging
+
+    evaluator = Evaluator(EvalProtocol("full", caps=(10.0,)), split="val", predictions=["soft"])
+    depth = torch.zeros(11, 2, 2)
+    depth[10] = 2.0
+    evaluator.process({"depth": depth}, {"soft": torch.full((11, 2, 2), 2.0)})
+    with caplog.at_level(logging.WARNING):
+        evaluator.evaluate()
+    named = "; ".join(f"sample {i}" for i in range(10))
+    assert caplog.messages == [f"val: 10 frame(s) without a valid ground-truth pixel, left out of the metrics: {named}"]

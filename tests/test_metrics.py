@@ -276,3 +276,20 @@ def test_the_states_gather_through_torch_distributed(monkeypatch):
     for a, b in ((alone[0], gathered[0]), (alone[3], gathered[3])):
         assert a[0].tolist() == b[0].tolist() and a[1].shape == b[1].shape and np.array_equal(a[1], b[1])
     assert alone[0][0].tolist() == [1, 8] and alone[3][0].tolist() == [1, 2, 6, 8]
+
+
+def test_without_truth_in_range_only_finite_positive_truth_is_scored():
+    metric = DepthMetrics(MIN, MAX, truth_in_range=False)
+    truth = torch.tensor([[[2.0, 0.0, float("inf"), float("nan"), -1.0, 20.0]]])
+    target = metric.prepare(truth)
+    assert target.valid.tolist() == [[True, False, False, False, False, True]]  # 20 m: scored, clipped to the cap
+    metric.update(torch.full_like(truth, 2.0), truth)
+    ids, sums = metric.images()
+    assert sums[0, 0] == 2
+
+
+def test_an_image_whose_pixels_all_miss_delta_1_is_scored_not_left_out():
+    metric = DepthMetrics(MIN, MAX)
+    truth = torch.full((1, 2, 2), 2.0)
+    metric.update(truth * 3, truth, ids=torch.tensor([5]))  # every pixel off by 3x: no d1 hit, still 4 pixels
+    assert metric.empty_images() == [] and metric.images()[0].tolist() == [5]

@@ -18,7 +18,8 @@ RULES: list[tuple[str, str, str]] = [
     ),
     (
         "one-device",
-        r"^\+.*(device=None|\.to\(None\)|device=s\.device\)|bool, \)|dtype=torch\.float64, \)\.reshape)",
+        r"^\+.*(device=None|\.to\(None\)|device=s\.device\)|bool, \)|dtype=torch\.float64, \)(\.reshape| \* 2)|"
+        r"self\.mode, None\))",
         "equivalent on one device: the tensor is made where it would have been moved (the gpu-marked tests run "
         "the device paths)",
     ),
@@ -41,7 +42,8 @@ RULES: list[tuple[str, str, str]] = [
     ),
     (
         "inferred-dtype",
-        r"^\+.*(dtype=None|astype\(None\)|finfo\(None\)|, \)(\)|\.| for|$|\[|\.reshape|\.double)|allow_pickle=None)",
+        r"^\+.*(dtype=None|astype\(None\)|finfo\(None\)|, \)(\)|\.| for|$|\[|\.reshape|\.double)|allow_pickle=None|"
+        r"zeros\(0, \)|float\(\"inf\"\), \)|np\.ones\(PROBE, None\))",
         "equivalent: the dtype (or default) used instead is the one written for every input this code receives "
         "(float32 stays float32, integer ids and boxes int64, pickles refused by default)",
     ),
@@ -131,12 +133,67 @@ RULES: list[tuple[str, str, str]] = [
     ),
     (
         "packed-sample-fields",
-        r"crop_box_of\(None, depth\.shape|depth\.shape\[:3\]",
+        r"crop_box_of\(None, depth\.shape|depth\.shape\[:3\]|cropped\(None, ",
         "equivalent: every dataset's crop box depends on the frame's size, not its index",
     ),
     (
+        "name-check",
+        r"^\+.*region_mask\(self\.region, [12], [12]\)",
+        "equivalent: the call only checks the region's name; any frame size does",
+    ),
+    (
+        "exact-boundary",
+        r"^\+.*(>= ASPECT_TOLERANCE|weight >= 0\.5|r\.random\(\) <= 0\.5|scale <= 0 else)",
+        "accepted: differs only where a float lands exactly on the threshold (a PFM's scale is never 0)",
+    ),
+    (
+        "unit-check-pixels",
+        r"^\+.*both = np\.isfinite\(pred\)|^\+.*if self\.ratios else 2\.0",
+        "accepted: the unit check compares a median ratio with units 10x apart (mm, 1/256 m, m); which positive "
+        "pixels enter it, or the ratio of no pixel (1 or 2), never crosses that",
+    ),
+    (
+        "masked-stand-in",
+        r"^\+.*where\(valid, (depth|g), 2\.0\)|^\+\s+valid = \(g > self\.min_depth\)",
+        "equivalent: the stand-in value of an invalid pixel is weighted 0 or masked out; a truth inside the range "
+        "is finite and positive",
+    ),
+    (
+        "defaults-written",
+        r"^\+.*protocol_of\(datamodule\), dataset=|^\+.*integers\(images, size=|reshape\(len\(values\), -2\)|"
+        r"pairs\[:, 1:3\]|np\.ones\(\(2, images\)\)|F\.interpolate\(index, \*\*shape\)|h5py\.File\(path, \)|"
+        r"divide=None\)$|torch\.autocast\(device_type=logits\.device\.type, (enabled=True)?\)",
+        "equivalent: the argument left out or changed is its default or changes nothing read (the split 'test', "
+        "numpy's integers(0, n), nearest interpolation, h5py's read mode, the first row of equal rows, a mask's "
+        "divide=None as False, autocast's float32 softmax)",
+    ),
+    (
+        "one-view",
+        r"^\+.*(one = None|\(one\) and False)",
+        "equivalent: the mean of one view's probabilities is that view's",
+    ),
+    (
+        "non-finite-stand-in",
+        r"^\+.*nan_to_num\(pred, ",
+        "equivalent: a non-finite prediction (refused, or clipped with invalid_predictions=clip) ends clipped "
+        "into [min_depth, cap] whatever finite stand-in it gets first",
+    ),
+    (
+        "guards",
+        r"^\+.*(np\.clip\(out\[\"image\"\]|depth >= 0\), depth, 0\.0|f\.read\((None|9)\)|"
+        r"errstate\(|split\(\"=\", 2\)|rsplit\(\"=\", 1\)|"
+        r"INTER_LINEAR\) \* p\[\"colour\"\], None, 1|unit_rgb\(rgb\), p, None\)|"
+        r"dtype=np\.float32 if \(divide\)|clamp_\(None, 1\)|grid_sample\(image\.double\(\), grid, \*\*warp\)|"
+        r"!= PROBE and done)",
+        "equivalent: a guard the inputs never reach (albumentations clips float images itself, colour factors "
+        "and unit RGB are never negative, a 0 stays 0, the header fits in the bytes read, numpy's warnings only, "
+        "calibration values hold no '=', OpenCV's default is linear, float32 depth stays float32, a geometric "
+        "transform resizes image and depth alike)",
+    ),
+    (
         "message-text",
-        r"^\+.*(Error\(None\)|\"XX[^\"]*XX\"|'XX[^']*XX'|\"[^\"a-z]*[A-Z]{4,}[^\"a-z]*\"|log\.warning\(\"XX)",
+        r"^\+.*(Error\(None\)|\"XX[^\"]*XX\"|'XX[^']*XX'|\"[^\"a-z]*[A-Z]{4,}[^\"a-z]*\"|log\.warning\(\"XX|'NONE')|"
+        r"^\+\s+None\s*$|^\+.*join\(.*\[:\d+\]\)",
         "accepted: the text of a message (its facts, the setting, file and numbers, are pinned where a test "
         "checks the message; this one is checked by type)",
     ),

@@ -344,3 +344,10 @@ def test_a_zero_shot_protocols_card_entries_and_their_effect_on_the_numbers():
     for bad in (0, 1.5, True, "2"):
         with pytest.raises(ValueError, match=r"data.protocol.min_pixels=.* must be an integer >= 1"):
             EvalProtocol(min_pixels=bad)
+
+
+def test_the_card_gives_a_box_regions_box_and_a_min_pixels_above_one():
+    card = EvalProtocol("box", caps=(10.0,), box=(2, 20, 3, 30), min_pixels=2).card("d", "test", {}, (24, 32), (12, 16))
+    assert card["region"]["box"] == [2, 20, 3, 30] and card["region"]["original_frame"] == [24, 32]
+    assert card["min_pixels"] == 2 and card["prediction"]["resolution"] == [12, 16]
+    assert "min_pixels" not in EvalProtocol("full", caps=(10.0,)).card("d", "test", {}, (24, 32), None)

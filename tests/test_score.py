@@ -414,3 +414,28 @@ def test_score_keeps_the_frames_index_the_region_and_names_only_the_first_of_man
         _score(root, half, tmp_path / "h.json", *extra, "allow_missing=true")
     shown = ", ".join(f"{half / n}.npy (240x320 -> 480x640)" for n in names[1:4])
     assert f"4 prediction(s) resized to their frame (bilinear in log depth): {shown}" in caplog.messages
+
+
+def test_a_relative_map_is_resized_linearly_and_a_metric_one_in_log_depth_before_scoring():
+    """_scorable, the step between a saved file and the evaluator: an affine alignment's map (any sign) is
+    resized in its values, a metric map in log depth, each against bilinear_by_hand."""
+    from depth_lightning.evaluation.alignment import Alignment
+    from depth_lightning.evaluation.saved import _scorable
+    from tests.helpers import bilinear_by_hand
+
+    small = np.array([[-1.0, 2.0], [4.0, 8.0]], np.float32)
+    relative = _scorable(small, (4, 4), Alignment("scale_shift"))
+    np.testing.assert_allclose(relative, bilinear_by_hand(small.astype(np.float64), (4, 4)), rtol=1e-6)
+    metric = _scorable(np.abs(small), (4, 4), Alignment())
+    expected = np.exp(bilinear_by_hand(np.log(np.abs(small).astype(np.float64)), (4, 4)))
+    np.testing.assert_allclose(metric, expected, rtol=1e-6)
+
+
+def test_the_data_configs_protocol_is_the_one_scored(nyu, tmp_path):
+    root, pairs = nyu
+    folder = tmp_path / "p"
+    for rgb, depth in pairs:
+        (folder / rgb).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / depth, folder / f"{rgb.rsplit('.', 1)[0]}.png")
+    scored = _score(root, folder, tmp_path / "s.json", "invalid_predictions=clip", "data.protocol.caps=[8.0,5.0]")
+    assert scored["protocol"]["caps"] == [8.0, 5.0] and scored["test"]["cap5/abs_rel"] == 0  # both caps scored

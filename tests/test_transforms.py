@@ -392,3 +392,10 @@ def test_the_defaults_divide_by_the_scale_never_flip_and_a_seed_repeats_the_extr
     image = first["image"]
     assert image.dtype == np.float32 and image.min() == 0.0 and image.max() == 1.0  # clipped into [0, 1]
     assert 0.0 < image.mean() < 1.0 and ((image > 0) & (image < 1)).any()
+
+
+def test_a_zoom_out_leaves_no_depth_where_the_frame_has_none():
+    aug = PaperAugmentation(scale=[0.8, 0.8])  # below the paper's range: the warped frame does not fill the output
+    depth = np.full((40, 60), 3.0, np.float32)
+    out = aug.apply_depth(depth, aug.draw())
+    assert out[0, 0] == 0 and out[-1, -1] == 0 and out[20, 30] == pytest.approx(3.0 / 0.8)  # border: no depth

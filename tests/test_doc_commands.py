@@ -280,7 +280,8 @@ def test_every_command_in_a_code_block_runs_here_or_says_why_not(
     assert argv[:2] == ["python", "-m"], f"{where}: {command!r} runs nowhere: run it in a test, or list it"
     module, rest = argv[2], _miniature(argv[3:], tmp_path, tiny_checkpoint)
     if module == "depth_lightning.train" and "--multirun" in rest:
-        sweep = tmp_path_factory.mktemp("sweep") / "sweep"
+        kept = "synthetic_augment_ablation" in command  # its report is the next command: kept for the session
+        sweep = (tmp_path_factory.mktemp("sweep") if kept else tmp_path) / "sweep"
         records = _sweep(rest, sweep)
         jobs = {"+experiment=synthetic_augment_ablation": 4, "seed=0,1": 4, "hparams_search=optuna": 2}
         assert len(records) == next(n for k, n in jobs.items() if k in rest or k in command), command

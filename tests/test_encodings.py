@@ -86,6 +86,7 @@ def test_hypersim_distance_becomes_planar_depth_as_zoedepth_converts_it(tmp_path
     expected = (distance / np.linalg.norm(plane, 2, 2) * focal).astype(np.float32)
     ours = read(path, "hypersim_hdf5", focal=focal)
     np.testing.assert_allclose(ours, expected, rtol=2e-7)
+    assert np.array_equal(read(path, "hypersim_hdf5"), ours)  # Hypersim's focal (886.81 px) by default
     assert (ours < distance).mean() > 0.99 and ours[h // 2, w // 2] == pytest.approx(distance[h // 2, w // 2], rel=1e-6)
     # other frames mark invalid pixels with NaN: they become "no measurement"
     holed = distance.astype(np.float16)

@@ -62,3 +62,22 @@ def test_every_mutation_score_the_docs_quote_describes_todays_code():
     for name in sorted(quoted):
         stale = stale_modules(ROOT / "benchmarks" / "results" / name)
         assert not stale, f"docs quote benchmarks/results/{name}, measured on other code: {stale}; re-run make mutation"
+
+
+def test_every_survivor_is_judged_by_a_rule_or_named_a_gap():
+    from benchmarks.mutation_notes import why
+
+    equivalent = (
+        "x.y__mutmut_1\n-    order = torch.argsort(ids, stable=True)\n+    order = torch.argsort(ids, stable=False)"
+    )
+    assert why(equivalent)[0] == "sort-order"
+    real = "x.y__mutmut_2\n-    return a - b\n+    return a + b"  # a changed number: no rule may cover it
+    assert why(real) is None
+    per_module, survivors = tally("    a.b.x_f__mutmut_1: survived\n    a.b.x_g__mutmut_2: survived\n")
+    diffs = {"a.b.x_f__mutmut_1": equivalent.split("\n", 1)[1], "a.b.x_g__mutmut_2": real.split("\n", 1)[1]}
+    text = report(per_module, survivors, diffs)
+    assert "## Survivors (2): 1 equivalent or accepted, 1 gaps" in text
+    assert (
+        "| sort-order | 1 | equivalent: the ids are unique" in text and "| gap | 1 | no rule: a test to write |" in text
+    )
+    assert text.index("a.b.x_g__mutmut_2: survived` (gap)") < text.index("a.b.x_f__mutmut_1: survived` (sort-order)")

@@ -85,7 +85,7 @@ def test_a_damaged_pack_is_named_with_the_command_that_rebuilds_it(pack, tmp_pat
         else:
             (copy / "pack.json").write_text("{")
             expected = r"a damaged pack: .*pack.json is not JSON"
-        with pytest.raises(DataError, match=expected + r".*prepare pack data=<dataset>"):
+        with pytest.raises(DataError, match=rf"^data.packed='{copy}'.*" + expected + r".*prepare pack data=<dataset>"):
             packed(copy, "data=synthetic", *SMALL).build("test")
 
 
@@ -306,3 +306,47 @@ def test_a_missing_split_of_a_pack_says_how_to_write_it(pack, tmp_path):
         f"data.packed='{tmp_path / 'p'}': no packed val split at {tmp_path / 'p' / 'val'} (index.json); write it "
         "with python -m depth_lightning.prepare pack data=<dataset> output=<folder>"
     )
+
+
+def test_a_packed_split_opens_its_reader_once_a_process_and_reads_a_sample_once_an_item(pack, monkeypatch):
+    """LitData's reader is opened once per process (a pickled copy, as a loader's worker receives it, opens
+    its own) and an item's image, depth, box and name come from one read of its sample."""
+    import pickle
+
+    import litdata
+
+    opened, reads = [], []
+
+    class Counted(litdata.StreamingDataset):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+        def __getitem__(self, index):
+            reads.append(index)
+            return super().__getitem__(index)
+
+    monkeypatch.setattr(litdata, "StreamingDataset", Counted)
+    frames = packed(pack, "data=synthetic", *SMALL).build("test")
+    assert len(opened) == 1 and reads == [0]  # the index opened, sample 0 read once
+    reads.clear()
+    for i in (2, 2, 3):
+        frames.load(i), frames.crop_box_of(i, (1, 1)), frames.describe(i), frames.frame_name(i), frames.list_line(i)
+    assert len(opened) == 1 and reads == [2, 3]
+    copy = pickle.loads(pickle.dumps(frames))
+    assert copy.__dict__.get("_frames") is None and copy.__dict__.get("_last") is None
+    copy.load(3)
+    assert len(opened) == 2 and reads == [2, 3, 3]  # the copy opened its own reader and read its own sample
+
+
+def test_a_pack_written_twice_to_one_url_is_replaced_and_a_card_without_a_dataset_is_named(pack, tmp_path):
+    import uuid
+
+    from depth_lightning.data.packed import pack_split, refuse_to_replace
+
+    frames = build(compose_config("data=synthetic", *SMALL).data, "data").build("test")
+    url = f"memory://packs-{uuid.uuid4().hex}/test"
+    assert pack_split(frames, url) == pack_split(frames, url) == url  # the folder exists the second time
+    (tmp_path / "pack.json").write_text("{}")
+    with pytest.raises(DataError, match=r"holds a pack already \(of '\?': "):
+        refuse_to_replace(str(tmp_path), overwrite=False)

@@ -439,3 +439,19 @@ def test_the_data_configs_protocol_is_the_one_scored(nyu, tmp_path):
         shutil.copy(root / depth, folder / f"{rgb.rsplit('.', 1)[0]}.png")
     scored = _score(root, folder, tmp_path / "s.json", "invalid_predictions=clip", "data.protocol.caps=[8.0,5.0]")
     assert scored["protocol"]["caps"] == [8.0, 5.0] and scored["test"]["cap5/abs_rel"] == 0  # both caps scored
+
+
+def test_refusals_count_the_predictions_scored_and_name_the_folder(nyu, tmp_path):
+    root, pairs = nyu
+    name = pairs[1][0].rsplit(".", 1)[0]
+    bad = tmp_path / "bad"
+    (bad / name).parent.mkdir(parents=True)
+    truth = read_depth_png(root / pairs[1][1], 1000.0)
+    np.save(bad / f"{name}.npy", np.where(truth > 0, truth, np.nan))  # holes as NaN; the other frame missing
+    with pytest.raises(DataError) as err:
+        _score(root, bad, tmp_path / "b.json", "allow_missing=true")
+    assert str(err.value).startswith(f"1 of 1 predictions hold NaN, inf, zero or negative depth: {bad / name}.npy (")
+    np.save(bad / f"{name}.npy", np.where(truth > 0, truth, 2.0) * 1000)  # millimetres saved as metres
+    with pytest.raises(DataError) as err:
+        _score(root, bad, tmp_path / "b.json", "allow_missing=true")
+    assert str(err.value).startswith(f"predictions={bad}: the predictions' median depth is 1e+03 times")

@@ -37,13 +37,13 @@ RULES: list[tuple[str, str, str]] = [
     ("float-literal", r"^\+.*float\(\"(NAN|INF)\"\)", "equivalent: Python reads NAN and INF as nan and inf"),
     (
         "always-applied",
-        r"^\+.*\bp=2\.0|^\+.*\bp=1\.0, \)|^\+.*\}, \)\(image=",
+        r"^\+.*\bp=2\.0|^\+.*\bp=1\.0, \)|^\+.*\}, \)\(image=|^\+.*\"mask\"\}, seed=seed",
         "equivalent: albumentations applies a transform of p >= 1 (and a Compose's default p is 1) always",
     ),
     (
         "inferred-dtype",
         r"^\+.*(dtype=None|astype\(None\)|finfo\(None\)|, \)(\)|\.| for|$|\[|\.reshape|\.double|,$)|allow_pickle=None|"
-        r"zeros\(0, \)|float\(\"inf\"\), \)|np\.ones\(PROBE, None\))",
+        r"zeros\(0, \)|float\(\"inf\"\), \)|np\.ones\(PROBE, None\)|np\.asarray\(depth, \))",
         "equivalent: the dtype (or default) used instead is the one written for every input this code receives "
         "(float32 stays float32, integer ids and boxes int64, pickles refused by default)",
     ),
@@ -112,7 +112,7 @@ RULES: list[tuple[str, str, str]] = [
     ),
     (
         "compression",
-        r"^\+.*(compression=None|\"256mb\"|chunk_bytes=\"256MB\", \))",
+        r"^\+.*(compression=None|\"256mb\"|chunk_bytes=\"256MB\", \)|workers, None\))",
         "accepted: LitData's compression needs zstd, not installed here (packing with it is refused by name); "
         "LitData reads its size setting in either case",
     ),
@@ -193,6 +193,14 @@ RULES: list[tuple[str, str, str]] = [
         "and unit RGB are never negative, a 0 stays 0, the header fits in the bytes read, numpy's warnings only, "
         "calibration values hold no '=', OpenCV's default is linear, float32 depth stays float32, a geometric "
         "transform resizes image and depth alike)",
+    ),
+    (
+        "depth-target",
+        r"^\+.*(additional_targets=None|\*self\.extra\], p=1\.0|A\.Compose\(\[t\], p=1\.0\)|image=probe\[1\])",
+        "equivalent here (albumentations 2.0.8): PaperTransform declares the depth target itself and the Compose "
+        "moves 'depth' with every geometric extra (test_extras_apply_as_described passes without "
+        "additional_targets); the extras' probe is decided by the image's size, which no transform changes apart "
+        "from a mask's, and a grayscale probe passes the same transforms",
     ),
     (
         "one-frame-size",

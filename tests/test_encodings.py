@@ -334,3 +334,16 @@ def test_a_pfm_of_another_scale_keeps_its_byte_order_and_an_image_file_is_read_a
     rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 10
     Image.fromarray(rgb).save(tmp_path / "a.png")
     assert np.array_equal(read_image(tmp_path / "a.png"), rgb)
+
+
+def test_an_ibims_rgb_of_another_dtype_and_a_damaged_npz_are_named(tmp_path):
+    from depth_lightning.data.encodings import ibims_rgb
+
+    scipy.io.savemat(tmp_path / "x.mat", {"data": {"rgb": np.zeros((4, 6, 3), np.float64), "depth": np.ones((4, 6))}})
+    with pytest.raises(DataError) as err:
+        ibims_rgb(tmp_path / "x.mat")
+    assert str(err.value) == f"{tmp_path / 'x.mat'}: data.rgb is float64 (4, 6, 3), not an (H, W, 3) uint8 image"
+    np.savez(tmp_path / "d.npz", depth=np.ones((2, 2)))
+    (tmp_path / "d.npz").write_bytes((tmp_path / "d.npz").read_bytes()[:40])  # a zip cut short: .npz, damaged
+    with pytest.raises(DataError, match=r"d\.npz: unreadable array \("):
+        read(tmp_path / "d.npz", "npy", {"key": "depth"})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ def _load_array(path: Path, key: str | None) -> np.ndarray:
         raise DataError(f"{path}: depth file not found")
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, zipfile.BadZipFile) as err:  # a damaged .npz is a broken zip
         with open(path, "rb") as f:
             head = f.read(8)
         if not head.startswith((b"\x93NUMPY", b"PK")):  # neither .npy nor .npz: another format

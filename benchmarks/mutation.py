@@ -1,11 +1,12 @@
 """``make mutation`` (``python -m benchmarks.mutation``): how many deliberate bugs in the numerical core
 its unit tests catch.
 
-mutmut (configured in ``pyproject.toml``: the metrics, protocol, bins and bootstrap modules against
-their unit tests) changes one operator, constant or argument at a time and runs the tests that cover
+mutmut (configured in ``pyproject.toml``: every module that computes a reported number, against their
+fast unit tests) changes one operator, constant or argument at a time and runs the tests that cover
 it; a mutant is killed when a test fails (or hangs: a timeout). This reads mutmut's results and writes
-``benchmarks/results/mutation-<date>.md``: the score per module and every surviving mutant, so that
-each can be judged (a real gap in the tests, or a change that cannot alter any result), and what was
+``benchmarks/results/mutation-<date>.md``: the score per module and every surviving mutant, each judged
+by a rule of :mod:`benchmarks.mutation_notes` (a change that cannot alter any result) or named a gap in
+the tests, and what was
 measured: the commit and the SHA-256 of every mutated module. A test compares those hashes with the
 source whenever the docs quote the file (:func:`stale_modules`): a quoted score that no longer
 describes the code fails the suite, saying to run ``make mutation`` again.
@@ -73,15 +74,11 @@ def source_hashes(modules: list[str], root: Path = ROOT) -> dict[str, str]:
 
 def measured(root: Path = ROOT) -> dict[str, object]:
     """What a result was measured on: the commit (``+changes`` when the work tree differed) and the hashes."""
+    modules = mutated_modules(root)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", *mutated_modules(root)], cwd=root, capture_output=True
-    )
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", *modules], cwd=root, capture_output=True)
     name = commit.stdout.strip() or "unknown"
-    return {
-        "commit": name + ("+changes" if dirty.stdout.strip() else ""),
-        "sources": source_hashes(mutated_modules(root), root),
-    }
+    return {"commit": name + ("+changes" if dirty.stdout.strip() else ""), "sources": source_hashes(modules, root)}
 
 
 def recorded(text: str) -> dict[str, object] | None:

@@ -1,6 +1,7 @@
 """The paper's augmentation (Sec. 3.3), on the host and on the device: the same parameters, the same
 result, depth never interpolated."""
 
+import albumentations as A
 import numpy as np
 import pytest
 import torch
@@ -331,31 +332,26 @@ def test_the_device_grid_is_float64_to_the_last_digit():
         np.testing.assert_allclose(grid[b].numpy(), expected, rtol=1e-13, atol=1e-15)
 
 
-class _NoMask(__import__("albumentations").DualTransform):
+class _ImageTargetOnly:
+    """An albumentations transform that declares the image as its only target, and leaves it as it is."""
+
+    @property
+    def targets(self):
+        return {"image": self.apply}
+
+    def apply(self, img, **params):
+        return img
+
+
+class _NoMask(_ImageTargetOnly, A.DualTransform):
     """A geometric transform that declares no mask target."""
 
-    @property
-    def targets(self):
-        return {"image": self.apply}
 
-    def apply(self, img, **params):
-        return img
-
-
-class _Neither(__import__("albumentations").BasicTransform):
+class _Neither(_ImageTargetOnly, A.BasicTransform):
     """Neither photometric nor geometric."""
-
-    @property
-    def targets(self):
-        return {"image": self.apply}
-
-    def apply(self, img, **params):
-        return img
 
 
 def test_each_unsuitable_extra_is_refused_with_its_whole_reason_and_suitable_ones_kept():
-    import albumentations as A
-
     name = "config error: data.augment.extra[0]"
     refused = {
         f"{name} (_NoMask): albumentations cannot apply it to a depth map (no mask target)": _NoMask(p=1.0),
@@ -378,8 +374,6 @@ def test_each_unsuitable_extra_is_refused_with_its_whole_reason_and_suitable_one
 
 
 def test_the_defaults_divide_by_the_scale_never_flip_and_a_seed_repeats_the_extras():
-    import albumentations as A
-
     rgb, depth = sample(2, 48, 64)
     plain = PaperAugmentation(scale=[1.5, 1.5])
     p = plain.draw()
